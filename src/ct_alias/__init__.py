@@ -1,0 +1,83 @@
+"""ct_alias: order-scoped e-mail masking with a per-order timeline.
+
+Mask the addresses of a shop and its customers for the length of an order::
+
+    >>> from datetime import UTC, datetime
+    >>> from ct_alias import FrozenClock, MemoryStore, Policy, Role, Tracker
+    >>> tracker = Tracker(store=MemoryStore(), keys=["a-long-random-secret"],
+    ...                   default_policy=Policy(domain="ct.example.com"),
+    ...                   clock=FrozenClock(datetime(2026, 1, 1, tzinfo=UTC)))
+    >>> alias = tracker.mask("Maria@Example.com", conversation="order-1", role=Role.CUSTOMER)
+    >>> tracker.unmask(alias.address).real_address
+    'Maria@example.com'
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .addresses import RealAddress, normalize_address
+from .aliases import Alias, AliasStatus, Role
+from .clock import Clock, FrozenClock, SystemClock
+from .codec import AliasCodec, Token, TokenFormat
+from .errors import (
+    ConfigurationError,
+    CtAliasError,
+    ExpiredAlias,
+    ExpiryReason,
+    ForgedAlias,
+    InvalidAddress,
+    InvalidArgument,
+    MalformedAlias,
+    MissingExtra,
+    RevokedAlias,
+    StorageError,
+    UnknownAlias,
+    UnrepresentableAddress,
+)
+from .policy import DEFAULT_TTL, Fallback, Policy
+from .storage import AliasStore, MemoryStore
+from .strategies import AliasStrategy, available_strategies, register_strategy
+from .tracker import DEFAULT_STORE, Tracker, Verified
+
+__all__ = [
+    "DEFAULT_STORE",
+    "DEFAULT_TTL",
+    "Alias",
+    "AliasCodec",
+    "AliasStatus",
+    "AliasStore",
+    "AliasStrategy",
+    "Clock",
+    "ConfigurationError",
+    "CtAliasError",
+    "ExpiredAlias",
+    "ExpiryReason",
+    "Fallback",
+    "ForgedAlias",
+    "FrozenClock",
+    "InvalidAddress",
+    "InvalidArgument",
+    "MalformedAlias",
+    "MemoryStore",
+    "MissingExtra",
+    "Policy",
+    "RealAddress",
+    "RevokedAlias",
+    "Role",
+    "StorageError",
+    "SystemClock",
+    "Token",
+    "TokenFormat",
+    "Tracker",
+    "UnknownAlias",
+    "UnrepresentableAddress",
+    "Verified",
+    "available_strategies",
+    "normalize_address",
+    "register_strategy",
+]
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -1,0 +1,65 @@
+"""Blind indexes: keyed hashes that let stores find records without plaintext.
+
+Stores never key anything by a real address, nor by an alias address (a
+simple alias contains its real address). They key aliases by
+:meth:`BlindIndex.alias_key` and the (store, conversation, role, real address)
+slot by :meth:`BlindIndex.slot_key`, both keyed BLAKE2b hashes.
+
+The index key is separate from the signing keys and the address-encryption
+keys, so rotating those never changes an index. It must never change once
+aliases are stored. Without one, a fixed public key is used: uniqueness and
+lookups work the same, but someone holding the database can confirm a guessed
+address by hashing it. Set one in production.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from .errors import ConfigurationError
+
+__all__ = ["BlindIndex"]
+
+_PUBLIC_KEY = b"ct_alias public blind index key"
+
+
+class BlindIndex:
+    """Keyed hashes for storage keys.
+
+    Args:
+        key: the index secret (str or bytes), or ``None`` for the public default.
+    """
+
+    __slots__ = ("_alias", "_keyed", "_slot")
+
+    def __init__(self, key: str | bytes | None = None) -> None:
+        if key is None:
+            secret = _PUBLIC_KEY
+        elif isinstance(key, (str, bytes)) and key:
+            secret = key.encode("utf-8") if isinstance(key, str) else key
+        else:
+            raise ConfigurationError("the index key must be a non-empty str or bytes")
+        self._keyed = key is not None
+        derived = hashlib.sha256(b"ct_alias.blind_index.v1\x00" + secret).digest()
+        self._alias = hashlib.blake2b(key=derived, digest_size=16, person=b"ct_alias.alias")
+        self._slot = hashlib.blake2b(key=derived, digest_size=16, person=b"ct_alias.slot")
+
+    @property
+    def keyed(self) -> bool:
+        """Whether a secret index key was given (rather than the public default)."""
+        return self._keyed
+
+    def alias_key(self, alias: str) -> str:
+        """The storage key of a canonical alias address (32 hex characters)."""
+        digest = self._alias.copy()
+        digest.update(alias.encode("utf-8"))
+        return digest.hexdigest()
+
+    def slot_key(self, store: str, conversation: str, role: str, real_key: str) -> str:
+        """The storage key of the slot an alias occupies (32 hex characters)."""
+        digest = self._slot.copy()
+        digest.update("\x00".join((store, conversation, role, real_key)).encode("utf-8"))
+        return digest.hexdigest()
+
+    def __repr__(self) -> str:
+        return f"<BlindIndex {'keyed' if self._keyed else 'public'}>"

@@ -1,0 +1,242 @@
+"""The alias codec: stateless, signed, versioned tokens that carry their expiry.
+
+A token is the text a strategy puts into an alias address. It is::
+
+    base32hex( version·8 ‖ id ‖ expires ‖ mac )     (lower case, no padding)
+
+* ``version`` — the format's number (1-31) in the top five bits of the first
+  byte, so the first character of every token names its format (``1`` for
+  complex tokens, ``2`` for simple tags) and a future format can live beside
+  today's;
+* ``id`` — random bytes that make every alias distinct;
+* ``expires`` — four bytes, the expiry in whole seconds since the Unix epoch
+  (unsigned, big-endian);
+* ``mac`` — HMAC-SHA256 over everything before it plus the *binding* (what
+  the token must not be separated from: the alias domain, and for simple
+  aliases the visible address), truncated.
+
+The alphabet is RFC 4648 base32hex in lower case (``0-9a-v``): safe in a local
+part and in a DNS label, and decoded the same whatever its case. Every
+format's length in bytes is a multiple of five, so the text has no padding and
+every character carries five bits: there is exactly one text per token, and
+changing any character (other than its case) changes the token.
+
+Keys are a list, oldest → newest, as in itsdangerous: the newest signs, every
+listed key verifies, and a key removed from the list no longer verifies. Keys
+are derived with itsdangerous' :class:`~itsdangerous.Signer` key derivation;
+MACs are compared in constant time. Decoding never touches storage, so forged
+and malformed aliases cost one HMAC per key to refuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from attrs import field, frozen
+from itsdangerous import Signer
+
+from .errors import ConfigurationError, ForgedAlias, MalformedAlias
+
+__all__ = ["COMPLEX_V1", "SIMPLE_V1", "AliasCodec", "Token", "TokenFormat"]
+
+_EXPIRES_SIZE = 4
+_MAX_EXPIRES = 2**32 - 1
+#: RFC 4648 base32hex, lower case: also what ``int(text, 32)`` reads.
+ALPHABET = "0123456789abcdefghijklmnopqrstuv"
+_PAIRS = [a + b for a in ALPHABET for b in ALPHABET]  # every 10-bit value as 2 characters
+_TEXT = re.compile(r"[0-9a-v]+")
+
+
+def _b32(raw: bytes) -> str:
+    """Encode ``raw`` (a multiple of 5 bytes) as lower-case base32hex."""
+    number = int.from_bytes(raw, "big")
+    pairs = _PAIRS
+    return "".join(
+        [pairs[(number >> shift) & 0x3FF] for shift in range(len(raw) * 8 - 10, -1, -10)]
+    )
+
+
+@frozen
+class TokenFormat:
+    """The layout of one token version.
+
+    Attributes:
+        version: 1-31; the first character of every token of this format is
+            ``ALPHABET[version]``.
+        id_size: how many random bytes make the token unique.
+        mac_size: how many bytes of HMAC-SHA256 are kept.
+        name: a human-readable name, for docs and errors.
+    """
+
+    version: int
+    id_size: int
+    mac_size: int
+    name: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if not 1 <= self.version <= 31:
+            raise ConfigurationError("a token format version is a number from 1 to 31")
+        if self.id_size < 1 or self.mac_size < 4:
+            raise ConfigurationError("a token format needs an id and a MAC of at least 4 bytes")
+        if self.mac_size > hashlib.sha256().digest_size:
+            raise ConfigurationError("a MAC cannot be longer than SHA-256's 32 bytes")
+        if self.size % 5:
+            raise ConfigurationError(
+                f"a token format's size must be a multiple of 5 bytes (no base32 padding), "
+                f"not {self.size}"
+            )
+
+    @property
+    def size(self) -> int:
+        """The token's length in bytes."""
+        return 1 + self.id_size + _EXPIRES_SIZE + self.mac_size
+
+    @property
+    def length(self) -> int:
+        """The token's length in characters."""
+        return self.size * 8 // 5
+
+    @property
+    def marker(self) -> str:
+        """The first character of every token of this format."""
+        return ALPHABET[self.version]
+
+
+#: The complex strategy's token: 40 characters starting with ``1``, an 80-bit id
+#: and an 80-bit MAC.
+COMPLEX_V1 = TokenFormat(version=1, id_size=10, mac_size=10, name="complex-v1")
+#: The simple strategy's tag: 24 characters starting with ``2``, a 32-bit id and
+#: a 48-bit MAC bound to the visible address, short enough to share a DNS label
+#: with a top-level domain.
+SIMPLE_V1 = TokenFormat(version=2, id_size=4, mac_size=6, name="simple-v1")
+
+
+@frozen
+class Token:
+    """A decoded, verified token.
+
+    Attributes:
+        format: its :class:`TokenFormat`.
+        id: its random id bytes.
+        expires_at: when it expires (UTC, whole seconds).
+        text: its canonical (lower-case) text.
+    """
+
+    format: TokenFormat
+    id: bytes = field(repr=False)
+    expires_at: datetime
+    text: str
+
+
+class AliasCodec:
+    """Encode and verify tokens with a list of secret keys (oldest → newest).
+
+    Args:
+        keys: the secret keys, oldest first; the last one signs new tokens.
+        salt: separates these keys' use from any other use of the same secrets.
+
+    Raises:
+        ConfigurationError: no keys, or a key that is empty or not str/bytes.
+    """
+
+    __slots__ = ("_keys", "_signing_key")
+
+    def __init__(
+        self, keys: Iterable[str | bytes] | str | bytes, *, salt: bytes = b"ct_alias.codec"
+    ) -> None:
+        if isinstance(keys, (str, bytes)):
+            keys = [keys]
+        key_list: list[str | bytes] = list(keys)
+        if not key_list:
+            raise ConfigurationError("at least one secret key is needed")
+        for key in key_list:
+            if not isinstance(key, (str, bytes)) or not key:
+                raise ConfigurationError("every secret key must be a non-empty str or bytes")
+        secrets_ = [k.encode() if isinstance(k, str) else k for k in key_list]
+        signer = Signer(secrets_, salt=salt, key_derivation="hmac", digest_method=hashlib.sha256)
+        derived = [signer.derive_key(key) for key in signer.secret_keys]
+        # Newest first: most tokens in circulation were signed by the newest key.
+        self._keys: tuple[bytes, ...] = tuple(reversed(derived))
+        self._signing_key = self._keys[0]
+
+    @property
+    def key_count(self) -> int:
+        """How many keys verify tokens."""
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return f"<AliasCodec with {len(self._keys)} key(s)>"
+
+    def encode(
+        self,
+        fmt: TokenFormat,
+        expires_at: datetime,
+        *,
+        bind: bytes = b"",
+        token_id: bytes | None = None,
+    ) -> str:
+        """Return a new token's text, signed with the newest key.
+
+        Args:
+            fmt: the token layout.
+            expires_at: the expiry to carry (aware; truncated to whole seconds).
+            bind: bytes the token is bound to (not carried, but needed to verify).
+            token_id: the id bytes; random when not given.
+
+        Raises:
+            ConfigurationError: the expiry is outside what four bytes can hold.
+        """
+        expires = int(expires_at.timestamp())
+        if not 0 < expires <= _MAX_EXPIRES:
+            raise ConfigurationError(f"expiry {expires_at.isoformat()} cannot be encoded")
+        if token_id is None:
+            token_id = secrets.token_bytes(fmt.id_size)
+        elif len(token_id) != fmt.id_size:
+            raise ConfigurationError(f"{fmt.name} token ids are {fmt.id_size} bytes")
+        body = bytes((fmt.version << 3,)) + token_id + expires.to_bytes(_EXPIRES_SIZE, "big")
+        mac = hmac.digest(self._signing_key, body + bind, "sha256")[: fmt.mac_size]
+        return _b32(body + mac)
+
+    def decode(self, fmt: TokenFormat, text: str, *, bind: bytes = b"") -> Token:
+        """Verify a token's text and return what it carries.
+
+        Expiry is *not* checked here: the caller compares ``expires_at`` with
+        its clock, so it can tell an expired alias from a forged one.
+
+        Args:
+            fmt: the layout the text is expected to have.
+            text: the token text, in any case.
+            bind: the same binding bytes as when it was encoded.
+
+        Raises:
+            MalformedAlias: wrong length, alphabet or version.
+            ForgedAlias: the MAC does not verify with any key.
+        """
+        lowered = text.lower()
+        if len(lowered) != fmt.length or not _TEXT.fullmatch(lowered):
+            raise MalformedAlias(text, f"not a {fmt.name} token")
+        if lowered[0] != fmt.marker:
+            raise MalformedAlias(text, f"unknown token format {lowered[0]!r}")
+        raw = int(lowered, 32).to_bytes(fmt.size, "big")
+        if raw[0] & 0x07:
+            raise MalformedAlias(text, f"not a {fmt.name} token")
+        cut = fmt.size - fmt.mac_size
+        body, mac = raw[:cut], raw[cut:]
+        message = body + bind
+        for key in self._keys:
+            if hmac.compare_digest(hmac.digest(key, message, "sha256")[: fmt.mac_size], mac):
+                break
+        else:
+            raise ForgedAlias(text)
+        expires = int.from_bytes(body[-_EXPIRES_SIZE:], "big")
+        return Token(
+            format=fmt,
+            id=body[1:-_EXPIRES_SIZE],
+            expires_at=datetime.fromtimestamp(expires, UTC),
+            text=lowered,
+        )

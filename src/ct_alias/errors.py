@@ -1,0 +1,230 @@
+"""The exception hierarchy of ct_alias.
+
+Every failure a caller can meet is a :class:`CtAliasError`. Each subclass
+also derives from the builtin exception a caller would naturally catch
+(:class:`ValueError` for bad input, :class:`LookupError` for an alias that
+cannot be resolved), and carries the data needed to act on it as attributes,
+not only inside its message.
+
+Messages never contain secrets, and never contain a real address: the
+address a caller passed in is kept on the exception (``exc.address``) for
+the caller's own use, but it is not part of ``str(exc)``, so logging an
+exception does not leak it.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+__all__ = [
+    "AliasCollision",
+    "ConfigurationError",
+    "CtAliasError",
+    "ExpiredAlias",
+    "ExpiryReason",
+    "ForgedAlias",
+    "InvalidAddress",
+    "InvalidArgument",
+    "MalformedAlias",
+    "MissingExtra",
+    "RevokedAlias",
+    "StorageError",
+    "UnknownAlias",
+    "UnrepresentableAddress",
+]
+
+
+class CtAliasError(Exception):
+    """Root of every exception raised by ct_alias."""
+
+
+class ConfigurationError(CtAliasError, ValueError):
+    """The library was set up wrongly (a bad policy, no keys, an unknown strategy…)."""
+
+
+class MissingExtra(ConfigurationError, ImportError):
+    """An optional dependency is needed but not installed.
+
+    Attributes:
+        extra: the name of the ``ct-alias[...]`` extra that provides it.
+        package: the import name that could not be imported.
+    """
+
+    def __init__(self, extra: str, package: str, purpose: str) -> None:
+        self.extra = extra
+        self.package = package
+        super().__init__(
+            f"{purpose} needs the {package!r} package: "
+            f"install it with `pip install 'ct-alias[{extra}]'`"
+        )
+
+
+class InvalidArgument(CtAliasError, ValueError):
+    """An argument is not acceptable: an empty conversation id, an unknown role.
+
+    Attributes:
+        name: the argument's name.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"invalid {name}: {reason}")
+
+
+class InvalidAddress(CtAliasError, ValueError):
+    """A real address given to the library is not a valid e-mail address.
+
+    Attributes:
+        address: the value that was given (not included in the message).
+        reason: why it was refused, as email-validator or ct_alias explains it.
+    """
+
+    def __init__(self, address: object, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(f"not a valid e-mail address: {reason}")
+
+
+class UnrepresentableAddress(InvalidAddress):
+    """A valid address that the policy's strategy cannot turn into an alias.
+
+    Raised only when the policy says ``on_unrepresentable="error"``; by default
+    the tracker falls back to the complex strategy instead.
+
+    Attributes:
+        strategy: the name of the strategy that could not represent it.
+    """
+
+    def __init__(self, address: object, strategy: str, reason: str) -> None:
+        self.strategy = strategy
+        super().__init__(address, f"the {strategy!r} strategy cannot represent it: {reason}")
+
+
+class MalformedAlias(CtAliasError, ValueError):
+    """The text is not one of our aliases at all: bad syntax, an unknown domain or format.
+
+    Attributes:
+        alias: the text that was given.
+        reason: what is wrong with it.
+    """
+
+    def __init__(self, alias: object, reason: str) -> None:
+        self.alias = alias
+        self.reason = reason
+        super().__init__(f"not a ct_alias alias ({reason}): {_shown(alias)}")
+
+
+class ForgedAlias(CtAliasError, ValueError):
+    """The alias is well formed but its signature does not verify with any current key.
+
+    Either it was never issued by this tracker, it was altered, or the key
+    that signed it has been retired.
+
+    Attributes:
+        alias: the text that was given.
+    """
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        super().__init__(f"alias signature does not verify with any current key: {_shown(alias)}")
+
+
+class ExpiryReason(enum.StrEnum):
+    """Why an alias no longer works."""
+
+    TTL = "ttl"
+    """Its time to live ran out."""
+    ENDED = "ended"
+    """Its conversation ended (an order event) and the grace period is over."""
+    REVOKED = "revoked"
+    """It was revoked explicitly."""
+    PURGED = "purged"
+    """It was removed from storage by a purge; only a tombstone is left."""
+
+
+class ExpiredAlias(CtAliasError, LookupError):
+    """The alias was issued by us but can no longer be used.
+
+    Attributes:
+        alias: the alias address.
+        expired_at: when it stopped working (UTC).
+        reason: an :class:`ExpiryReason`.
+    """
+
+    def __init__(
+        self, alias: str, expired_at: datetime, reason: ExpiryReason = ExpiryReason.TTL
+    ) -> None:
+        self.alias = alias
+        self.expired_at = expired_at
+        self.reason = reason
+        super().__init__(
+            f"alias no longer works ({reason.value}) since {expired_at.isoformat()}: "
+            f"{_shown(alias)}"
+        )
+
+
+class RevokedAlias(ExpiredAlias):
+    """The alias was revoked; ``expired_at`` is when."""
+
+    def __init__(self, alias: str, expired_at: datetime) -> None:
+        super().__init__(alias, expired_at, ExpiryReason.REVOKED)
+
+
+class UnknownAlias(CtAliasError, LookupError):
+    """The alias is well formed and correctly signed, but storage has no record of it.
+
+    Attributes:
+        alias: the alias address.
+    """
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        super().__init__(f"alias is not in storage: {_shown(alias)}")
+
+
+class StorageError(CtAliasError, RuntimeError):
+    """The storage backend failed; ``__cause__`` (and ``cause``) hold the driver's error.
+
+    Attributes:
+        operation: what the store was doing.
+        cause: the underlying exception, if any.
+        transient: True when retrying later may succeed (a lost connection,
+            a timeout, a deadlock), False for errors that will repeat.
+    """
+
+    def __init__(
+        self, operation: str, cause: BaseException | None = None, *, transient: bool = True
+    ) -> None:
+        self.operation = operation
+        self.cause = cause
+        self.transient = transient
+        detail = f": {type(cause).__name__}" if cause is not None else ""
+        super().__init__(f"storage failed while {operation}{detail}")
+
+
+class AliasCollision(StorageError):
+    """A new alias's address is already taken by a different record.
+
+    Raised by a store's get-or-create; the tracker retries with a fresh token.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("creating an alias: alias address already taken", transient=False)
+
+
+def _shown(alias: object) -> str:
+    """A bounded, printable rendering of untrusted alias text for messages.
+
+    Only the first characters of the local part are shown: a simple alias, or
+    a real address passed by mistake, must not end up whole in a log line.
+    The full value stays available on the exception's ``alias`` attribute.
+    """
+    text = alias if isinstance(alias, str) else repr(alias)
+    local, at, domain = text.rpartition("@")
+    if at:
+        text = (local[:3] + "..." if len(local) > 3 else local) + at + domain
+    text = "".join(c if c.isprintable() and c.isascii() else f"\\u{ord(c):04x}" for c in text)
+    return text if len(text) <= 100 else text[:97] + "..."

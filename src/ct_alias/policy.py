@@ -1,0 +1,79 @@
+"""Per-store settings: which strategy, which alias domain, how long aliases live."""
+
+from __future__ import annotations
+
+import enum
+from datetime import timedelta
+
+from attrs import field, frozen
+
+from .addresses import normalize_domain
+from .codec import COMPLEX_V1
+from .errors import ConfigurationError
+from .strategies import MAX_ADDRESS
+
+__all__ = ["DEFAULT_TTL", "Fallback", "Policy"]
+
+#: The seed's "valid for 2 months".
+DEFAULT_TTL = timedelta(days=60)
+_MAX_TTL = timedelta(days=3650)
+
+
+class Fallback(enum.StrEnum):
+    """What to do with an address the policy's strategy cannot represent."""
+
+    COMPLEX = "complex"
+    """Issue a complex alias instead (the default)."""
+    ERROR = "error"
+    """Raise :class:`~ct_alias.errors.UnrepresentableAddress`."""
+
+
+def _to_fallback(value: object) -> Fallback:
+    if isinstance(value, str) and value in Fallback._value2member_map_:
+        return Fallback(value)
+    choices = ", ".join(repr(f.value) for f in Fallback)
+    raise ConfigurationError(f"on_unrepresentable must be one of {choices}, not {value!r}")
+
+
+def _alias_domain(value: object) -> str:
+    domain = normalize_domain(value)
+    # A complex alias is a 40-character token, "@" and the domain: keep it within 254.
+    if COMPLEX_V1.length + 1 + len(domain) > MAX_ADDRESS:
+        raise ConfigurationError(
+            f"alias domain {value!r} is too long for an alias to fit in 254 octets"
+        )
+    return domain
+
+
+def _check_ttl(instance: Policy, attribute: object, value: object) -> None:
+    del instance, attribute
+    if not isinstance(value, timedelta) or not timedelta(0) < value <= _MAX_TTL:
+        raise ConfigurationError(f"ttl must be a timedelta between 0 and {_MAX_TTL.days} days")
+
+
+def _check_strategy(instance: Policy, attribute: object, value: object) -> None:
+    del instance, attribute
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"strategy must be a strategy name, not {value!r}")
+
+
+@frozen(kw_only=True)
+class Policy:
+    """How one store's aliases are made.
+
+    Attributes:
+        domain: the alias domain (mail to it must reach the relay), e.g. ``ct.example.com``.
+        strategy: ``"complex"`` (default), ``"simple"``, or a registered strategy's name.
+        ttl: how long an alias works after it is issued (default 60 days).
+        on_unrepresentable: ``"complex"`` (default) to fall back to a complex
+            alias when the strategy cannot represent an address, or ``"error"``.
+
+    Example:
+        >>> Policy(domain="CT.Example.com", strategy="simple").domain
+        'ct.example.com'
+    """
+
+    domain: str = field(converter=_alias_domain)
+    strategy: str = field(default="complex", validator=_check_strategy)
+    ttl: timedelta = field(default=DEFAULT_TTL, validator=_check_ttl)
+    on_unrepresentable: Fallback = field(default=Fallback.COMPLEX, converter=_to_fallback)

@@ -1,0 +1,42 @@
+"""Shared fixtures: a frozen clock and a tracker on a memory store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from ct_alias import FrozenClock, MemoryStore, Policy, Tracker
+
+settings.register_profile(
+    "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=60, deadline=None)
+settings.load_profile("ci" if __import__("os").environ.get("CI") else "dev")
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+DOMAIN = "ct.example.com"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(START)
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def tracker(store: MemoryStore, clock: FrozenClock) -> Tracker:
+    t = Tracker(
+        store=store,
+        keys=["old-secret", "new-secret"],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+        index_key="test-index-key",
+    )
+    t.set_policy("simple-store", Policy(strategy="simple", domain=DOMAIN, ttl=timedelta(days=60)))
+    return t

@@ -1,0 +1,327 @@
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from attrs import evolve
+
+from ct_alias import (
+    Alias,
+    AliasStatus,
+    ConfigurationError,
+    CtAliasError,
+    ExpiredAlias,
+    ExpiryReason,
+    ForgedAlias,
+    FrozenClock,
+    InvalidAddress,
+    InvalidArgument,
+    MalformedAlias,
+    MemoryStore,
+    Policy,
+    Role,
+    Tracker,
+    UnknownAlias,
+)
+from ct_alias.errors import AliasCollision
+
+from .conftest import DOMAIN
+
+
+class CountingStore:
+    """A real MemoryStore that counts the calls made to it."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.calls = 0
+
+    def get_or_create(self, candidate: Alias, *, now):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return self.inner.get_or_create(candidate, now=now)
+
+    def get(self, key: str) -> Alias | None:
+        self.calls += 1
+        return self.inner.get(key)
+
+
+def make_tracker(store, clock: FrozenClock, keys=("k1",), **kw) -> Tracker:  # type: ignore[no-untyped-def]
+    return Tracker(
+        store=store, keys=list(keys), default_policy=Policy(domain=DOMAIN), clock=clock, **kw
+    )
+
+
+# -- mask ----------------------------------------------------------------------
+
+
+def test_mask_is_idempotent(tracker: Tracker) -> None:
+    a = tracker.mask("Maria.Silva@Example.com.br", conversation="o1")
+    assert tracker.mask("maria.silva@EXAMPLE.com.br", conversation="o1") == a
+    assert tracker.mask("MARIA.SILVA@example.com.br", conversation="o1", role="customer") == a
+
+
+def test_mask_keeps_the_local_part_as_given_for_delivery(tracker: Tracker) -> None:
+    a = tracker.mask("Maria.Silva@Example.COM.br", conversation="o1")
+    assert a.real_address == "Maria.Silva@example.com.br"
+
+
+def test_other_conversation_role_or_store_gets_another_alias(tracker: Tracker) -> None:
+    a = tracker.mask("maria@example.com", conversation="o1")
+    others = {
+        tracker.mask("maria@example.com", conversation="o2").address,
+        tracker.mask("maria@example.com", conversation="o1", role=Role.FOLLOW_UP).address,
+        tracker.mask("maria@example.com", conversation="o1", store="shop-2").address,
+        a.address,
+    }
+    assert len(others) == 4
+
+
+def test_alias_fields(tracker: Tracker, clock: FrozenClock) -> None:
+    a = tracker.mask("maria@example.com", conversation="o1", store="s", role=Role.STORE)
+    assert (a.conversation, a.store, a.role, a.strategy) == ("o1", "s", Role.STORE, "complex")
+    assert a.created_at == clock.now()
+    assert a.expires_at == clock.now() + timedelta(days=60)
+    assert a.status is AliasStatus.ACTIVE
+    assert "maria" not in repr(a)
+    assert a.key not in repr(a)
+
+
+def test_unmask_any_case(tracker: Tracker) -> None:
+    a = tracker.mask("maria@example.com", conversation="o1")
+    assert tracker.unmask(a.address.upper(), reason="carrier notification") == a
+    assert tracker.unmask(a.address.title()) == a
+
+
+def test_expiry_and_fresh_alias_after(tracker: Tracker, clock: FrozenClock) -> None:
+    a = tracker.mask("maria@example.com", conversation="o1")
+    clock.advance(timedelta(days=60) - timedelta(seconds=1))
+    assert tracker.unmask(a.address) == a
+    assert tracker.mask("maria@example.com", conversation="o1") == a
+    clock.advance(timedelta(seconds=1))
+    with pytest.raises(ExpiredAlias) as info:
+        tracker.unmask(a.address)
+    assert info.value.expired_at == a.expires_at
+    assert info.value.reason is ExpiryReason.TTL
+    assert a.status_at(clock.now()) is AliasStatus.EXPIRED
+    b = tracker.mask("maria@example.com", conversation="o1")
+    assert b.address != a.address
+    assert tracker.unmask(b.address) == b
+    # the old record is kept, out of its slot
+    with pytest.raises(ExpiredAlias):
+        tracker.unmask(a.address)
+
+
+def test_key_rotation(clock: FrozenClock) -> None:
+    store = MemoryStore()
+    old = make_tracker(store, clock, keys=["k1"], index_key="ix")
+    a = old.mask("maria@example.com", conversation="o1")
+    rotated = make_tracker(store, clock, keys=["k1", "k2"], index_key="ix")
+    assert rotated.unmask(a.address) == a
+    assert rotated.mask("maria@example.com", conversation="o1") == a  # idempotent across rotation
+    b = rotated.mask("joao@example.com", conversation="o1")
+    retired = make_tracker(store, clock, keys=["k2"], index_key="ix")
+    assert retired.unmask(b.address) == b
+    with pytest.raises(ForgedAlias):
+        retired.unmask(a.address)
+
+
+def test_no_storage_call_for_forged_malformed_or_expired(clock: FrozenClock) -> None:
+    store = CountingStore()
+    tracker = make_tracker(store, clock)
+    a = tracker.mask("maria@example.com", conversation="o1")
+    store.calls = 0
+    local, _, domain = a.address.partition("@")
+    forged = local[:-1] + ("0" if local[-1] != "0" else "1") + "@" + domain
+    for bad, exc in [
+        (forged, ForgedAlias),
+        ("nobody@elsewhere.example.org", MalformedAlias),
+        ("x@" + DOMAIN, MalformedAlias),
+    ]:
+        with pytest.raises(exc):
+            tracker.unmask(bad)
+    clock.advance(timedelta(days=61))
+    with pytest.raises(ExpiredAlias):
+        tracker.unmask(a.address)
+    assert store.calls == 0
+
+
+def test_unknown_alias(clock: FrozenClock) -> None:
+    # Signed by our key but never stored (another tracker, another store).
+    other = make_tracker(MemoryStore(), clock)
+    a = other.mask("maria@example.com", conversation="o1")
+    with pytest.raises(UnknownAlias) as info:
+        make_tracker(MemoryStore(), clock).unmask(a.address)
+    assert info.value.alias == a.address
+    assert isinstance(info.value, LookupError)
+
+
+def test_every_single_character_change_is_rejected(tracker: Tracker) -> None:
+    for store in ("default", "simple-store"):
+        alias = tracker.mask("maria@example.com", conversation="o1", store=store).address
+        chars = sorted(set("abcdefghijklmnopqrstuvwxyz0123456789.-@_+") - {"@"})
+        for i, original in enumerate(alias):
+            variants = [alias[:i] + alias[i + 1 :]]  # deletion
+            variants += [alias[:i] + c + alias[i + 1 :] for c in chars if c != original.lower()]
+            variants += [alias[:i] + c + alias[i:] for c in chars[:8]]  # insertion
+            for changed in variants:
+                if changed.lower() == alias:
+                    continue
+                with pytest.raises(CtAliasError) as info:
+                    tracker.unmask(changed)
+                assert isinstance(info.value, (ForgedAlias, MalformedAlias)), changed
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        None,
+        "zelda",
+        "zelda" * 60 + "@example.com",
+        "zelda@b.com\r\nBcc: x@y.com",
+        "zelda\x00@example.com",
+        "zelda@example.com\n",
+        " zelda@example.com",
+        "Zelda <zelda@example.com>",
+        "zelda@@example.com",
+        "zelda@localhost",
+        "zelda@[192.0.2.1]",
+        "zelda@example..com",
+        "zelda.@example.com",
+        "zel(comment)da@example.com",
+        "zelda@-example.com",
+        42,
+        b"zelda@example.com",
+        "zelda\u202e@example.com",
+        "zelda\u200f@example.com",
+    ],
+)
+def test_bad_addresses_are_refused_and_nothing_is_stored(
+    tracker: Tracker, store: MemoryStore, bad: object
+) -> None:
+    with pytest.raises(InvalidAddress) as info:
+        tracker.mask(bad, conversation="o1")  # type: ignore[arg-type]
+    assert isinstance(info.value, ValueError)
+    assert info.value.address is bad
+    assert "zelda" not in str(info.value).lower()
+    assert len(store) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"conversation": ""}, "conversation"),
+        ({"conversation": None}, "conversation"),
+        ({"conversation": "x" * 256}, "conversation"),
+        ({"conversation": "o1\r\nX: y"}, "conversation"),
+        ({"conversation": " o1"}, "conversation"),
+        ({"conversation": "o1", "store": ""}, "store"),
+        ({"conversation": "o1", "store": "s\x00"}, "store"),
+        ({"conversation": "o1", "role": "boss"}, "role"),
+        ({"conversation": "o1", "role": 3}, "role"),
+    ],
+)
+def test_bad_arguments(tracker: Tracker, store: MemoryStore, kwargs: dict, name: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        tracker.mask("maria@example.com", **kwargs)
+    assert info.value.name == name
+    assert len(store) == 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        None,
+        42,
+        "",
+        "@",
+        "x@",
+        "@" + DOMAIN,
+        "a" * 255 + "@" + DOMAIN,
+        "token@" + DOMAIN + "\r\nBcc: x@y.com",
+        "ünïcode@" + DOMAIN,
+        "a b@" + DOMAIN,
+        "maria@example.com",
+    ],
+)
+def test_unmask_bad_input(tracker: Tracker, bad: object) -> None:
+    with pytest.raises(MalformedAlias):
+        tracker.unmask(bad)  # type: ignore[arg-type]
+
+
+def test_policies(tracker: Tracker) -> None:
+    assert tracker.policy_for("simple-store").strategy == "simple"
+    assert tracker.policy_for("unknown-store").strategy == "complex"
+    assert tracker.domains == frozenset({DOMAIN})
+    with pytest.raises(ConfigurationError):
+        tracker.set_policy("x", "complex")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgument):
+        tracker.set_policy("", Policy(domain=DOMAIN))
+
+
+def test_tracker_needs_a_policy_and_keys(clock: FrozenClock) -> None:
+    with pytest.raises(ConfigurationError):
+        Tracker(store=MemoryStore(), keys=[], default_policy=Policy(domain=DOMAIN))
+    with pytest.raises(ConfigurationError):
+        Tracker(store=MemoryStore(), keys=["k"], default_policy=None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        Tracker(store=MemoryStore(), keys=["k"], default_policy=Policy(domain=DOMAIN), index_key="")
+
+
+def test_repr_hides_secrets(clock: FrozenClock) -> None:
+    t = make_tracker(MemoryStore(), clock, keys=["super-secret-key"], index_key="index-secret")
+    assert "super-secret" not in repr(t)
+    assert "index-secret" not in repr(t)
+
+
+def test_default_clock_is_utc() -> None:
+    t = Tracker(store=MemoryStore(), keys=["k"], default_policy=Policy(domain=DOMAIN))
+    a = t.mask("maria@example.com", conversation="o1")
+    assert a.created_at.utcoffset() == timedelta(0)
+
+
+def test_concurrent_mask_yields_one_alias(tracker: Tracker, store: MemoryStore) -> None:
+    results: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(50):
+            results.append(tracker.mask("maria@example.com", conversation="o1").address)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 1
+    assert len(store) == 1
+
+
+class CollidingStore(MemoryStore):
+    def __init__(self, collisions: int) -> None:
+        super().__init__()
+        self.collisions = collisions
+
+    def get_or_create(self, candidate: Alias, *, now):  # type: ignore[no-untyped-def]
+        if self.collisions:
+            self.collisions -= 1
+            raise AliasCollision()
+        return super().get_or_create(candidate, now=now)
+
+
+def test_collision_is_retried(clock: FrozenClock) -> None:
+    t = make_tracker(CollidingStore(2), clock)
+    assert t.mask("maria@example.com", conversation="o1").address
+
+
+def test_endless_collisions_are_reported(clock: FrozenClock) -> None:
+    t = make_tracker(CollidingStore(100), clock)
+    with pytest.raises(AliasCollision):
+        t.mask("maria@example.com", conversation="o1")
+
+
+def test_memory_store_detects_key_collision(tracker: Tracker, store: MemoryStore) -> None:
+    a = tracker.mask("maria@example.com", conversation="o1")
+    with pytest.raises(AliasCollision):
+        store.get_or_create(evolve(a, slot="another-slot"), now=a.created_at)
