@@ -20,12 +20,15 @@ import json
 import os
 import platform
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 import srslib
 from email_validator import validate_email
 from itsdangerous import TimestampSigner
@@ -40,6 +43,8 @@ from ct_alias import (
     Tracker,
 )
 from ct_alias.codec import COMPLEX_V1
+from ct_alias.storage.sql import SQLStore
+from ct_alias.testing import make_alias
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DOMAIN = "ct.example.com"
@@ -231,10 +236,169 @@ def bench_unmask(cfg: Config) -> Iterable[Row]:
     )
 
 
+# -- SQL store ------------------------------------------------------------------
+
+SQL_POSTGRES_URL = os.environ.get(
+    "CT_ALIAS_BENCH_POSTGRES_URL",
+    os.environ.get(
+        "CT_ALIAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    ),
+)
+
+
+def sql_targets(tmp: str) -> list[tuple[str, str | None, str]]:
+    """(label, URL or None when unreachable, note) for SQLite in ``tmp`` and PostgreSQL."""
+    targets: list[tuple[str, str | None, str]] = [
+        ("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", "file in a tmp dir, WAL")
+    ]
+    engine = sa.create_engine(SQL_POSTGRES_URL, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        targets.append(("postgresql", SQL_POSTGRES_URL, "localhost"))
+    except sa.exc.DBAPIError as exc:
+        targets.append(("postgresql", None, f"skipped: unreachable ({type(exc).__name__})"))
+    finally:
+        engine.dispose()
+    return targets
+
+
+def sql_store(url: str) -> SQLStore:
+    """A fresh SQLStore on ``url`` with tables under a unique prefix (dropped by sql_drop)."""
+    store = SQLStore(url, prefix=f"bench_{os.urandom(4).hex()}_")
+    store.upgrade()
+    return store
+
+
+def sql_drop(store: SQLStore) -> None:
+    store.tables.metadata.drop_all(store.engine)
+    store.close()
+
+
+def in_threads(count: int, work: Callable[[int], object]) -> float:
+    """Run ``work(i)`` in ``count`` threads started together; the wall time in seconds."""
+    barrier = threading.Barrier(count + 1)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            work(i)
+        except BaseException as exc:  # re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - start
+
+
+def bench_sql_unmask(cfg: Config) -> Iterable[Row]:
+    n = cfg.n(5_000)
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, url, note in sql_targets(tmp):
+            name = f"unmask (SQLStore, {label})"
+            floor_name = "SQLAlchemy Core select by key, pooled"
+            if url is None:
+                yield Row(name, float("nan"), floor_name, float("nan"), 2.0, note=note)
+                continue
+            store = sql_store(url)
+            try:
+                tracker = make_tracker(store)  # type: ignore[arg-type]
+                aliases = [tracker.mask(a, conversation="order-1").address for a in addresses(n)]
+                project = per_call_us(tracker.unmask, aliases, cfg.repeat)  # type: ignore[arg-type]
+
+                table = store.tables.aliases
+                with store.engine.connect() as conn:
+                    keys = list(conn.execute(sa.select(table.c.key)).scalars())
+                bare = sa.create_engine(url)  # no pre-ping, no retries, no conversion
+                query = sa.select(table).where(table.c.key == sa.bindparam("key"))
+
+                def floor_fn(key: object, bare: sa.Engine = bare, query: object = query) -> object:
+                    with bare.connect() as conn:
+                        return conn.execute(query, {"key": key}).first()  # type: ignore[call-overload]
+
+                floor = per_call_us(floor_fn, keys, cfg.repeat)
+                bare.dispose()
+                yield Row(name, project, floor_name, floor, 2.0, note=f"{n} aliases; {note}")
+            finally:
+                sql_drop(store)
+
+
+def bench_sql_mask(cfg: Config) -> Iterable[Row]:
+    threads = 8
+    n = max(threads, cfg.n(2_000)) // threads * threads
+    per_thread = n // threads
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, url, note in sql_targets(tmp):
+            name = f"mask, new address, {threads} threads ({label})"
+            floor_name = f"bare INSERT+COMMIT, {threads} threads"
+            if url is None:
+                yield Row(name, float("nan"), floor_name, float("nan"), None, note=note)
+                continue
+            store = sql_store(url)
+            try:
+                tracker = make_tracker(store)  # type: ignore[arg-type]
+                inputs = addresses(n)
+
+                def mask(i: int, tracker: Tracker = tracker, inputs: list[str] = inputs) -> None:
+                    for address in inputs[i * per_thread : (i + 1) * per_thread]:
+                        tracker.mask(address, conversation=f"order-{i}")
+
+                project_s = in_threads(threads, mask)
+                table = store.tables.aliases
+                rows = [
+                    {
+                        "key": a.key,
+                        "slot": a.slot,
+                        "address": a.address,
+                        "real_address": a.real_address,
+                        "conversation": a.conversation,
+                        "store": a.store,
+                        "role": a.role.value,
+                        "strategy": a.strategy,
+                        "created_at": a.created_at,
+                        "expires_at": a.expires_at,
+                        "status": a.status.value,
+                    }
+                    for a in (make_alias(conversation=f"bare-{i}") for i in range(n))
+                ]
+                bare = sa.create_engine(url, pool_size=threads)
+                insert = table.insert()
+
+                def insert_rows(
+                    i: int, bare: sa.Engine = bare, insert: object = insert, rows: list = rows
+                ) -> None:
+                    for row in rows[i * per_thread : (i + 1) * per_thread]:
+                        with bare.begin() as conn:
+                            conn.execute(insert, row)  # type: ignore[call-overload]
+
+                floor_s = in_threads(threads, insert_rows)
+                bare.dispose()
+                yield Row(
+                    name,
+                    project_s / n * 1e6,
+                    floor_name,
+                    floor_s / n * 1e6,
+                    None,
+                    note=f"{n / project_s:,.0f} masks/s vs {n / floor_s:,.0f} inserts/s; {note}",
+                )
+            finally:
+                sql_drop(store)
+
+
 BENCHMARKS: dict[str, Callable[[Config], Iterable[Row]]] = {
     "codec": bench_codec,
     "mask": bench_mask,
     "unmask": bench_unmask,
+    "sql-unmask": bench_sql_unmask,
+    "sql-mask": bench_sql_mask,
 }
 
 

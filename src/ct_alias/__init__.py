@@ -22,7 +22,9 @@ from .clock import Clock, FrozenClock, SystemClock
 from .codec import AliasCodec, Token, TokenFormat
 from .errors import (
     ConfigurationError,
+    CorruptRecord,
     CtAliasError,
+    DeliveryError,
     ExpiredAlias,
     ExpiryReason,
     ForgedAlias,
@@ -30,27 +32,37 @@ from .errors import (
     InvalidArgument,
     MalformedAlias,
     MissingExtra,
+    MissingParticipant,
     RevokedAlias,
     StorageError,
+    UnknownAddressKey,
     UnknownAlias,
     UnrepresentableAddress,
 )
 from .policy import DEFAULT_TTL, Fallback, Policy
-from .storage import AliasStore, MemoryStore
+from .relay import Outcome, Relay, RelayResult
+from .storage import AliasStore, MemoryStore, Tombstone
+from .storage.registry import register_store_scheme, store_from_url
 from .strategies import AliasStrategy, available_strategies, register_strategy
-from .tracker import DEFAULT_STORE, Tracker, Verified
+from .timeline import AliasEvent, Direction, EntryKind, OrderEvent, Timeline, TimelineEntry
+from .tracker import DEFAULT_STORE, Rotation, Tracker, Verified
 
 __all__ = [
     "DEFAULT_STORE",
     "DEFAULT_TTL",
     "Alias",
     "AliasCodec",
+    "AliasEvent",
     "AliasStatus",
     "AliasStore",
     "AliasStrategy",
     "Clock",
     "ConfigurationError",
+    "CorruptRecord",
     "CtAliasError",
+    "DeliveryError",
+    "Direction",
+    "EntryKind",
     "ExpiredAlias",
     "ExpiryReason",
     "Fallback",
@@ -61,21 +73,33 @@ __all__ = [
     "MalformedAlias",
     "MemoryStore",
     "MissingExtra",
+    "MissingParticipant",
+    "OrderEvent",
+    "Outcome",
     "Policy",
     "RealAddress",
+    "Relay",
+    "RelayResult",
     "RevokedAlias",
     "Role",
+    "Rotation",
     "StorageError",
     "SystemClock",
+    "Timeline",
+    "TimelineEntry",
     "Token",
     "TokenFormat",
+    "Tombstone",
     "Tracker",
+    "UnknownAddressKey",
     "UnknownAlias",
     "UnrepresentableAddress",
     "Verified",
     "available_strategies",
     "normalize_address",
+    "register_store_scheme",
     "register_strategy",
+    "store_from_url",
 ]
 
 __version__ = "0.1.0"

@@ -1,72 +1,309 @@
-"""The ``ct-alias`` command line."""
+"""The ``ct-alias`` command line (also ``python -m ct_alias``).
+
+Configuration comes from flags and the environment:
+
+==================  ========================  ==========================================
+flag                variable                  meaning
+==================  ========================  ==========================================
+``--db``            ``CT_ALIAS_DB``           storage URL (default ``sqlite:///ct_alias.db``)
+``--keys``          ``CT_ALIAS_KEYS``         signing keys, comma-separated, oldest first
+``--index-key``     ``CT_ALIAS_INDEX_KEY``    the blind-index key (set once, never change)
+``--domain``        ``CT_ALIAS_DOMAIN``       the alias domain
+``--strategy``      ``CT_ALIAS_STRATEGY``     ``complex`` (default) or ``simple``
+==================  ========================  ==========================================
+
+Exit status: 0 on success, 1 with a one-line message on an error (an expired
+alias, a missing setting), 2 on bad usage.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import secrets
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any, TextIO
 
 from . import __version__
 from .aliases import Role
-from .clock import FrozenClock
-from .errors import CtAliasError
+from .errors import ConfigurationError, CtAliasError
 from .policy import Policy
-from .storage.memory import MemoryStore
-from .tracker import Tracker
+from .storage.base import AliasStore
+from .tracker import DEFAULT_STORE, Tracker
 
 __all__ = ["main"]
 
+DEFAULT_DB = "sqlite:///ct_alias.db"
 
-def _demo(args: argparse.Namespace) -> int:
-    del args
-    clock = FrozenClock(datetime(2026, 1, 1, 12, tzinfo=UTC))
-    tracker = Tracker(
-        store=MemoryStore(),
-        keys=["demo-key-not-for-production"],
-        default_policy=Policy(domain="ct.example.com"),
-        clock=clock,
+
+class UsageError(ConfigurationError):
+    """A setting the command needs is missing."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name) or default
+
+
+def _keys(args: argparse.Namespace) -> list[str]:
+    raw = args.keys or _env("CT_ALIAS_KEYS")
+    keys = [k.strip() for k in (raw or "").split(",") if k.strip()]
+    if not keys:
+        raise UsageError(
+            "no signing keys: set CT_ALIAS_KEYS (comma-separated, oldest first) or pass --keys; "
+            "make one with `ct-alias keys generate`"
+        )
+    return keys
+
+
+def _domain(args: argparse.Namespace) -> str:
+    domain = args.domain or _env("CT_ALIAS_DOMAIN")
+    if not domain:
+        raise UsageError("no alias domain: set CT_ALIAS_DOMAIN or pass --domain")
+    return domain
+
+
+def _open_store(url: str, *, upgrade: bool = False) -> AliasStore:
+    from .storage.registry import store_from_url  # noqa: PLC0415 - keeps startup light
+
+    store = store_from_url(url)
+    if upgrade:
+        upgrade_schema = getattr(store, "upgrade", None)
+        if upgrade_schema is not None:
+            upgrade_schema()
+    return store
+
+
+def _tracker(args: argparse.Namespace) -> Tracker:
+    keys = _keys(args)
+    policy = Policy(
+        domain=_domain(args),
+        strategy=args.strategy or _env("CT_ALIAS_STRATEGY") or "complex",
     )
-    tracker.set_policy("loja-b", Policy(domain="ct.example.com", strategy="simple"))
-    for store in ("loja-a", "loja-b"):
-        policy = tracker.policy_for(store)
-        print(f"\n== {store}: {policy.strategy} aliases ==")
-        customer = tracker.mask(
-            "Maria.Silva@Example.com.br", conversation=f"{store}-1077540530277-01", store=store
-        )
-        shop = tracker.mask(
-            "vendas@loja.example.com",
-            conversation=customer.conversation,
-            store=store,
-            role=Role.STORE,
-        )
-        print(f"customer alias  {customer.address}")
-        print(f"store alias     {shop.address}")
-        print(f"unmask          {tracker.unmask(customer.address.upper()).real_address}")
-    clock.advance(timedelta(days=61))
-    print("\n== 61 days later ==")
-    try:
-        tracker.unmask(customer.address)
-    except CtAliasError as exc:
-        print(f"refused: {exc}")
+    return Tracker(
+        store=_open_store(args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB),
+        keys=keys,
+        default_policy=policy,
+        index_key=args.index_key or _env("CT_ALIAS_INDEX_KEY"),
+    )
+
+
+def _print_json(data: Any, out: TextIO) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False), file=out)
+
+
+# -- commands ------------------------------------------------------------------
+
+
+def _cmd_mask(args: argparse.Namespace, out: TextIO) -> int:
+    alias = _tracker(args).mask(
+        args.address, conversation=args.conversation, store=args.store, role=args.role
+    )
+    if args.json:
+        _print_json(_alias_json(alias), out)
+    else:
+        print(alias.address, file=out)
     return 0
 
 
+def _cmd_unmask(args: argparse.Namespace, out: TextIO) -> int:
+    alias = _tracker(args).unmask(args.alias, reason=args.reason)
+    if args.json:
+        _print_json({**_alias_json(alias), "realAddress": alias.real_address}, out)
+    else:
+        print(alias.real_address, file=out)
+    return 0
+
+
+def _alias_json(alias: Any) -> dict[str, Any]:
+    return {
+        "emailAlias": alias.address,
+        "conversation": alias.conversation,
+        "store": alias.store,
+        "role": alias.role.value,
+        "aliasMaskType": alias.strategy,
+        "status": alias.status.value,
+        "createdAt": alias.created_at.isoformat(),
+        "expiresAt": alias.expires_at.isoformat(),
+    }
+
+
+def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
+    timeline = _tracker(args).timeline(args.conversation, limit=args.limit, after=args.after)
+    if args.json:
+        print(
+            timeline.to_json(include_real_addresses=args.include_real_addresses, indent=2), file=out
+        )
+    else:
+        from ._render import render_timeline  # noqa: PLC0415
+
+        print(render_timeline(timeline), file=out)
+    return 0
+
+
+def _cmd_purge(args: argparse.Namespace, out: TextIO) -> int:
+    count = _tracker(args).purge(older_than=timedelta(days=args.older_than_days))
+    print(f"purged {count} alias(es)", file=out)
+    return 0
+
+
+def _cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
+    url = args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB
+    _open_store(url, upgrade=True)
+    print(f"database schema is up to date: {_redact(url)}", file=out)
+    return 0
+
+
+def _cmd_keys_generate(args: argparse.Namespace, out: TextIO) -> int:
+    for _ in range(args.count):
+        print(secrets.token_urlsafe(32), file=out)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    from .relay import Relay  # noqa: PLC0415
+    from .server import RelayHandler, SMTPDeliverer, run_server  # noqa: PLC0415
+
+    host, port = _host_port(args.listen, "--listen")
+    deliver = args.deliver.removeprefix("smtp://")
+    down_host, down_port = _host_port(deliver, "--deliver")
+    tracker = _tracker(args)
+    relay = Relay(tracker, max_size=args.max_size)
+    handler = RelayHandler(relay, SMTPDeliverer(down_host, down_port))
+
+    def ready(address: tuple[str, int]) -> None:
+        print(
+            f"ct-alias relay listening on {address[0]}:{address[1]}, "
+            f"delivering to {down_host}:{down_port}",
+            file=out,
+            flush=True,
+        )
+
+    run_server(handler, host, port, hostname=args.hostname, ready=ready)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from ._demo import run_demo  # noqa: PLC0415
+
+    return run_demo(out, db=args.db, as_json=args.json)
+
+
+def _host_port(text: str, flag: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"{flag} must be HOST:PORT, not {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        credentials, _, host = rest.rpartition("@")
+        user = credentials.partition(":")[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url
+
+
+# -- parser --------------------------------------------------------------------
+
+
+def _config_flags(parser: argparse.ArgumentParser, *, tracker: bool = True) -> None:
+    group = parser.add_argument_group("configuration (flags override the environment)")
+    group.add_argument("--db", help=f"storage URL [CT_ALIAS_DB, default {DEFAULT_DB}]")
+    if tracker:
+        group.add_argument(
+            "--keys", help="signing keys, comma-separated, oldest first [CT_ALIAS_KEYS]"
+        )
+        group.add_argument("--index-key", help="blind-index key [CT_ALIAS_INDEX_KEY]")
+        group.add_argument("--domain", help="alias domain, e.g. ct.example.com [CT_ALIAS_DOMAIN]")
+        group.add_argument(
+            "--strategy", help="alias strategy: complex (default) or simple [CT_ALIAS_STRATEGY]"
+        )
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ct-alias", description="Order-scoped e-mail masking.")
+    parser = argparse.ArgumentParser(
+        prog="ct-alias",
+        description="Order-scoped e-mail masking: aliases and the order timeline.",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="play a whole order on throw-away storage")
-    demo.set_defaults(func=_demo)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="play a whole order on a throw-away SQLite file")
+    demo.add_argument("--json", action="store_true", help="print the final timelines as JSON")
+    demo.add_argument("--db", help="keep the demo's data in this storage URL instead")
+    demo.set_defaults(func=_cmd_demo)
+
+    mask = sub.add_parser("mask", help="print the alias of an address in a conversation")
+    mask.add_argument("address")
+    mask.add_argument("--conversation", "-c", required=True, help="the order id")
+    mask.add_argument("--store", "-s", default=DEFAULT_STORE, help="the store (tenant)")
+    mask.add_argument("--role", "-r", default=Role.CUSTOMER.value, choices=[r.value for r in Role])
+    mask.add_argument("--json", action="store_true")
+    _config_flags(mask)
+    mask.set_defaults(func=_cmd_mask)
+
+    unmask = sub.add_parser("unmask", help="print the real address behind an alias")
+    unmask.add_argument("alias")
+    unmask.add_argument("--reason", help="why (recorded on the timeline)")
+    unmask.add_argument("--json", action="store_true")
+    _config_flags(unmask)
+    unmask.set_defaults(func=_cmd_unmask)
+
+    timeline = sub.add_parser("timeline", help="show a conversation's timeline")
+    timeline.add_argument("conversation")
+    timeline.add_argument("--json", action="store_true", help="the JSON export")
+    timeline.add_argument("--include-real-addresses", action="store_true")
+    timeline.add_argument("--limit", type=int)
+    timeline.add_argument("--after", help="the nextAfter cursor of the previous page")
+    _config_flags(timeline)
+    timeline.set_defaults(func=_cmd_timeline)
+
+    purge = sub.add_parser("purge", help="remove addresses of aliases that stopped working")
+    purge.add_argument("--older-than-days", type=int, default=0, metavar="DAYS")
+    _config_flags(purge)
+    purge.set_defaults(func=_cmd_purge)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    upgrade = db_sub.add_parser("upgrade", help="create or upgrade the schema")
+    _config_flags(upgrade, tracker=False)
+    upgrade.set_defaults(func=_cmd_db_upgrade)
+
+    serve = sub.add_parser("serve", help="run the SMTP relay")
+    serve.add_argument("--listen", default="127.0.0.1:2525", help="HOST:PORT to listen on")
+    serve.add_argument(
+        "--deliver", default="smtp://127.0.0.1:25", help="the downstream MTA, smtp://HOST:PORT"
+    )
+    serve.add_argument("--max-size", type=int, default=25 * 1024 * 1024, help="bytes")
+    serve.add_argument("--hostname", help="the name the relay greets with")
+    _config_flags(serve)
+    serve.set_defaults(func=_cmd_serve)
+
+    keys = sub.add_parser("keys", help="secret keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    generate = keys_sub.add_parser("generate", help="print new random keys")
+    generate.add_argument("--count", type=int, default=1)
+    generate.set_defaults(func=_cmd_keys_generate)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Run the command line; return the exit status (0 ok, 1 error, 2 usage)."""
+    stdout = out or sys.stdout
     args = _parser().parse_args(argv)
+    command: Callable[[argparse.Namespace, TextIO], int] = args.func
     try:
-        status: int = args.func(args)
+        return command(args, stdout)
     except CtAliasError as exc:
-        print(f"ct-alias: {exc}", file=sys.stderr)
+        print(f"ct-alias: error: {exc}", file=sys.stderr)
         return 1
-    return status
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # the reader went away (`ct-alias demo | head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

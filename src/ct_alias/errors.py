@@ -20,7 +20,9 @@ from datetime import datetime
 __all__ = [
     "AliasCollision",
     "ConfigurationError",
+    "CorruptRecord",
     "CtAliasError",
+    "DeliveryError",
     "ExpiredAlias",
     "ExpiryReason",
     "ForgedAlias",
@@ -28,8 +30,10 @@ __all__ = [
     "InvalidArgument",
     "MalformedAlias",
     "MissingExtra",
+    "MissingParticipant",
     "RevokedAlias",
     "StorageError",
+    "UnknownAddressKey",
     "UnknownAlias",
     "UnrepresentableAddress",
 ]
@@ -141,8 +145,6 @@ class ExpiryReason(enum.StrEnum):
     """Its conversation ended (an order event) and the grace period is over."""
     REVOKED = "revoked"
     """It was revoked explicitly."""
-    PURGED = "purged"
-    """It was removed from storage by a purge; only a tombstone is left."""
 
 
 class ExpiredAlias(CtAliasError, LookupError):
@@ -185,6 +187,22 @@ class UnknownAlias(CtAliasError, LookupError):
         super().__init__(f"alias is not in storage: {_shown(alias)}")
 
 
+class MissingParticipant(CtAliasError, LookupError):
+    """A conversation has no usable alias for a participant the operation needs.
+
+    Attributes:
+        conversation: the conversation.
+        role: the role that is missing (``"customer"``, ``"store"``…).
+    """
+
+    def __init__(self, conversation: str, role: str) -> None:
+        self.conversation = conversation
+        self.role = role
+        super().__init__(
+            f"conversation {conversation!r} has no usable {role} alias yet: mask one first"
+        )
+
+
 class StorageError(CtAliasError, RuntimeError):
     """The storage backend failed; ``__cause__`` (and ``cause``) hold the driver's error.
 
@@ -203,6 +221,53 @@ class StorageError(CtAliasError, RuntimeError):
         self.transient = transient
         detail = f": {type(cause).__name__}" if cause is not None else ""
         super().__init__(f"storage failed while {operation}{detail}")
+
+
+class UnknownAddressKey(CtAliasError, LookupError):
+    """A stored address was sealed with an address key the tracker does not have.
+
+    Attributes:
+        key_id: the id of the missing key (safe to show; it reveals nothing of the key).
+    """
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(
+            f"a stored address was sealed with address key {key_id!r}, which is not configured: "
+            "add it back to address_keys (oldest first) to read it"
+        )
+
+
+class CorruptRecord(CtAliasError, ValueError):
+    """A sealed value does not authenticate: it was altered, or copied from another record.
+
+    Attributes:
+        record: the record and field it belongs to: ``"<storage key>:real"`` or
+            ``"<storage key>:alias"`` (a keyed hash; no address).
+        key_id: the id of the key it claims to be sealed with.
+    """
+
+    def __init__(self, record: str, key_id: str) -> None:
+        self.record = record
+        self.key_id = key_id
+        super().__init__(
+            f"the sealed address of record {record!r} (key {key_id!r}) does not authenticate: "
+            "it was altered or belongs to another record"
+        )
+
+
+class DeliveryError(CtAliasError, ConnectionError):
+    """The downstream mail server did not take a message.
+
+    Attributes:
+        code: the SMTP reply code it gave (or 451 when it could not be reached).
+        temporary: True when trying again later may succeed.
+    """
+
+    def __init__(self, code: int, detail: str, *, temporary: bool) -> None:
+        self.code = code
+        self.temporary = temporary
+        super().__init__(f"downstream delivery failed ({code}): {detail}")
 
 
 class AliasCollision(StorageError):

@@ -11,6 +11,7 @@ from .addresses import normalize_domain
 from .codec import COMPLEX_V1
 from .errors import ConfigurationError
 from .strategies import MAX_ADDRESS
+from .timeline import OrderEvent
 
 __all__ = ["DEFAULT_TTL", "Fallback", "Policy"]
 
@@ -51,6 +52,23 @@ def _check_ttl(instance: Policy, attribute: object, value: object) -> None:
         raise ConfigurationError(f"ttl must be a timedelta between 0 and {_MAX_TTL.days} days")
 
 
+def _to_events(value: object) -> frozenset[str]:
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise ConfigurationError("end_on must be a set of events, e.g. {OrderEvent.INVOICED}")
+    events = set()
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise ConfigurationError(f"end_on holds event names, not {item!r}")
+        events.add(OrderEvent(item) if item in OrderEvent._value2member_map_ else item)
+    return frozenset(events)
+
+
+def _check_grace(instance: Policy, attribute: object, value: object) -> None:
+    del instance, attribute
+    if not isinstance(value, timedelta) or not timedelta(0) <= value <= _MAX_TTL:
+        raise ConfigurationError(f"grace must be a timedelta between 0 and {_MAX_TTL.days} days")
+
+
 def _check_strategy(instance: Policy, attribute: object, value: object) -> None:
     del instance, attribute
     if not isinstance(value, str) or not value:
@@ -67,6 +85,10 @@ class Policy:
         ttl: how long an alias works after it is issued (default 60 days).
         on_unrepresentable: ``"complex"`` (default) to fall back to a complex
             alias when the strategy cannot represent an address, or ``"error"``.
+        end_on: order events that end the conversation's aliases early, e.g.
+            ``{OrderEvent.INVOICED, OrderEvent.CANCELED}``; empty by default, so
+            only the time to live applies.
+        grace: how long ended aliases keep working after the ending event.
 
     Example:
         >>> Policy(domain="CT.Example.com", strategy="simple").domain
@@ -77,3 +99,5 @@ class Policy:
     strategy: str = field(default="complex", validator=_check_strategy)
     ttl: timedelta = field(default=DEFAULT_TTL, validator=_check_ttl)
     on_unrepresentable: Fallback = field(default=Fallback.COMPLEX, converter=_to_fallback)
+    end_on: frozenset[str] = field(default=frozenset(), converter=_to_events)
+    grace: timedelta = field(default=timedelta(0), validator=_check_grace)

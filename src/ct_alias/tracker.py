@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
 
-from attrs import frozen
+from attrs import evolve, frozen
 
+from ._messages import compose_notification, message_data, message_dedup_key
 from .addresses import RealAddress, normalize_address
-from .aliases import Alias, Role
+from .aliases import Alias, AliasStatus, Role
 from .blind_index import BlindIndex
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, as_utc
 from .codec import AliasCodec, Token
+from .crypto import AddressCipher, Cleartext, Sealer
 from .errors import (
     AliasCollision,
     ConfigurationError,
@@ -22,14 +27,26 @@ from .errors import (
     ForgedAlias,
     InvalidArgument,
     MalformedAlias,
+    MissingParticipant,
+    RevokedAlias,
     UnknownAlias,
     UnrepresentableAddress,
 )
+from .mail import summarize
 from .policy import Fallback, Policy
-from .storage.base import AliasStore
+from .storage.base import AliasChange, AliasStore, Sealed, Tombstone
 from .strategies import MAX_ADDRESS, AliasStrategy, ComplexStrategy, strategy_factory
+from .timeline import (
+    AliasEvent,
+    Direction,
+    EntryKind,
+    OrderEvent,
+    Timeline,
+    TimelineEntry,
+    decode_cursor,
+)
 
-__all__ = ["DEFAULT_STORE", "Tracker", "Verified"]
+__all__ = ["DEFAULT_STORE", "Rotation", "Tracker", "Verified"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +55,11 @@ DEFAULT_STORE = "default"
 
 _MAX_CONVERSATION = 255
 _MAX_STORE = 64
+_MAX_EVENT = 64
+_MAX_REASON = 500
+_MAX_SUBJECT = 998
+_MAX_DATA = 65_536
+_MAX_DURATION = timedelta(days=3650)
 _COLLISION_RETRIES = 4
 
 
@@ -54,6 +76,23 @@ class Verified:
     address: str
     token: Token
     strategy: str
+
+
+@frozen
+class Rotation:
+    """Progress of :meth:`Tracker.rotate_address_keys`.
+
+    Attributes:
+        scanned: records read so far.
+        resealed: records re-sealed with the newest key so far.
+        last_key: the storage key of the last record read (resume after it).
+        done: whether every record has been read.
+    """
+
+    scanned: int
+    resealed: int
+    last_key: str | None
+    done: bool
 
 
 @frozen
@@ -76,7 +115,11 @@ class Tracker:
         default_policy: the policy of every store without its own.
         clock: the time source (default: the system's UTC clock).
         index_key: the secret of the blind indexes stores are keyed by; set it
-            once and never change it (see :mod:`ct_alias.blind_index`).
+            once and never change it (see :mod:`ct_alias.blind_index`). The
+            default is a public key: fine for tests, weak against a database
+            thief; it is required with ``address_keys``.
+        address_keys: keys to encrypt addresses at rest, oldest → newest (the
+            ``crypto`` extra); see :mod:`ct_alias.crypto`.
 
     A tracker is safe to share between threads.
     """
@@ -89,9 +132,18 @@ class Tracker:
         default_policy: Policy,
         clock: Clock | None = None,
         index_key: str | bytes | None = None,
+        address_keys: Iterable[str | bytes] | None = None,
     ) -> None:
         if not isinstance(default_policy, Policy):
             raise ConfigurationError("default_policy must be a Policy")
+        if isinstance(address_keys, (str, bytes)):
+            address_keys = [address_keys]
+        if address_keys is not None and index_key is None:
+            raise ConfigurationError(
+                "address_keys need an index_key too: with the public default, someone holding "
+                "the database could confirm a guessed address through its blind index"
+            )
+        self._sealer: Sealer = Cleartext() if address_keys is None else AddressCipher(address_keys)
         self._store = store
         self._codec = AliasCodec(keys)
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -197,6 +249,7 @@ class Tracker:
         slot = self._index.slot_key(store, conversation, role.value, real.key)
         for _ in range(_COLLISION_RETRIES):
             strategy, alias_address = self._make(config, policy, real, expires_at)
+            key = self._index.alias_key(alias_address)
             candidate = Alias(
                 address=alias_address,
                 real_address=real.address,
@@ -206,18 +259,32 @@ class Tracker:
                 strategy=strategy,
                 created_at=now,
                 expires_at=expires_at,
-                key=self._index.alias_key(alias_address),
+                key=key,
                 slot=slot,
             )
+            sealed = self._seal(candidate)
+            created_event = _alias_event(candidate, AliasEvent.CREATED, now)
             try:
-                alias, created = self._store.get_or_create(candidate, now=now)
+                alias, created = self._store.get_or_create(sealed, now=now, entries=[created_event])
             except AliasCollision:
                 logger.warning("alias collision in store %r; retrying with a new token", store)
                 continue
             if created:
                 logger.debug("issued %s alias for conversation %r", strategy, conversation)
-            return alias
+                return candidate
+            return self._present(alias)
         raise AliasCollision()
+
+    def _seal(self, alias: Alias) -> Alias:
+        """The alias as stores keep it: its addresses sealed when address keys are set."""
+        sealer = self._sealer
+        if isinstance(sealer, Cleartext):
+            return alias
+        return evolve(
+            alias,
+            address=sealer.seal(alias.address, context=alias.key + ":alias"),
+            real_address=sealer.seal(alias.real_address, context=alias.key + ":real"),
+        )
 
     def _make(
         self, config: _Config, policy: Policy, real: RealAddress, expires_at: datetime
@@ -279,7 +346,9 @@ class Tracker:
 
         Args:
             alias: the alias address.
-            reason: why the real address is needed (kept for the audit trail).
+            reason: why the real address is needed. When given, the unmask is
+                recorded on the conversation's timeline (the audit trail);
+                without it, the call is a plain lookup and records nothing.
 
         Raises:
             MalformedAlias: not one of this tracker's aliases at all.
@@ -287,19 +356,408 @@ class Tracker:
             ExpiredAlias: its time to live or grace period is over.
             RevokedAlias: it was revoked.
             UnknownAlias: correctly signed, but not in storage.
+            InvalidArgument: ``reason`` is not a short printable text.
             StorageError: the store failed.
         """
+        if reason is not None:
+            reason = _text("reason", reason, _MAX_REASON)
         verified = self.verify(alias)
         now = self._clock.now()
         expires_at = verified.token.expires_at
         if now >= expires_at:
             raise ExpiredAlias(verified.address, expires_at, ExpiryReason.TTL)
+        record = self._lookup(verified.address)
+        record.check_usable(now)
+        if reason is not None:
+            self._store.append(_alias_event(record, AliasEvent.UNMASKED, now, reason=reason))
+        return record
+
+    def lookup(self, alias: str) -> Alias | Tombstone:
+        """The stored record of a correctly signed alias, whether it still works or not.
+
+        Unlike :meth:`unmask` this reads storage for expired aliases too (the
+        relay uses it to record a refused delivery on the right timeline). It
+        records nothing.
+
+        Raises:
+            MalformedAlias: not one of this tracker's aliases at all.
+            ForgedAlias: its signature does not verify with any current key.
+            UnknownAlias: correctly signed, but not in storage.
+        """
+        verified = self.verify(alias)
         record = self._store.get(self._index.alias_key(verified.address))
         if record is None:
             raise UnknownAlias(verified.address)
-        record.check_usable(now)
-        del reason  # recorded on the timeline once timelines exist
-        return record
+        return record if isinstance(record, Tombstone) else self._present(record, verified.address)
+
+    def owns(self, address: object) -> bool:
+        """Whether ``address`` is under one of this tracker's alias domains (any case)."""
+        if not isinstance(address, str):
+            return False
+        domain = address.rpartition("@")[2].lower()
+        return bool(domain) and bool(_suffixes(domain, self._config.domains))
+
+    def _lookup(self, canonical: str) -> Alias:
+        """The stored, usable-or-not record of a verified alias address."""
+        record = self._store.get(self._index.alias_key(canonical))
+        if record is None:
+            raise UnknownAlias(canonical)
+        if isinstance(record, Tombstone):
+            if record.reason is ExpiryReason.REVOKED:
+                raise RevokedAlias(canonical, record.expired_at)
+            raise ExpiredAlias(canonical, record.expired_at, record.reason)
+        return self._present(record, canonical)
+
+    def _present(self, record: Alias, address: str | None = None) -> Alias:
+        """The record as callers see it: addresses opened, the alias in canonical form.
+
+        Raises:
+            UnknownAddressKey: it was sealed with an address key that is gone.
+            CorruptRecord: its sealed addresses do not authenticate.
+        """
+        sealer = self._sealer
+        real = sealer.open(record.real_address, context=record.key + ":real")
+        if address is None:
+            address = sealer.open(record.address, context=record.key + ":alias")
+        if real is record.real_address and address == record.address:
+            return record
+        return evolve(record, address=address, real_address=real)
+
+    def rotate_address_keys(
+        self,
+        *,
+        batch_size: int = 500,
+        after: str | None = None,
+        progress: Callable[[Rotation], None] | None = None,
+    ) -> Rotation:
+        """Re-seal stored addresses with the newest address key, in bounded batches.
+
+        Records already sealed with the newest key are skipped, so a rotation
+        can be interrupted at any point and run again (or resumed from the
+        ``last_key`` of the last progress report, as ``after``). Once it has
+        finished, the older keys can be dropped from ``address_keys``.
+        Plaintext records (from before encryption was turned on) are sealed too.
+
+        Args:
+            batch_size: records read and written per batch.
+            after: resume after this storage key.
+            progress: called after every batch with the progress so far.
+
+        Raises:
+            ConfigurationError: the tracker has no address keys.
+            UnknownAddressKey: a record was sealed with a key that is not configured.
+        """
+        if isinstance(self._sealer, Cleartext):
+            raise ConfigurationError("rotate_address_keys() needs address_keys")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidArgument("batch_size", "must be a positive int")
+        sealer = self._sealer
+        scanned = resealed = 0
+        cursor = after
+        while batch := self._store.scan(after=cursor, limit=batch_size):
+            updates = []
+            for record in batch:
+                if sealer.needs_reseal(record.real_address) or sealer.needs_reseal(record.address):
+                    plain = self._present(record)
+                    sealed = self._seal(plain)
+                    updates.append(Sealed(record.key, sealed.address, sealed.real_address))
+            resealed += self._store.reseal(updates) if updates else 0
+            scanned += len(batch)
+            cursor = batch[-1].key
+            if progress is not None:
+                progress(Rotation(scanned, resealed, cursor, done=False))
+        return Rotation(scanned, resealed, cursor, done=True)
+
+    def aliases(self, conversation: str) -> list[Alias]:
+        """Every alias of ``conversation`` still in storage (not purged), oldest first."""
+        conversation = _identifier("conversation", conversation, _MAX_CONVERSATION)
+        return [self._present(a) for a in self._store.aliases(conversation)]
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def revoke(self, alias: Alias | str, *, reason: str | None = None) -> Alias:
+        """Kill one alias at once: from now on ``unmask`` raises :class:`RevokedAlias`.
+
+        Revoking a revoked alias changes nothing. A later :meth:`mask` of the
+        same participant issues a fresh alias.
+
+        Args:
+            alias: the :class:`Alias`, or its address.
+            reason: why (recorded on the timeline).
+
+        Raises:
+            MalformedAlias, ForgedAlias: ``alias`` is not a valid alias address.
+            UnknownAlias: it is not in storage.
+            ExpiredAlias: it was already purged.
+        """
+        if reason is not None:
+            reason = _text("reason", reason, _MAX_REASON)
+        canonical = alias.address if isinstance(alias, Alias) else self.verify(alias).address
+        record = self._lookup(canonical)
+        if record.status is AliasStatus.REVOKED:
+            return record
+        now = self._clock.now()
+        change = AliasChange(record.key, AliasStatus.REVOKED, record.ends_at, revoked_at=now)
+        event = _alias_event(record, AliasEvent.REVOKED, now, reason=reason)
+        changed, _ = self._store.update([change], entries=[event])
+        return self._present(changed[0], canonical) if changed else record
+
+    def end(self, conversation: str, *, grace: timedelta | None = None) -> list[Alias]:
+        """End every working alias of ``conversation`` now (as an ending event would).
+
+        Args:
+            conversation: the conversation.
+            grace: how long they keep working; default: each alias's store policy's grace.
+
+        Returns:
+            The aliases that were ended.
+        """
+        conversation = _identifier("conversation", conversation, _MAX_CONVERSATION)
+        if grace is not None:
+            grace = _duration("grace", grace)
+        now = self._clock.now()
+        changes, entries = self._ending(conversation, now, None, grace)
+        changed, _ = self._store.update(changes, entries=entries)
+        return [self._present(a) for a in changed]
+
+    def _ending(
+        self, conversation: str, at: datetime, event: str | None, grace: timedelta | None
+    ) -> tuple[list[AliasChange], list[TimelineEntry]]:
+        """The changes and entries that end a conversation's aliases because of ``event``."""
+        now = self._clock.now()
+        changes: list[AliasChange] = []
+        entries: list[TimelineEntry] = []
+        for alias in self._store.aliases(conversation):
+            policy = self.policy_for(alias.store)
+            if event is not None and event not in policy.end_on:
+                continue
+            if alias.status is not AliasStatus.ACTIVE or not alias.usable_at(now):
+                continue
+            ends_at = min(at + (policy.grace if grace is None else grace), alias.expires_at)
+            if alias.ends_at is not None:
+                ends_at = min(ends_at, alias.ends_at)
+            changes.append(AliasChange(alias.key, AliasStatus.ENDED, ends_at))
+            entries.append(
+                _alias_event(alias, AliasEvent.ENDED, at, endsAt=_iso(ends_at), by=event)
+            )
+        return changes, entries
+
+    def reactivate(self, conversation: str, *, for_: timedelta) -> list[Alias]:
+        """Reopen a conversation's ended aliases for late mail, for a bounded time.
+
+        Each alias works again until ``now + for_`` — never beyond its own
+        expiry. Revoked and expired aliases stay dead. Each reactivation is
+        recorded on the timeline.
+
+        Returns:
+            The aliases that were reactivated.
+        """
+        conversation = _identifier("conversation", conversation, _MAX_CONVERSATION)
+        for_ = _duration("for_", for_, positive=True)
+        now = self._clock.now()
+        changes: list[AliasChange] = []
+        entries: list[TimelineEntry] = []
+        for alias in self._store.aliases(conversation):
+            if alias.status is AliasStatus.REVOKED or now >= alias.expires_at:
+                continue
+            if alias.status is not AliasStatus.ENDED and alias.ends_at is None:
+                continue  # never ended: nothing to reopen
+            until = min(now + for_, alias.expires_at)
+            changes.append(AliasChange(alias.key, AliasStatus.ACTIVE, until))
+            entries.append(_alias_event(alias, AliasEvent.REACTIVATED, now, until=_iso(until)))
+        changed, _ = self._store.update(changes, entries=entries)
+        return [self._present(a) for a in changed]
+
+    def purge(self, *, older_than: timedelta = timedelta(0)) -> int:
+        """Remove the addresses of aliases that stopped working more than ``older_than`` ago.
+
+        What is left of each is a tombstone (a keyed hash of its alias address
+        and its metadata): it is never issued again, and mail to it is refused
+        as expired, not unknown. Timelines keep their entries, which never
+        held addresses.
+
+        Returns:
+            How many aliases were purged.
+        """
+        older_than = _duration("older_than", older_than)
+        now = self._clock.now()
+        return self._store.purge(before=now - older_than, now=now)
+
+    # -- timeline --------------------------------------------------------------
+
+    def record_event(
+        self,
+        conversation: str,
+        event: OrderEvent | str,
+        *,
+        at: datetime | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> TimelineEntry:
+        """Record an order event (or a host-defined one) on the timeline.
+
+        If a policy of the conversation's aliases lists the event in
+        ``end_on``, those aliases end (working on through the policy's grace
+        period counted from ``at``), in the same transaction.
+
+        Args:
+            conversation: the conversation (order id).
+            event: an :class:`OrderEvent`, or a host-defined name (1-64 printable characters).
+            at: when it happened (aware); default now.
+            data: JSON-compatible details, kept as given.
+
+        Returns:
+            The stored entry.
+        """
+        conversation = _identifier("conversation", conversation, _MAX_CONVERSATION)
+        name = _event_name(event)
+        at = self._clock.now() if at is None else _moment("at", at)
+        details = _json_data(data)
+        entry = TimelineEntry(conversation, EntryKind.EVENT, name, at, details)
+        changes, endings = self._ending(conversation, at, name, None)
+        _, stored = self._store.update(changes, entries=[entry, *endings])
+        return stored[0]
+
+    def record_message(
+        self,
+        conversation: str,
+        message: bytes | bytearray | memoryview | EmailMessage,
+        *,
+        direction: Direction | str,
+    ) -> TimelineEntry:
+        """Record an e-mail message on the conversation's timeline.
+
+        Only a summary is kept (addresses, subject, date, ids, size, first
+        words, attachment names); participants' addresses are kept as
+        references to their aliases, never as real addresses. Recording the
+        same message twice (same Message-ID, or the same bytes when it has
+        none) yields one entry. Malformed messages are recorded with what
+        could be read, and their defects noted.
+
+        Args:
+            conversation: the conversation.
+            message: raw RFC 5322 bytes, or an :class:`email.message.EmailMessage`.
+            direction: :class:`Direction` (``"inbound"`` or ``"outbound"``).
+
+        Returns:
+            The stored entry (the first one, for a duplicate).
+        """
+        conversation = _identifier("conversation", conversation, _MAX_CONVERSATION)
+        direction = _direction(direction)
+        if isinstance(message, (bytearray, memoryview)):
+            message = bytes(message)
+        if not isinstance(message, (bytes, EmailMessage)):
+            raise InvalidArgument(
+                "message", f"expected bytes or an EmailMessage, not {type(message).__name__}"
+            )
+        summary = summarize(message)
+        data = message_data(summary, self.aliases(conversation))
+        entry = TimelineEntry(
+            conversation,
+            EntryKind.MESSAGE,
+            direction.value,
+            self._clock.now(),
+            data,
+            dedup_key=message_dedup_key(summary),
+        )
+        stored, _ = self._store.append(entry)
+        return stored
+
+    def notify(
+        self,
+        conversation: str,
+        event: OrderEvent | str,
+        *,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        store: str | None = None,
+        from_name: str = "",
+    ) -> EmailMessage:
+        """Compose the store's e-mail to the customer for an order step, and record it.
+
+        The message is from the store's alias (``From`` and ``Reply-To``) to the
+        customer's real address, with a Message-ID under the alias domain. The
+        event and the message are both recorded; the message is returned for
+        the host to send (with :mod:`smtplib` or its provider).
+
+        Args:
+            conversation: the conversation (order id).
+            event: the order step.
+            subject: the subject line.
+            text: the plain-text body.
+            html: an optional HTML alternative.
+            store: whose notification; default: the store of the customer's alias.
+            from_name: a display name for the ``From`` header (the store's name).
+
+        Raises:
+            MissingParticipant: no usable customer alias, or no store alias of that store.
+            InvalidArgument: a subject with line breaks, or bodies that are not text.
+        """
+        conversation = _identifier("conversation", conversation, _MAX_CONVERSATION)
+        name = _event_name(event)
+        subject = _text("subject", subject, _MAX_SUBJECT)
+        from_name = _text("from_name", from_name, _MAX_STORE * 2)
+        for field_name, body in (("text", text), ("html", html)):
+            if body is not None and not isinstance(body, str):
+                raise InvalidArgument(field_name, f"expected a str, not {type(body).__name__}")
+        now = self._clock.now()
+        aliases = [a for a in self._store.aliases(conversation) if a.usable_at(now)]
+        customer = _latest(aliases, Role.CUSTOMER, store)
+        if customer is None:
+            raise MissingParticipant(conversation, Role.CUSTOMER.value)
+        shop = _latest(aliases, Role.STORE, customer.store)
+        if shop is None:
+            raise MissingParticipant(conversation, Role.STORE.value)
+        message = compose_notification(
+            sender=self._present(shop),
+            recipient=self._present(customer),
+            subject=subject,
+            text=text,
+            html=html,
+            now=now,
+            domain=self.policy_for(shop.store).domain,
+            sender_name=from_name,
+        )
+        self.record_event(conversation, name, at=now)
+        self.record_message(conversation, message, direction=Direction.OUTBOUND)
+        return message
+
+    def timeline(
+        self, conversation: str, *, limit: int | None = None, after: str | None = None
+    ) -> Timeline:
+        """Read a conversation's timeline: its participants and entries, in order.
+
+        Args:
+            conversation: the conversation.
+            limit: at most this many entries (a page); default all.
+            after: the ``next_after`` of the previous page.
+
+        Raises:
+            InvalidArgument: a bad limit or cursor.
+        """
+        conversation = _identifier("conversation", conversation, _MAX_CONVERSATION)
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise InvalidArgument("limit", "must be a positive int")
+        position = None
+        if after is not None:
+            try:
+                position = decode_cursor(after)
+            except (TypeError, ValueError, AttributeError):
+                raise InvalidArgument("after", "not a timeline cursor") from None
+        entries = self._store.entries(
+            conversation, after=position, limit=None if limit is None else limit + 1
+        )
+        next_after = None
+        if limit is not None and len(entries) > limit:
+            entries = entries[:limit]
+            next_after = entries[-1].cursor
+        return Timeline(
+            conversation=conversation,
+            participants=tuple(self.aliases(conversation)),
+            entries=tuple(entries),
+            next_after=next_after,
+            now=self._clock.now(),
+        )
 
 
 def _suffixes(domain: str, known: frozenset[str]) -> list[str]:
@@ -313,6 +771,77 @@ def _suffixes(domain: str, known: frozenset[str]) -> list[str]:
         if dot < 0:
             return found
         rest = rest[dot + 1 :]
+
+
+def _alias_event(alias: Alias, name: AliasEvent, at: datetime, **data: Any) -> TimelineEntry:
+    details = {"ref": alias.key, "role": alias.role.value, "strategy": alias.strategy}
+    details.update({k: v for k, v in data.items() if v is not None})
+    return TimelineEntry(alias.conversation, EntryKind.EVENT, name.value, at, details)
+
+
+def _latest(aliases: list[Alias], role: Role, store: str | None) -> Alias | None:
+    for alias in reversed(aliases):
+        if alias.role is role and (store is None or alias.store == store):
+            return alias
+    return None
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _text(name: str, value: object, limit: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument(name, f"expected a str, not {type(value).__name__}")
+    if len(value) > limit or not value.isprintable():
+        raise InvalidArgument(name, f"must be printable text of at most {limit} characters")
+    return value
+
+
+def _event_name(value: object) -> str:
+    if isinstance(value, OrderEvent):
+        return value.value
+    return _identifier("event", value, _MAX_EVENT)
+
+
+def _direction(value: object) -> Direction:
+    if isinstance(value, str) and value in Direction._value2member_map_:
+        return Direction(value)
+    raise InvalidArgument("direction", f"must be 'inbound' or 'outbound', not {value!r}")
+
+
+def _duration(name: str, value: object, *, positive: bool = False) -> timedelta:
+    if not isinstance(value, timedelta):
+        raise InvalidArgument(name, f"expected a timedelta, not {type(value).__name__}")
+    if value < timedelta(0) or (positive and not value) or value > _MAX_DURATION:
+        raise InvalidArgument(
+            name,
+            f"must be {'positive' if positive else 'zero or positive'} "
+            f"and at most {_MAX_DURATION.days} days",
+        )
+    return value
+
+
+def _moment(name: str, value: object) -> datetime:
+    try:
+        return as_utc(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(name, str(exc)) from None
+
+
+def _json_data(data: object) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise InvalidArgument("data", f"expected a mapping, not {type(data).__name__}")
+    try:
+        text = json.dumps(dict(data), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument("data", f"not JSON-compatible: {exc}") from None
+    if len(text) > _MAX_DATA:
+        raise InvalidArgument("data", f"more than {_MAX_DATA} characters as JSON")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
 
 
 def _identifier(name: str, value: object, limit: int) -> str:

@@ -1,46 +1,186 @@
-"""The storage protocol: the few operations the tracker needs from a backend."""
+"""The storage protocol: the few operations the tracker needs from a backend.
+
+A store keeps two things: **alias records** and **timeline entries**. It never
+needs a plaintext address as a key — records are keyed by blind indexes the
+tracker computes (:attr:`Alias.key`, :attr:`Alias.slot`) — and it treats
+:attr:`Alias.address` and :attr:`Alias.real_address` as opaque text, which the
+tracker may have sealed (encrypted) before handing them over.
+
+Every method that writes takes the timeline entries that describe the write
+(``entries``) and stores them in the same transaction, so an alias is never
+created, ended or revoked without its record on the timeline, nor the other
+way round.
+
+``ct_alias.testing.StorageContract`` is the executable specification of this
+protocol: a backend that passes it works with the tracker.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from ..aliases import Alias
+from attrs import frozen
 
-__all__ = ["AliasStore"]
+from ..aliases import Alias, AliasStatus, Role
+from ..errors import ExpiryReason
+from ..timeline import TimelineEntry
+
+__all__ = ["AliasChange", "AliasStore", "Sealed", "Tombstone"]
+
+
+@frozen
+class Tombstone:
+    """What is left of a purged alias: no address, only its key and metadata.
+
+    Attributes:
+        key: the alias's storage key (a keyed hash of its address).
+        conversation: the conversation it belonged to.
+        store: the store that issued it.
+        role: whose address it masked.
+        expired_at: when it stopped working.
+        reason: why it stopped working.
+        purged_at: when its addresses were removed.
+    """
+
+    key: str
+    conversation: str
+    store: str
+    role: Role
+    expired_at: datetime
+    reason: ExpiryReason
+    purged_at: datetime
+
+
+@frozen
+class AliasChange:
+    """A lifecycle change of one alias, for :meth:`AliasStore.update`.
+
+    Attributes:
+        key: which alias.
+        status: its new stored status.
+        ends_at: its new ``ends_at``.
+        revoked_at: its new ``revoked_at``.
+    """
+
+    key: str
+    status: AliasStatus
+    ends_at: datetime | None
+    revoked_at: datetime | None = None
+
+
+@frozen
+class Sealed:
+    """New sealed forms of one alias's addresses, for :meth:`AliasStore.reseal`.
+
+    Attributes:
+        key: which alias.
+        address: the alias address in its new stored form.
+        real_address: the real address in its new stored form.
+    """
+
+    key: str
+    address: str
+    real_address: str
 
 
 @runtime_checkable
 class AliasStore(Protocol):
-    """Where aliases live. Implementations must be safe to share between threads.
+    """Where aliases and timelines live. Implementations must be thread-safe."""
 
-    Records are keyed by :attr:`Alias.key` (a keyed hash of the alias
-    address) and, while current, by :attr:`Alias.slot` (a keyed hash of store,
-    conversation, role and real address); a store never needs the plaintext of
-    either. :attr:`Alias.real_address` is opaque text to a store (it may be
-    sealed by the tracker). ``ct_alias.testing.StorageContract`` checks an
-    implementation's behaviour.
-    """
-
-    def get_or_create(self, candidate: Alias, *, now: datetime) -> tuple[Alias, bool]:
+    def get_or_create(
+        self, candidate: Alias, *, now: datetime, entries: Sequence[TimelineEntry] = ()
+    ) -> tuple[Alias, bool]:
         """Atomically return the alias in ``candidate.slot``, or store ``candidate``.
 
-        If the slot holds an alias that is usable at ``now``
-        (:meth:`Alias.usable_at`), return it and ``False``. Otherwise retire the
-        old one from the slot (its ``slot`` becomes ``None``; the record stays),
-        store ``candidate`` and return it and ``True``. Concurrent calls for one
-        slot must all return the same alias.
+        If the slot holds an alias usable at ``now`` (:meth:`Alias.usable_at`),
+        return it and ``False``. Otherwise take the old alias out of the slot
+        (its ``slot`` becomes ``None``; the record stays), store ``candidate``
+        and ``entries``, and return ``candidate`` and ``True``. Concurrent calls
+        for one slot all return the same alias.
 
         Raises:
-            AliasCollision: ``candidate.key`` is already taken by another record.
+            AliasCollision: ``candidate.key`` is taken by another record; nothing was written.
             StorageError: the backend failed; nothing was written.
         """
         ...
 
-    def get(self, key: str) -> Alias | None:
-        """Return the alias whose :attr:`Alias.key` is ``key``, or ``None``.
+    def get(self, key: str) -> Alias | Tombstone | None:
+        """The alias (or the tombstone of the purged alias) stored under ``key``."""
+        ...
 
-        Raises:
-            StorageError: the backend failed.
+    def aliases(self, conversation: str) -> list[Alias]:
+        """Every alias of ``conversation`` that is not purged, oldest first."""
+        ...
+
+    def update(
+        self, changes: Sequence[AliasChange], *, entries: Sequence[TimelineEntry] = ()
+    ) -> tuple[list[Alias], list[TimelineEntry]]:
+        """Apply lifecycle changes and append ``entries``, all or nothing.
+
+        Changes to keys that are unknown or purged are skipped; entries are
+        appended as by :meth:`append` (duplicates by ``dedup_key`` skipped).
+
+        Returns:
+            The changed aliases as stored now, and the stored entries (with
+            their ``seq``; for a duplicate, the entry stored first).
         """
         ...
+
+    def append(self, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
+        """Append one entry, unless one with its conversation and ``dedup_key`` exists.
+
+        Returns:
+            The stored entry (with its ``seq``) and whether it was new; for a
+            duplicate, the entry stored first.
+        """
+        ...
+
+    def entries(
+        self,
+        conversation: str,
+        *,
+        after: tuple[datetime, int] | None = None,
+        limit: int | None = None,
+    ) -> list[TimelineEntry]:
+        """A conversation's entries by (``at``, ``seq``), after a position, at most ``limit``."""
+        ...
+
+    def purge(self, *, before: datetime, now: datetime) -> int:
+        """Turn aliases that stopped working before ``before`` into tombstones.
+
+        An alias stopped working at its ``revoked_at``, else the earlier of its
+        ``expires_at`` and ``ends_at``. Its ``address``, ``real_address`` and
+        ``slot`` are removed; :meth:`get` then returns a :class:`Tombstone`
+        with ``purged_at=now``.
+
+        Returns:
+            How many aliases were purged by this call.
+        """
+        ...
+
+    def scan(self, *, after: str | None, limit: int) -> list[Alias]:
+        """Up to ``limit`` aliases (not purged) with a key greater than ``after``, by key."""
+        ...
+
+    def reseal(self, records: Sequence[Sealed]) -> int:
+        """Replace the stored address forms of some aliases (after a key rotation).
+
+        Returns:
+            How many records were updated (purged or unknown keys are skipped).
+        """
+        ...
+
+
+def stopped_working(alias: Alias) -> tuple[datetime, ExpiryReason]:
+    """When and why ``alias`` stops (or stopped) working, ignoring the clock.
+
+    A revoked alias stopped when it was revoked; otherwise it stops at the
+    earlier of its expiry and the end of its grace period.
+    """
+    if alias.status is AliasStatus.REVOKED:
+        return alias.revoked_at or alias.created_at, ExpiryReason.REVOKED
+    if alias.ends_at is not None and alias.ends_at < alias.expires_at:
+        return alias.ends_at, ExpiryReason.ENDED
+    return alias.expires_at, ExpiryReason.TTL

@@ -2,32 +2,51 @@
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 
 from attrs import evolve
 
 from ..aliases import Alias
 from ..errors import AliasCollision
+from ..timeline import TimelineEntry
+from .base import AliasChange, Sealed, Tombstone, stopped_working
 
 __all__ = ["MemoryStore"]
 
 
 class MemoryStore:
-    """Keeps aliases in dictionaries guarded by a lock. Nothing survives the process."""
+    """Keeps aliases and timelines in dictionaries guarded by one lock.
+
+    Nothing survives the process. It implements the whole
+    :class:`~ct_alias.storage.AliasStore` protocol and passes
+    :class:`ct_alias.testing.StorageContract`.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._aliases: dict[str, Alias] = {}
+        self._aliases: dict[str, Alias | Tombstone] = {}
         self._slots: dict[str, str] = {}
+        self._by_conversation: dict[str, list[str]] = {}
+        self._timelines: dict[str, list[TimelineEntry]] = {}
+        self._dedup: dict[tuple[str, str], TimelineEntry] = {}
+        self._seq = itertools.count(1)
 
     def __repr__(self) -> str:
         return f"<MemoryStore with {len(self._aliases)} alias(es)>"
 
     def __len__(self) -> int:
+        """How many alias records (tombstones included) are stored."""
         return len(self._aliases)
 
-    def get_or_create(self, candidate: Alias, *, now: datetime) -> tuple[Alias, bool]:
+    # -- aliases -------------------------------------------------------------
+
+    def get_or_create(
+        self, candidate: Alias, *, now: datetime, entries: Sequence[TimelineEntry] = ()
+    ) -> tuple[Alias, bool]:
         """See :meth:`AliasStore.get_or_create`."""
         slot = candidate.slot
         if slot is None:
@@ -36,16 +55,131 @@ class MemoryStore:
             key = self._slots.get(slot)
             if key is not None:
                 current = self._aliases[key]
-                if current.usable_at(now):
-                    return current, False
-                self._aliases[key] = evolve(current, slot=None)
+                if isinstance(current, Alias):
+                    if current.usable_at(now):
+                        return current, False
+                    self._aliases[key] = evolve(current, slot=None)
                 del self._slots[slot]
             if candidate.key in self._aliases:
                 raise AliasCollision()
             self._aliases[candidate.key] = candidate
             self._slots[slot] = candidate.key
+            self._by_conversation.setdefault(candidate.conversation, []).append(candidate.key)
+            for entry in entries:
+                self._append(entry)
             return candidate, True
 
-    def get(self, key: str) -> Alias | None:
+    def get(self, key: str) -> Alias | Tombstone | None:
         """See :meth:`AliasStore.get`."""
         return self._aliases.get(key)
+
+    def aliases(self, conversation: str) -> list[Alias]:
+        """See :meth:`AliasStore.aliases`."""
+        with self._lock:
+            records = [self._aliases[k] for k in self._by_conversation.get(conversation, ())]
+        aliases = [r for r in records if isinstance(r, Alias)]
+        aliases.sort(key=lambda alias: alias.created_at)  # stable: ties keep insertion order
+        return aliases
+
+    def update(
+        self, changes: Sequence[AliasChange], *, entries: Sequence[TimelineEntry] = ()
+    ) -> tuple[list[Alias], list[TimelineEntry]]:
+        """See :meth:`AliasStore.update`."""
+        changed = []
+        with self._lock:
+            for change in changes:
+                current = self._aliases.get(change.key)
+                if not isinstance(current, Alias):
+                    continue
+                new = evolve(
+                    current,
+                    status=change.status,
+                    ends_at=change.ends_at,
+                    revoked_at=change.revoked_at,
+                )
+                self._aliases[change.key] = new
+                changed.append(new)
+            stored = [self._append(entry)[0] for entry in entries]
+        return changed, stored
+
+    def purge(self, *, before: datetime, now: datetime) -> int:
+        """See :meth:`AliasStore.purge`."""
+        purged = 0
+        with self._lock:
+            for key, record in self._aliases.items():
+                if not isinstance(record, Alias):
+                    continue
+                when, reason = stopped_working(record)
+                if when >= before:
+                    continue
+                if record.slot is not None and self._slots.get(record.slot) == key:
+                    del self._slots[record.slot]
+                self._aliases[key] = Tombstone(
+                    key=key,
+                    conversation=record.conversation,
+                    store=record.store,
+                    role=record.role,
+                    expired_at=when,
+                    reason=reason,
+                    purged_at=now,
+                )
+                purged += 1
+        return purged
+
+    def scan(self, *, after: str | None, limit: int) -> list[Alias]:
+        """See :meth:`AliasStore.scan`."""
+        with self._lock:
+            keys = sorted(k for k, r in self._aliases.items() if isinstance(r, Alias))
+            start = 0 if after is None else bisect.bisect_right(keys, after)
+            chosen = [self._aliases[k] for k in keys[start : start + limit]]
+        return [r for r in chosen if isinstance(r, Alias)]
+
+    def reseal(self, records: Sequence[Sealed]) -> int:
+        """See :meth:`AliasStore.reseal`."""
+        done = 0
+        with self._lock:
+            for sealed in records:
+                current = self._aliases.get(sealed.key)
+                if isinstance(current, Alias):
+                    self._aliases[sealed.key] = evolve(
+                        current, address=sealed.address, real_address=sealed.real_address
+                    )
+                    done += 1
+        return done
+
+    # -- timeline ------------------------------------------------------------
+
+    def _append(self, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
+        if entry.dedup_key is not None:
+            existing = self._dedup.get((entry.conversation, entry.dedup_key))
+            if existing is not None:
+                return existing, False
+        stored = evolve(entry, seq=next(self._seq))
+        timeline = self._timelines.setdefault(entry.conversation, [])
+        bisect.insort(timeline, stored, key=_order)
+        if entry.dedup_key is not None:
+            self._dedup[(entry.conversation, entry.dedup_key)] = stored
+        return stored, True
+
+    def append(self, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
+        """See :meth:`AliasStore.append`."""
+        with self._lock:
+            return self._append(entry)
+
+    def entries(
+        self,
+        conversation: str,
+        *,
+        after: tuple[datetime, int] | None = None,
+        limit: int | None = None,
+    ) -> list[TimelineEntry]:
+        """See :meth:`AliasStore.entries`."""
+        with self._lock:
+            timeline = self._timelines.get(conversation, [])
+            start = 0 if after is None else bisect.bisect_right(timeline, after, key=_order)
+            stop = None if limit is None else start + limit
+            return timeline[start:stop]
+
+
+def _order(entry: TimelineEntry) -> tuple[datetime, int]:
+    return entry.at, entry.seq or 0

@@ -1,0 +1,180 @@
+"""``ct-alias demo``: a whole order, played on a throw-away SQLite file."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from ._render import render_timeline
+from .aliases import Alias, Role
+from .clock import FrozenClock
+from .policy import Policy
+from .relay import Outcome, Relay
+from .storage.registry import store_from_url
+from .timeline import OrderEvent
+from .tracker import Tracker
+
+__all__ = ["run_demo"]
+
+DOMAIN = "ct.example.com"
+CUSTOMER = "Maria.Silva@Example.com.br"
+CARRIER = "rastreio@transportadora.example.net"
+ORDERS = {"loja-complexa": "1077540530277-01", "loja-simples": "1077540530277-02"}
+STEPS = [
+    (OrderEvent.PAYMENT_APPROVED, "Pagamento aprovado", "Seu pagamento foi aprovado."),
+    (OrderEvent.PREPARING_DELIVERY, "Preparando entrega", "Estamos preparando seu pedido."),
+    (OrderEvent.INVOICED, "Pedido faturado", "Sua nota fiscal foi emitida."),
+    (OrderEvent.DISPATCHED, "Pedido despachado", "Seu pedido saiu para entrega."),
+    (OrderEvent.DELIVERED, "Pedido entregue", "Seu pedido foi entregue. Obrigado!"),
+]
+
+
+def _mail(sender: str, to: str, subject: str, body: str, message_id: str) -> bytes:
+    return (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{message_id}>\r\nDate: Thu, 01 Jan 2026 12:00:00 +0000\r\n"
+        f"\r\n{body}\r\n"
+    ).encode()
+
+
+def run_demo(out: TextIO, *, db: str | None = None, as_json: bool = False) -> int:
+    """Play the demo order and print each step; return the exit status."""
+    with tempfile.TemporaryDirectory(prefix="ct-alias-demo-") as tmp:
+        _Demo(out, db or f"sqlite:///{Path(tmp) / 'demo.db'}", as_json=as_json).play()
+    return 0
+
+
+class _Demo:
+    """The demo's cast (a tracker, a relay, a clock) and its acts."""
+
+    def __init__(self, out: TextIO, url: str, *, as_json: bool) -> None:
+        self.out = out
+        self.url = url
+        self.as_json = as_json
+        store = store_from_url(url)
+        upgrade = getattr(store, "upgrade", None)
+        if upgrade is not None:
+            upgrade()
+        self.clock = FrozenClock(datetime(2026, 1, 1, 12, tzinfo=UTC))
+        self.tracker = Tracker(
+            store=store,
+            keys=["demo-key-do-not-use-in-production"],
+            default_policy=Policy(domain=DOMAIN),
+            clock=self.clock,
+            index_key="demo-index-key",
+        )
+        self.tracker.set_policy("loja-simples", Policy(domain=DOMAIN, strategy="simple"))
+        self.relay = Relay(self.tracker)
+        self.customers: dict[str, Alias] = {}
+
+    def say(self, text: str = "") -> None:
+        if not self.as_json:
+            print(text, file=self.out)
+
+    def relay_one(self, sender: str, alias: str, data: bytes) -> Outcome:
+        (outcome,) = self.relay.handle(sender, [alias], data).outcomes
+        return outcome
+
+    def play(self) -> None:
+        self.say(f"ct_alias demo: one customer, two stores, storage {self.url}")
+        self.mask_participants()
+        self.order_flow(ORDERS["loja-complexa"])
+        self.simple_store(ORDERS["loja-simples"])
+        self.refusals(ORDERS["loja-complexa"])
+        self.show_timelines()
+
+    def mask_participants(self) -> None:
+        for shop, order in ORDERS.items():
+            strategy = self.tracker.policy_for(shop).strategy
+            self.say(f"\n== {shop} ({strategy} mask), order {order} ==")
+            customer = self.tracker.mask(CUSTOMER, conversation=order, store=shop)
+            sender = f"vendas@{shop}.example.com"
+            shop_alias = self.tracker.mask(sender, conversation=order, store=shop, role=Role.STORE)
+            self.customers[order] = customer
+            self.say(f"customer  {CUSTOMER:<36} -> {customer.address}")
+            self.say(f"store     {sender:<36} -> {shop_alias.address}")
+
+    def order_flow(self, order: str) -> None:
+        tracker, customer = self.tracker, self.customers[order]
+        self.say(f"\n== the order flow of {order} ==")
+        for step, subject, text in STEPS[:4]:
+            message = tracker.notify(order, step, subject=subject, text=text, from_name="Loja")
+            self.say(f"notify    {step.value:<20} From {message['From']}  To {message['To']}")
+            self.clock.advance(timedelta(hours=8))
+
+        self.say("\n== a carrier writes to the customer's alias, through the relay ==")
+        outcome = self.relay_one(CARRIER, customer.address, self.carrier_mail(customer))
+        contact = next(a for a in tracker.aliases(order) if a.role is Role.CONTACT)
+        self.say(f"relay     {outcome.reply}: delivered to {outcome.deliver_to}")
+        self.say(f"          the carrier got a reverse alias: {contact.address}")
+        self.say(f"          envelope sender {outcome.mail_from}")
+
+        self.say("\n== the customer replies to the carrier's alias ==")
+        reply = _mail(
+            f"Maria <{CUSTOMER}>",
+            contact.address,
+            "Re: Entrega agendada",
+            "Obrigada! Estarei em casa.",
+            "reply-1@example.com.br",
+        )
+        outcome = self.relay_one(CUSTOMER, contact.address, reply)
+        from_line = next(
+            line
+            for line in (outcome.message or b"").split(b"\r\n")
+            if line.lower().startswith(b"from:")
+        )
+        self.say(f"relay     {outcome.reply}: delivered to {outcome.deliver_to}")
+        self.say(f"          the carrier sees {from_line.decode()!r}, never the real address")
+
+        step, subject, text = STEPS[4]
+        tracker.notify(order, step, subject=subject, text=text, from_name="Loja")
+        self.say(f"notify    {step.value}")
+
+    def carrier_mail(self, customer: Alias) -> bytes:
+        return _mail(
+            f"Transportadora <{CARRIER}>",
+            customer.address,
+            "Entrega agendada",
+            "Sua entrega chega amanhã.",
+            "track-1@transportadora",
+        )
+
+    def simple_store(self, order: str) -> None:
+        self.say(f"\n== the simple store's order {order}: readable aliases route the same ==")
+        message = self.tracker.notify(
+            order,
+            OrderEvent.PAYMENT_APPROVED,
+            subject="Pagamento aprovado",
+            text="Seu pagamento foi aprovado.",
+            from_name="Loja Simples",
+        )
+        self.say(f"notify    payment-approved     From {message['From']}")
+        customer = self.customers[order]
+        outcome = self.relay_one(CARRIER, customer.address, self.carrier_mail(customer))
+        self.say(f"relay     {outcome.reply}: delivered to {outcome.deliver_to}")
+        self.say(f"          envelope sender {outcome.mail_from}")
+
+    def refusals(self, order: str) -> None:
+        customer = self.customers[order]
+        address = customer.address
+        forged = address[:10] + ("0" if address[10] != "0" else "1") + address[11:]
+        self.say("\n== a forged alias ==")
+        outcome = self.relay_one(CARRIER, forged, self.carrier_mail(customer))
+        self.say(f"relay     {forged}\n          {outcome.reply}")
+
+        self.clock.advance(timedelta(days=61))
+        self.say("\n== 61 days later: a late e-mail to the expired alias ==")
+        late = _mail(CARRIER, address, "Pesquisa de satisfação", "Como foi?", "late-1@x")
+        self.say(f"relay     {self.relay_one(CARRIER, address, late).reply}")
+
+    def show_timelines(self) -> None:
+        if self.as_json:
+            exported = [self.tracker.timeline(order).to_dict() for order in ORDERS.values()]
+            print(json.dumps(exported, indent=2, ensure_ascii=False), file=self.out)
+            return
+        for order in ORDERS.values():
+            self.say(f"\n== the timeline of order {order} ==")
+            self.say(render_timeline(self.tracker.timeline(order)))

@@ -1,0 +1,112 @@
+"""What the tracker keeps of a message, and the notifications it composes."""
+
+from __future__ import annotations
+
+import contextlib
+import email.policy
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from typing import Any
+
+from .aliases import Alias
+from .errors import InvalidArgument
+from .mail import MessageSummary
+
+__all__ = ["compose_notification", "message_data", "message_dedup_key", "wire_key"]
+
+
+def wire_key(address: str) -> str:
+    """A comparison form of an address seen on the wire: local part case-folded, domain in IDNA."""
+    local, _, domain = address.rpartition("@")
+    domain = domain.lower()
+    if not domain.isascii():
+        with contextlib.suppress(UnicodeError):
+            domain = domain.encode("idna").decode("ascii")
+    return f"{local.casefold()}@{domain}"
+
+
+def message_data(summary: MessageSummary, participants: Sequence[Alias]) -> dict[str, Any]:
+    """The JSON-compatible record of a message; participants become references.
+
+    An address that is a participant's alias, or a participant's real address,
+    is kept as ``{"name", "ref", "role"}`` (the alias's storage key); any other
+    address as it was on the wire. A display name that contains an ``@`` is
+    dropped, since it may carry an address.
+    """
+    by_alias = {alias.address: alias for alias in participants}
+    by_real = {wire_key(alias.real_address): alias for alias in participants}
+
+    def refs(pairs: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+        out = []
+        for name, address in pairs:
+            shown = "" if "@" in name else name
+            alias = by_alias.get(address.lower()) or by_real.get(wire_key(address))
+            if alias is None:
+                out.append({"name": shown, "address": address})
+            else:
+                out.append({"name": shown, "ref": alias.key, "role": alias.role.value})
+        return out
+
+    return {
+        "messageId": summary.message_id,
+        "inReplyTo": list(summary.in_reply_to),
+        "references": list(summary.references),
+        "from": refs(summary.from_),
+        "to": refs(summary.to),
+        "cc": refs(summary.cc),
+        "replyTo": refs(summary.reply_to),
+        "subject": summary.subject,
+        "date": None if summary.date is None else summary.date.isoformat(),
+        "size": summary.size,
+        "firstWords": summary.first_words,
+        "hasAttachment": summary.has_attachment,
+        "attachmentNames": list(summary.attachment_names),
+        "contentType": summary.content_type,
+        "isReport": summary.is_report,
+        "contentHash": summary.content_hash,
+        "defects": list(summary.defects),
+    }
+
+
+def message_dedup_key(summary: MessageSummary) -> str:
+    """Messages with the same key in one conversation are recorded once.
+
+    The key is a hash of the Message-ID, or of the raw bytes when there is none.
+    """
+    if summary.message_id:
+        digest = hashlib.sha256(summary.message_id.encode("utf-8", "surrogatepass")).hexdigest()
+        return f"mid:{digest}"
+    return f"raw:{summary.content_hash}"
+
+
+def compose_notification(
+    *,
+    sender: Alias,
+    recipient: Alias,
+    subject: str,
+    text: str,
+    html: str | None,
+    now: datetime,
+    domain: str,
+    sender_name: str = "",
+) -> EmailMessage:
+    """The store's message to the customer: from the store's alias to the real address."""
+    utf8 = not recipient.real_address.isascii()
+    message = EmailMessage(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
+    try:
+        message["From"] = Address(display_name=sender_name, addr_spec=sender.address)
+        message["Reply-To"] = sender.address
+        message["To"] = recipient.real_address
+        message["Subject"] = subject
+        message["Date"] = format_datetime(now)
+        message["Message-ID"] = make_msgid(domain=domain)
+        message.set_content(text)
+        if html is not None:
+            message.add_alternative(html, subtype="html")
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgument("notification", str(exc)) from None
+    return message

@@ -1,0 +1,169 @@
+"""Real addresses encrypted at rest: a stolen database reveals no customer address.
+
+With address keys, the tracker seals every real address — and every alias
+address, since a simple alias contains one — *before* any store sees it, so
+every backend benefits, third-party ones included. Sealing is AES-256-GCM
+(authenticated: a tampered or swapped value is detected), with the record's
+storage key as associated data, so a value copied from one row to another does
+not open. A sealed value reads::
+
+    ct1.<key id>.<base64url(nonce ‖ ciphertext ‖ tag)>
+
+The key id (8 hex characters, derived from the key) says which key sealed it,
+so keys rotate like signing keys: a list, oldest → newest; the newest seals,
+every listed key opens. :meth:`ct_alias.Tracker.rotate_address_keys` re-seals
+stored records with the newest key, after which the oldest can be dropped.
+
+Keys are plain strings, such as those ``ct-alias keys generate`` prints (256
+random bits). Needs the ``crypto`` extra (the ``cryptography`` package).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from .errors import ConfigurationError, CorruptRecord, MissingExtra, UnknownAddressKey
+
+__all__ = ["PREFIX", "AddressCipher", "Cleartext", "Sealer", "is_sealed"]
+
+#: The prefix of every sealed value (format version 1).
+PREFIX = "ct1."
+_NONCE = 12
+
+
+def is_sealed(value: str) -> bool:
+    """Whether a stored value is sealed (addresses always contain ``@``; sealed values never)."""
+    return value.startswith(PREFIX) and "@" not in value
+
+
+class Sealer(Protocol):
+    """What the tracker needs to protect addresses at rest."""
+
+    def seal(self, text: str, *, context: str) -> str:
+        """Return the stored form of ``text``, bound to ``context`` (the record's key)."""
+        ...
+
+    def open(self, stored: str, *, context: str) -> str:
+        """Return the text behind a stored form (plaintext passes through)."""
+        ...
+
+    def needs_reseal(self, stored: str) -> bool:
+        """Whether ``stored`` is not in the form :meth:`seal` makes now."""
+        ...
+
+
+class Cleartext:
+    """No encryption: stores see addresses as they are (the default)."""
+
+    def seal(self, text: str, *, context: str) -> str:
+        """Return ``text`` unchanged."""
+        del context
+        return text
+
+    def open(self, stored: str, *, context: str) -> str:
+        """Return ``stored``; a sealed value means keys are missing.
+
+        Raises:
+            UnknownAddressKey: ``stored`` is sealed, and this tracker has no address keys.
+        """
+        del context
+        if is_sealed(stored):
+            raise UnknownAddressKey(stored[len(PREFIX) :].partition(".")[0])
+        return stored
+
+    def needs_reseal(self, stored: str) -> bool:
+        """Never: without keys there is nothing to re-seal with."""
+        del stored
+        return False
+
+    def __repr__(self) -> str:
+        return "Cleartext()"
+
+
+def _aesgcm() -> Any:
+    try:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415
+    except ImportError:
+        raise MissingExtra("crypto", "cryptography", "Address encryption") from None
+    return AESGCM
+
+
+class AddressCipher:
+    """AES-256-GCM sealing with a list of keys, oldest → newest.
+
+    Args:
+        keys: the address keys (non-empty strings or bytes), oldest first.
+
+    Raises:
+        ConfigurationError: no keys, or an empty one.
+        MissingExtra: the ``cryptography`` package is not installed.
+    """
+
+    __slots__ = ("_ciphers", "_exceptions", "_newest")
+
+    def __init__(self, keys: Iterable[str | bytes]) -> None:
+        aesgcm = _aesgcm()
+        from cryptography.exceptions import InvalidTag  # noqa: PLC0415
+
+        self._exceptions = (InvalidTag,)
+        key_list = list(keys)
+        if not key_list or any(not isinstance(k, (str, bytes)) or not k for k in key_list):
+            raise ConfigurationError("address keys must be a non-empty list of non-empty strings")
+        self._ciphers: dict[str, Any] = {}
+        for key in key_list:
+            secret = key.encode("utf-8") if isinstance(key, str) else key
+            derived = hashlib.sha256(b"ct_alias.address-key.v1\x00" + secret).digest()
+            key_id = hashlib.sha256(b"ct_alias.address-key-id\x00" + derived).hexdigest()[:8]
+            self._ciphers[key_id] = aesgcm(derived)
+            self._newest = key_id
+
+    @property
+    def key_ids(self) -> list[str]:
+        """The ids of the keys, oldest first (safe to show: they reveal nothing of a key)."""
+        return list(self._ciphers)
+
+    @property
+    def newest(self) -> str:
+        """The id of the key that seals."""
+        return self._newest
+
+    def __repr__(self) -> str:
+        return f"<AddressCipher keys={self.key_ids}>"
+
+    def seal(self, text: str, *, context: str) -> str:
+        """Encrypt ``text`` with the newest key, bound to ``context``."""
+        nonce = os.urandom(_NONCE)
+        sealed = self._ciphers[self._newest].encrypt(
+            nonce, text.encode("utf-8"), context.encode("utf-8")
+        )
+        payload = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
+        return f"{PREFIX}{self._newest}.{payload}"
+
+    def open(self, stored: str, *, context: str) -> str:
+        """Decrypt a sealed value (plaintext from before encryption passes through).
+
+        Raises:
+            UnknownAddressKey: it was sealed with a key that is not in the list.
+            CorruptRecord: it was altered, or belongs to another record.
+        """
+        if not is_sealed(stored):
+            return stored
+        key_id, _, payload = stored[len(PREFIX) :].partition(".")
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise UnknownAddressKey(key_id)
+        try:
+            raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+            plain: bytes = cipher.decrypt(raw[:_NONCE], raw[_NONCE:], context.encode("utf-8"))
+            return plain.decode("utf-8")
+        except (*self._exceptions, binascii.Error, ValueError, UnicodeDecodeError):
+            raise CorruptRecord(context, key_id) from None
+
+    def needs_reseal(self, stored: str) -> bool:
+        """Whether ``stored`` is plaintext or sealed with an older key."""
+        return not (is_sealed(stored) and stored[len(PREFIX) :].startswith(self._newest + "."))

@@ -1,0 +1,413 @@
+"""Testing helpers shipped with ct_alias: the storage contract suite.
+
+A storage backend author subclasses :class:`StorageContract` in their own
+test suite and provides a ``store`` fixture returning a fresh, empty store;
+pytest then runs the whole behavioural suite against it::
+
+    import pytest
+    from ct_alias.testing import StorageContract
+
+    class TestMyStore(StorageContract):
+        @pytest.fixture
+        def store(self):
+            store = MyStore(...)
+            yield store
+            store.drop_everything()
+
+Our own memory, SQLite, PostgreSQL and MariaDB backends run this same suite.
+This module needs pytest (it is only imported by test code).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import pytest
+from attrs import evolve
+
+from .aliases import Alias, AliasStatus, Role
+from .errors import AliasCollision, ExpiryReason
+from .storage.base import AliasChange, AliasStore, Sealed, Tombstone
+from .timeline import AliasEvent, EntryKind, OrderEvent, TimelineEntry
+
+__all__ = ["StorageContract", "make_alias", "make_entry"]
+
+T = TypeVar("T")
+
+#: The time the contract's records are created at.
+T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def _hex() -> str:
+    return secrets.token_hex(16)
+
+
+def make_alias(
+    *,
+    conversation: str = "order-1",
+    store: str = "shop",
+    role: Role = Role.CUSTOMER,
+    slot: str | None = None,
+    created_at: datetime = T0,
+    ttl: timedelta = timedelta(days=60),
+    **changes: Any,
+) -> Alias:
+    """A valid alias record with random keys, as the tracker would hand a store."""
+    alias = Alias(
+        address=f"1{secrets.token_hex(19)[:39]}@ct.example.com",
+        real_address=f"buyer.{secrets.token_hex(4)}@example.com",
+        conversation=conversation,
+        store=store,
+        role=role,
+        strategy="complex",
+        created_at=created_at,
+        expires_at=(created_at + ttl).replace(microsecond=0),
+        key=_hex(),
+        slot=slot or _hex(),
+    )
+    return evolve(alias, **changes) if changes else alias
+
+
+def make_entry(
+    conversation: str = "order-1",
+    name: str = OrderEvent.INVOICED.value,
+    *,
+    at: datetime = T0,
+    kind: EntryKind = EntryKind.EVENT,
+    dedup_key: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> TimelineEntry:
+    """A timeline entry that is not stored yet."""
+    return TimelineEntry(conversation, kind, name, at, data or {"n": 1}, dedup_key)
+
+
+def _in_threads(count: int, work: Callable[[], T]) -> list[T]:
+    """Run ``work`` in ``count`` threads started together; re-raise any failure."""
+    barrier = threading.Barrier(count)
+    results: list[T] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            result = work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+            with lock:
+                errors.append(exc)
+        else:
+            with lock:
+                results.append(result)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+class StorageContract:
+    """The behaviour every :class:`~ct_alias.storage.AliasStore` must have.
+
+    Subclass it (as ``Test…``) and override the ``store`` fixture.
+    """
+
+    #: Threads used by the concurrency tests.
+    threads = 8
+
+    @pytest.fixture
+    def store(self) -> AliasStore:
+        """Override: return (or yield) a fresh, empty store, and clean it up afterwards."""
+        raise NotImplementedError("a StorageContract subclass must provide a `store` fixture")
+
+    # -- get-or-create -------------------------------------------------------
+
+    def test_is_an_alias_store(self, store: AliasStore) -> None:
+        """Is an alias store."""
+        assert isinstance(store, AliasStore)
+
+    def test_creates_and_gets(self, store: AliasStore) -> None:
+        """Creates and gets."""
+        alias = make_alias()
+        stored, created = store.get_or_create(alias, now=T0)
+        assert created
+        assert stored == alias
+        assert store.get(alias.key) == alias
+        assert store.get(_hex()) is None
+
+    def test_get_or_create_is_idempotent(self, store: AliasStore) -> None:
+        """Get or create is idempotent."""
+        first = make_alias()
+        store.get_or_create(first, now=T0)
+        second = make_alias(slot=first.slot)
+        again, created = store.get_or_create(second, now=T0 + timedelta(days=1))
+        assert not created
+        assert again == first
+        assert store.get(second.key) is None
+
+    def test_unusable_alias_is_replaced_in_its_slot(self, store: AliasStore) -> None:
+        """Unusable alias is replaced in its slot."""
+        first = make_alias(ttl=timedelta(days=1))
+        store.get_or_create(first, now=T0)
+        later = T0 + timedelta(days=2)
+        second = make_alias(slot=first.slot, created_at=later)
+        stored, created = store.get_or_create(second, now=later)
+        assert created
+        assert stored == second
+        old = store.get(first.key)
+        assert isinstance(old, Alias)
+        assert old.slot is None
+        assert store.get_or_create(make_alias(slot=first.slot), now=later) == (second, False)
+
+    def test_revoked_alias_is_replaced_in_its_slot(self, store: AliasStore) -> None:
+        """Revoked alias is replaced in its slot."""
+        first = make_alias()
+        store.get_or_create(first, now=T0)
+        store.update([AliasChange(first.key, AliasStatus.REVOKED, None, T0)])
+        second = make_alias(slot=first.slot)
+        assert store.get_or_create(second, now=T0 + timedelta(seconds=1)) == (second, True)
+
+    def test_key_collision(self, store: AliasStore) -> None:
+        """Key collision."""
+        first = make_alias()
+        store.get_or_create(first, now=T0)
+        with pytest.raises(AliasCollision):
+            store.get_or_create(make_alias(key=first.key), now=T0)
+        assert store.get(first.key) == first
+
+    def test_creation_entries_are_stored_with_the_alias(self, store: AliasStore) -> None:
+        """Creation entries are stored with the alias."""
+        alias = make_alias()
+        entry = make_entry(name=AliasEvent.CREATED.value, data={"ref": alias.key})
+        store.get_or_create(alias, now=T0, entries=[entry])
+        (stored,) = store.entries("order-1")
+        assert stored.data == {"ref": alias.key}
+        store.get_or_create(make_alias(slot=alias.slot), now=T0, entries=[entry])
+        assert len(store.entries("order-1")) == 1  # not created: entries not written
+
+    def test_concurrent_get_or_create_yields_one_alias(self, store: AliasStore) -> None:
+        """Concurrent get or create yields one alias."""
+        slot = _hex()
+        results = _in_threads(
+            self.threads, lambda: store.get_or_create(make_alias(slot=slot), now=T0)
+        )
+        assert len({alias.key for alias, _ in results}) == 1
+        assert sum(created for _, created in results) == 1
+        assert len(store.aliases("order-1")) == 1
+
+    def test_datetimes_are_aware_utc(self, store: AliasStore) -> None:
+        """Datetimes are aware utc."""
+        alias = make_alias(ends_at=T0 + timedelta(days=3), revoked_at=T0 + timedelta(days=4))
+        store.get_or_create(alias, now=T0)
+        stored = store.get(alias.key)
+        assert isinstance(stored, Alias)
+        for moment in (stored.created_at, stored.expires_at, stored.ends_at, stored.revoked_at):
+            assert moment is not None
+            assert moment.utcoffset() == timedelta(0)
+        assert stored == alias  # microseconds kept
+
+    def test_long_and_unicode_values(self, store: AliasStore) -> None:
+        """Long and unicode values."""
+        alias = make_alias(
+            conversation="c" * 254 + "é",
+            store="s" * 63 + "ü",
+            address="x" * 60 + "@" + "d" * 193,
+            real_address='"José Ñ"@' + "e" * 240 + ".com",
+        )
+        store.get_or_create(alias, now=T0)
+        assert store.get(alias.key) == alias
+        assert store.aliases(alias.conversation) == [alias]
+
+    def test_isolation_between_stores_and_conversations(self, store: AliasStore) -> None:
+        """Isolation between stores and conversations."""
+        a = make_alias(store="shop-a")
+        b = make_alias(store="shop-b")
+        c = make_alias(conversation="order-2")
+        for alias in (a, b, c):
+            assert store.get_or_create(alias, now=T0)[1]
+        assert store.aliases("order-1") == [a, b]
+        assert store.aliases("order-2") == [c]
+        assert store.aliases("order-3") == []
+
+    def test_aliases_are_listed_oldest_first(self, store: AliasStore) -> None:
+        """Aliases are listed oldest first."""
+        made = [make_alias(created_at=T0 + timedelta(seconds=i)) for i in (3, 1, 2)]
+        for alias in made:
+            store.get_or_create(alias, now=T0)
+        listed = store.aliases("order-1")
+        assert [a.created_at for a in listed] == sorted(a.created_at for a in made)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def test_update_changes_and_entries(self, store: AliasStore) -> None:
+        """Update changes and entries."""
+        a, b = make_alias(), make_alias(role=Role.STORE)
+        for alias in (a, b):
+            store.get_or_create(alias, now=T0)
+        ends = T0 + timedelta(days=2)
+        changes = [
+            AliasChange(a.key, AliasStatus.ENDED, ends),
+            AliasChange(_hex(), AliasStatus.ENDED, ends),  # unknown: skipped
+        ]
+        changed, entries = store.update(changes, entries=[make_entry(), make_entry()])
+        assert changed == [evolve(a, status=AliasStatus.ENDED, ends_at=ends)]
+        assert store.get(a.key) == changed[0]
+        assert store.get(b.key) == b
+        assert [e.seq is not None for e in entries] == [True, True]
+        assert len(store.entries("order-1")) == 2
+        revoked = T0 + timedelta(days=1)
+        changed, _ = store.update([AliasChange(b.key, AliasStatus.REVOKED, None, revoked)])
+        assert changed[0].revoked_at == revoked
+        assert changed[0].status is AliasStatus.REVOKED
+        assert store.update([]) == ([], [])
+
+    # -- purge -----------------------------------------------------------------
+
+    def test_purge_leaves_tombstones(self, store: AliasStore) -> None:
+        """Purge leaves tombstones."""
+        expired = make_alias(ttl=timedelta(days=1))
+        ended = make_alias(ends_at=T0 + timedelta(days=2), status=AliasStatus.ENDED)
+        revoked = make_alias(status=AliasStatus.REVOKED, revoked_at=T0 + timedelta(hours=1))
+        in_grace = make_alias(ends_at=T0 + timedelta(days=30), status=AliasStatus.ENDED)
+        active = make_alias()
+        for alias in (expired, ended, revoked, in_grace, active):
+            store.get_or_create(alias, now=T0)
+        now = T0 + timedelta(days=10)
+        assert store.purge(before=now, now=now) == 3
+        assert store.purge(before=now, now=now) == 0
+        expected = {
+            expired.key: (expired.expires_at, ExpiryReason.TTL),
+            ended.key: (ended.ends_at, ExpiryReason.ENDED),
+            revoked.key: (revoked.revoked_at, ExpiryReason.REVOKED),
+        }
+        for key, (when, reason) in expected.items():
+            tomb = store.get(key)
+            assert isinstance(tomb, Tombstone), key
+            assert (tomb.expired_at, tomb.reason, tomb.purged_at) == (when, reason, now)
+            assert tomb.conversation == "order-1"
+            assert tomb.key == key
+        assert store.get(in_grace.key) == in_grace
+        assert store.get(active.key) == active
+        assert {a.key for a in store.aliases("order-1")} == {in_grace.key, active.key}
+
+    def test_purge_respects_before(self, store: AliasStore) -> None:
+        """Purge respects before."""
+        alias = make_alias(ttl=timedelta(days=1))
+        store.get_or_create(alias, now=T0)
+        now = T0 + timedelta(days=5)
+        assert store.purge(before=alias.expires_at, now=now) == 0
+        assert store.purge(before=alias.expires_at + timedelta(seconds=1), now=now) == 1
+
+    def test_purged_slot_takes_a_new_alias_and_the_key_stays_taken(self, store: AliasStore) -> None:
+        """Purged slot takes a new alias and the key stays taken."""
+        old = make_alias(ttl=timedelta(days=1))
+        store.get_or_create(old, now=T0)
+        now = T0 + timedelta(days=5)
+        store.purge(before=now, now=now)
+        fresh = make_alias(slot=old.slot, created_at=now)
+        assert store.get_or_create(fresh, now=now) == (fresh, True)
+        with pytest.raises(AliasCollision):
+            store.get_or_create(make_alias(key=old.key), now=now)
+        assert store.update([AliasChange(old.key, AliasStatus.ACTIVE, None)]) == ([], [])
+
+    # -- timeline ------------------------------------------------------------
+
+    def test_append_assigns_sequence(self, store: AliasStore) -> None:
+        """Append assigns sequence."""
+        first, new = store.append(make_entry())
+        assert new
+        second, _ = store.append(make_entry())
+        assert first.seq is not None
+        assert second.seq is not None
+        assert second.seq > first.seq
+        assert store.entries("order-1") == [first, second]
+
+    def test_entries_round_trip(self, store: AliasStore) -> None:
+        """Entries round trip."""
+        data = {
+            "subject": "Pedido faturado ✓",
+            "to": [{"ref": "k", "name": "Zé"}],
+            "n": 1.5,
+            "none": None,
+            "flag": True,
+            "nested": {"list": [1, "two"]},
+        }
+        entry = make_entry(kind=EntryKind.MESSAGE, name="inbound", data=data, dedup_key="mid:x")
+        stored, _ = store.append(entry)
+        assert store.entries("order-1") == [stored]
+        assert stored == evolve(entry, seq=stored.seq)
+        assert stored.at.utcoffset() == timedelta(0)
+
+    def test_duplicates_are_recorded_once(self, store: AliasStore) -> None:
+        """Duplicates are recorded once."""
+        first, new = store.append(make_entry(dedup_key="mid:1"))
+        again, new_again = store.append(make_entry(dedup_key="mid:1", data={"other": 1}))
+        assert new
+        assert not new_again
+        assert again == first
+        other_conversation, new_other = store.append(make_entry("order-2", dedup_key="mid:1"))
+        assert new_other
+        assert other_conversation.conversation == "order-2"
+        assert len(store.entries("order-1")) == 1
+
+    def test_concurrent_duplicates_are_recorded_once(self, store: AliasStore) -> None:
+        """Concurrent duplicates are recorded once."""
+        results = _in_threads(self.threads, lambda: store.append(make_entry(dedup_key="mid:c")))
+        assert sum(new for _, new in results) == 1
+        assert len({entry.seq for entry, _ in results}) == 1
+        assert len(store.entries("order-1")) == 1
+
+    def test_entries_are_ordered_by_time_then_sequence(self, store: AliasStore) -> None:
+        """Entries are ordered by time then sequence."""
+        late = store.append(make_entry(at=T0 + timedelta(hours=1), data={"i": 0}))[0]
+        a = store.append(make_entry(at=T0, data={"i": 1}))[0]
+        b = store.append(make_entry(at=T0, data={"i": 2}))[0]
+        assert store.entries("order-1") == [a, b, late]
+
+    def test_pagination(self, store: AliasStore) -> None:
+        """Pagination."""
+        stored = [
+            store.append(make_entry(at=T0 + timedelta(minutes=i // 2), data={"i": i}))[0]
+            for i in range(7)
+        ]
+        pages = []
+        after = None
+        while True:
+            page = store.entries("order-1", after=after, limit=3)
+            if not page:
+                break
+            pages.append(page)
+            last = page[-1]
+            assert last.seq is not None
+            after = (last.at, last.seq)
+        assert [len(p) for p in pages] == [3, 3, 1]
+        assert [e for p in pages for e in p] == stored
+        assert store.entries("order-1", limit=2) == stored[:2]
+
+    # -- rekeying ------------------------------------------------------------------
+
+    def test_scan_and_reseal(self, store: AliasStore) -> None:
+        """Scan and reseal."""
+        made = [make_alias() for _ in range(5)]
+        for alias in made:
+            store.get_or_create(alias, now=T0)
+        keys = sorted(a.key for a in made)
+        first = store.scan(after=None, limit=2)
+        assert [a.key for a in first] == keys[:2]
+        rest = store.scan(after=first[-1].key, limit=10)
+        assert [a.key for a in rest] == keys[2:]
+        assert store.scan(after=keys[-1], limit=10) == []
+        updates = [Sealed(a.key, "sealed:" + a.key, "sealed-real:" + a.key) for a in first]
+        assert store.reseal([*updates, Sealed(_hex(), "x", "y")]) == 2
+        for alias in first:
+            stored = store.get(alias.key)
+            assert isinstance(stored, Alias)
+            assert stored.address == "sealed:" + alias.key
+            assert stored.real_address == "sealed-real:" + alias.key

@@ -1,0 +1,459 @@
+"""The relay core: routing, header-only rewrite, refusals, recording, hostile input."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from ct_alias import (
+    Alias,
+    FrozenClock,
+    InvalidArgument,
+    MemoryStore,
+    OrderEvent,
+    Policy,
+    Role,
+    StorageError,
+    Tracker,
+)
+from ct_alias.mail import parse_headers, split_message
+from ct_alias.relay import TRACE_HEADER, Relay
+
+from .conftest import DOMAIN
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "mail-parser"
+CUSTOMER = "Maria.Silva@example.com.br"
+CARRIER = "rastreio@transportadora.example.net"
+ORDER = "order-1"
+
+
+@pytest.fixture
+def tracker(clock: FrozenClock) -> Tracker:
+    t = Tracker(
+        store=MemoryStore(),
+        keys=["k"],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+        index_key="ix",
+    )
+    t.set_policy("simple-shop", Policy(domain=DOMAIN, strategy="simple"))
+    return t
+
+
+@pytest.fixture
+def relay(tracker: Tracker) -> Relay:
+    return Relay(tracker, max_size=2 * 1024 * 1024)
+
+
+@pytest.fixture
+def customer(tracker: Tracker) -> Alias:
+    return tracker.mask(CUSTOMER, conversation=ORDER)
+
+
+@pytest.fixture
+def shop(tracker: Tracker) -> Alias:
+    return tracker.mask("vendas@loja.example.com", conversation=ORDER, role=Role.STORE)
+
+
+def mail(*headers: str, body: bytes = b"Hello,\r\nthis is the body.\r\n") -> bytes:
+    return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
+
+
+def header_values(message: bytes, name: str) -> list[str]:
+    return [
+        f.value
+        for f in parse_headers(split_message(message).headers)
+        if f.name.lower() == name.lower()
+    ]
+
+
+def body_of(message: bytes) -> bytes:
+    return split_message(message).body
+
+
+# -- routing -----------------------------------------------------------------------
+
+
+def test_carrier_to_customer_gets_a_reverse_alias(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    data = mail(
+        f"From: Transportadora <{CARRIER}>",
+        f"To: {customer.address}",
+        "Subject: Entrega",
+        "Message-ID: <t1@transportadora.example.net>",
+        f"Return-Path: <{CARRIER}>",
+    )
+    (outcome,) = relay.handle(CARRIER, [customer.address.upper()], data).outcomes
+    assert (outcome.code, outcome.status, outcome.accepted) == (250, "2.0.0", True)
+    assert outcome.deliver_to == CUSTOMER
+    contact = next(a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT)
+    assert contact.real_address == CARRIER
+    assert outcome.mail_from == contact.address
+    assert outcome.conversation == ORDER
+    assert outcome.message is not None
+    assert header_values(outcome.message, "From") == [f"Transportadora <{contact.address}>"]
+    assert header_values(outcome.message, TRACE_HEADER) == [ORDER]
+    assert header_values(outcome.message, "Subject") == ["Entrega"]
+    assert body_of(outcome.message) == body_of(data)
+    assert CARRIER.encode() not in outcome.message  # Return-Path leaked it: scrubbed
+    (recorded,) = tracker.timeline(ORDER).messages
+    assert recorded.name == "outbound"
+    assert recorded.data["from"][0]["ref"] == contact.key
+
+
+def test_customer_reply_reaches_the_carrier_masked(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    contact = tracker.mask(CARRIER, conversation=ORDER, role=Role.CONTACT)
+    data = mail(
+        f"Received: from mx.example.com.br by relay for <{CUSTOMER.lower()}>; Thu, 1 Jan 2026",
+        f'From: "Maria Silva" <{CUSTOMER}>',
+        f"Reply-To: {CUSTOMER}",
+        f"Sender: {CUSTOMER}",
+        f"To: Transportadora <{contact.address}>",
+        f"Cc: {CUSTOMER}, outsider@elsewhere.example.org",
+        f"Disposition-Notification-To: {CUSTOMER}",
+        f"X-Original-From: {CUSTOMER.upper()}",
+        "Subject: Re: Entrega",
+        body=f"On Thursday the carrier wrote to me.\r\n-- \r\nMaria {CUSTOMER}\r\n".encode(),
+    )
+    (outcome,) = relay.handle(CUSTOMER, [contact.address], data).outcomes
+    assert outcome.accepted
+    assert outcome.deliver_to == CARRIER
+    assert outcome.mail_from == customer.address
+    assert outcome.message is not None
+    headers = split_message(outcome.message).headers.decode()
+    assert CUSTOMER.lower() not in headers.lower()
+    assert header_values(outcome.message, "From") == [f"Maria Silva <{customer.address}>"]
+    assert header_values(outcome.message, "Reply-To") == [customer.address]
+    assert header_values(outcome.message, "Sender") == [customer.address]
+    assert header_values(outcome.message, "Cc") == [
+        f"{customer.address}, outsider@elsewhere.example.org"
+    ]
+    assert header_values(outcome.message, "To") == [f"Transportadora <{contact.address}>"]
+    # the body is delivered byte for byte, even where it names the sender
+    assert body_of(outcome.message) == body_of(data)
+    (recorded,) = tracker.timeline(ORDER).messages
+    assert recorded.name == "inbound"
+
+
+def test_store_mail_to_customer_uses_the_store_alias(
+    relay: Relay, customer: Alias, shop: Alias
+) -> None:
+    data = mail(
+        "From: Loja <vendas@loja.example.com>", f"To: {customer.address}", "Subject: Pedido"
+    )
+    (outcome,) = relay.handle("vendas@loja.example.com", [customer.address], data).outcomes
+    assert outcome.mail_from == shop.address
+    assert outcome.message is not None
+    assert header_values(outcome.message, "From") == [f"Loja <{shop.address}>"]
+
+
+def test_display_names_that_carry_an_address_are_dropped(
+    relay: Relay, customer: Alias, tracker: Tracker
+) -> None:
+    data = mail(f'From: "{CARRIER}" <{CARRIER}>', f"To: {customer.address}")
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    contact = next(a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT)
+    assert outcome.message is not None
+    assert header_values(outcome.message, "From") == [contact.address]
+
+
+def test_simple_aliases_route_too(relay: Relay, tracker: Tracker) -> None:
+    alias = tracker.mask(CUSTOMER, conversation="o2", store="simple-shop")
+    assert alias.strategy == "simple"
+    (outcome,) = relay.handle(CARRIER, [alias.address], mail(f"From: {CARRIER}")).outcomes
+    assert outcome.accepted
+    contact = next(a for a in tracker.aliases("o2") if a.role is Role.CONTACT)
+    assert contact.strategy == "simple"
+    assert outcome.mail_from == contact.address
+
+
+def test_recipients_in_several_conversations(relay: Relay, tracker: Tracker) -> None:
+    a = tracker.mask(CUSTOMER, conversation="o1")
+    b = tracker.mask("joao@example.com", conversation="o2")
+    result = relay.handle(
+        CARRIER,
+        [a.address, b.address, "someone@elsewhere.example.org"],
+        mail(f"From: {CARRIER}", f"To: {a.address}, {b.address}"),
+    )
+    first, second, third = result.outcomes
+    assert (first.deliver_to, second.deliver_to) == (CUSTOMER, "joao@example.com")
+    assert first.mail_from != second.mail_from  # one reverse alias per conversation
+    assert (third.code, third.status) == (550, "5.7.1")
+    assert len(result.accepted) == 2
+    assert len(result.rejected) == 1
+
+
+# -- refusals ----------------------------------------------------------------------
+
+
+def test_not_an_open_relay(relay: Relay, customer: Alias) -> None:
+    (outcome,) = relay.handle(CARRIER, ["victim@gmail.example.com"], mail()).outcomes
+    assert (outcome.code, outcome.status) == (550, "5.7.1")
+    assert outcome.message is None
+    assert relay.check_recipient("victim@gmail.example.com") == outcome
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        "nobody@" + DOMAIN,
+        "1" + "0" * 39 + "@" + DOMAIN,
+        "<1" + "v" * 39 + "@" + DOMAIN + ">",
+        "maria@example.com-2" + "0" * 23 + "." + DOMAIN,
+    ],
+)
+def test_unknown_malformed_or_forged(
+    relay: Relay, recipient: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="ct_alias"):
+        (outcome,) = relay.handle(CARRIER, [recipient], mail()).outcomes
+    assert (outcome.code, outcome.status) == (550, "5.1.1")
+    assert caplog.records
+    assert "maria@" not in caplog.text
+    assert CARRIER not in caplog.text
+
+
+def test_signed_but_unknown(relay: Relay, clock: FrozenClock) -> None:
+    other = Tracker(
+        store=MemoryStore(),
+        keys=["k"],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+        index_key="ix",
+    )
+    stranger = other.mask(CUSTOMER, conversation="elsewhere")
+    (outcome,) = relay.handle(CARRIER, [stranger.address], mail()).outcomes
+    assert (outcome.code, outcome.status) == (550, "5.1.1")
+
+
+def test_expired_is_refused_and_recorded(
+    relay: Relay, tracker: Tracker, customer: Alias, clock: FrozenClock
+) -> None:
+    clock.advance(timedelta(days=61))
+    (outcome,) = relay.handle(CARRIER, [customer.address], mail(f"From: {CARRIER}")).outcomes
+    assert (outcome.code, outcome.status) == (550, "5.2.1")
+    assert "ttl" in outcome.reason
+    (event,) = [e for e in tracker.timeline(ORDER).events if e.name == "delivery-rejected"]
+    assert event.data["status"] == "5.2.1"
+    assert CARRIER not in str(event.data)
+
+
+def test_revoked_and_ended(relay: Relay, tracker: Tracker, customer: Alias) -> None:
+    tracker.revoke(customer)
+    (outcome,) = relay.handle(CARRIER, [customer.address], mail()).outcomes
+    assert (outcome.code, outcome.status) == (550, "5.2.1")
+    assert "revoked" in outcome.reason
+    other = tracker.mask("joao@example.com", conversation="o3")
+    tracker.end("o3", grace=timedelta(0))
+    (outcome,) = relay.handle(CARRIER, [other.address], mail()).outcomes
+    assert "ended" in outcome.reason
+
+
+def test_too_big(tracker: Tracker, customer: Alias) -> None:
+    relay = Relay(tracker, max_size=1000)
+    (outcome,) = relay.handle(CARRIER, [customer.address], mail(body=b"x" * 2000)).outcomes
+    assert (outcome.code, outcome.status) == (552, "5.3.4")
+    assert [e.name for e in tracker.timeline(ORDER).events][-1] == "delivery-rejected"
+
+
+def test_loops(relay: Relay, tracker: Tracker, customer: Alias) -> None:
+    looping = mail(*[f"{TRACE_HEADER}: {ORDER}"] * 3, f"From: {CARRIER}")
+    (outcome,) = relay.handle(CARRIER, [customer.address], looping).outcomes
+    assert (outcome.code, outcome.status) == (554, "5.4.6")
+    once = mail(f"{TRACE_HEADER}: {ORDER}", f"From: {CARRIER}")
+    assert relay.handle(CARRIER, [customer.address], once).outcomes[0].accepted
+    # an alias whose "real" address is another alias of ours
+    nested = tracker.mask(customer.address, conversation="o9")
+    (outcome,) = relay.handle(CARRIER, [nested.address], mail(f"From: {CARRIER}")).outcomes
+    assert (outcome.code, outcome.status) == (554, "5.4.6")
+
+
+class FlakyStore(MemoryStore):
+    broken = False
+
+    def get(self, key: str):  # type: ignore[no-untyped-def]
+        if self.broken:
+            raise StorageError("reading an alias", ConnectionError("down"))
+        return super().get(key)
+
+
+def test_storage_down_is_a_temporary_failure(clock: FrozenClock) -> None:
+    store = FlakyStore()
+    tracker = Tracker(store=store, keys=["k"], default_policy=Policy(domain=DOMAIN), clock=clock)
+    alias = tracker.mask(CUSTOMER, conversation=ORDER)
+    store.broken = True
+    (outcome,) = Relay(tracker).handle(CARRIER, [alias.address], mail()).outcomes
+    assert (outcome.code, outcome.status) == (451, "4.3.0")
+
+
+def test_unmaskable_sender(relay: Relay, customer: Alias) -> None:
+    data = mail("From: not an address at all", f"To: {customer.address}")
+    (outcome,) = relay.handle("also not valid", [customer.address], data).outcomes
+    assert (outcome.code, outcome.status) == (550, "5.1.7")
+
+
+# -- bounces -------------------------------------------------------------------
+
+
+def test_bounces_are_delivered_not_answered(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    dsn = mail(
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>",
+        f"To: {customer.address}",
+        "Subject: Undelivered Mail Returned to Sender",
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"',
+        "MIME-Version: 1.0",
+        body=b"--b\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        b"--b\r\nContent-Type: message/delivery-status\r\n\r\nAction: failed\r\n--b--\r\n",
+    )
+    for sender in ("", "<>"):
+        (outcome,) = relay.handle(sender, [customer.address], dsn).outcomes
+        assert outcome.accepted
+        assert outcome.mail_from == ""
+        assert outcome.message is not None
+        assert body_of(outcome.message) == body_of(dsn)
+    (recorded,) = tracker.timeline(ORDER).messages
+    assert recorded.data["isReport"] is True
+
+
+def test_bounce_with_an_unmaskable_from(relay: Relay, customer: Alias) -> None:
+    dsn = mail("From: MAILER-DAEMON", f"To: {customer.address}", "Subject: failure")
+    (outcome,) = relay.handle("", [customer.address], dsn).outcomes
+    assert outcome.accepted
+    assert outcome.message is not None
+    assert header_values(outcome.message, "From") == [
+        f"Mail Delivery System <mailer-daemon@{DOMAIN}>"
+    ]
+
+
+# -- hostile input -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "=?utf-8?q?Evil=0D=0ABcc=3A_victim=40example.org?=",
+        "=?utf-8?b?RXZpbA0KQmNjOiB2aWN0aW1AZXhhbXBsZS5vcmc=?=",
+        "=?utf-8?q?Evil=0D=0ABcc:_victim@example.org?=",  # not even a valid encoded word
+    ],
+)
+def test_encoded_header_injection_is_neutralised(
+    relay: Relay, customer: Alias, tracker: Tracker, encoded: str
+) -> None:
+    data = mail(f"From: {encoded} <{CARRIER}>", f"To: {customer.address}")
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    if not outcome.accepted:  # refusing is fine; writing it raw is not
+        assert (outcome.code, outcome.status) == (550, "5.1.7")
+        return
+    assert outcome.message is not None
+    headers = split_message(outcome.message).headers
+    names = [f.name.lower() for f in parse_headers(headers)]
+    assert "bcc" not in names
+    assert b"\r\nBcc" not in headers
+    assert b"victim" not in headers or b"=?" in headers
+    for line in headers.split(b"\r\n")[:-1]:
+        assert b"\r" not in line
+        assert b"\n" not in line
+
+
+def test_duplicate_from_becomes_one(relay: Relay, customer: Alias) -> None:
+    data = mail(f"From: {CARRIER}", "From: second@example.org", f"To: {customer.address}")
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    assert outcome.message is not None
+    assert len(header_values(outcome.message, "From")) == 1
+
+
+def test_missing_headers(relay: Relay, customer: Alias, tracker: Tracker) -> None:
+    data = mail("Subject: only a subject")
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    assert outcome.accepted
+    contact = next(a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT)
+    assert outcome.mail_from == contact.address
+    assert outcome.message is not None
+    assert header_values(outcome.message, "From") == []
+    assert body_of(outcome.message) == body_of(data)
+
+
+def test_eight_bit_nul_and_long_lines(relay: Relay, customer: Alias) -> None:
+    data = (
+        f"From: Jos\xe9 <{CARRIER}>\r\nTo: {customer.address}\r\n".encode("latin-1")
+        + "Subject: 中文 主题\r\n".encode()
+        + b"X-Null: a\x00b\r\nX-Long: "
+        + b"y" * 5000
+        + b"\r\n\r\n"
+        + b"body with \x00 NUL and \xff bytes\r\n"
+        + b"z" * 10000
+    )
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    assert outcome.accepted
+    assert outcome.message is not None
+    assert body_of(outcome.message) == body_of(data)
+
+
+def test_a_thousand_recipients(relay: Relay, tracker: Tracker, customer: Alias) -> None:
+    contact = tracker.mask(CARRIER, conversation=ORDER, role=Role.CONTACT)
+    to = ", ".join(f"person{i}@example.org" for i in range(1000))
+    data = mail(f"From: {CUSTOMER}", f"To: {contact.address}, {to}, {CUSTOMER}")
+    (outcome,) = relay.handle(CUSTOMER, [contact.address], data).outcomes
+    assert outcome.accepted
+    assert outcome.message is not None
+    (value,) = header_values(outcome.message, "To")
+    assert value.count("@") == 1002
+    assert CUSTOMER not in value  # the sender's own real address became its alias
+    assert value.endswith(customer.address)
+    for line in split_message(outcome.message).headers.split(b"\r\n"):
+        assert len(line) <= 998  # rewritten fields are folded
+    # a field that needs no change is kept exactly as it came, however long
+    (untouched,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    assert untouched.message is not None
+    assert f"To: {contact.address}, {to}".encode() in untouched.message
+
+
+def test_not_bytes(relay: Relay, customer: Alias) -> None:
+    with pytest.raises(InvalidArgument):
+        relay.handle(CARRIER, [customer.address], "text")  # type: ignore[arg-type]
+    assert relay.handle(CARRIER, [customer.address], bytearray(mail())).outcomes[0].accepted
+
+
+def test_bad_settings(tracker: Tracker) -> None:
+    with pytest.raises(InvalidArgument):
+        Relay(tracker, max_size=0)
+    with pytest.raises(InvalidArgument):
+        Relay(tracker, max_hops=0)
+
+
+def test_order_events_do_not_disturb_routing(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    tracker.record_event(ORDER, OrderEvent.DISPATCHED)
+    assert relay.handle(CARRIER, [customer.address], mail(f"From: {CARRIER}")).outcomes[0].accepted
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not available")
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in CORPUS.glob("*") if p.suffix in {".eml", ".msg"}) if CORPUS.is_dir() else [],
+    ids=lambda p: p.name,
+)
+def test_corpus(tracker: Tracker, path: Path) -> None:
+    relay = Relay(tracker, max_size=2 * 1024 * 1024)
+    customer = tracker.mask(CUSTOMER, conversation=ORDER)
+    data = path.read_bytes()
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    assert outcome.code in {250, 550, 554}, outcome
+    assert outcome.reason
+    if outcome.accepted:
+        assert outcome.message is not None
+        assert body_of(outcome.message) == body_of(data)
+        headers = split_message(outcome.message).headers
+        assert CARRIER.encode() not in headers
+        assert tracker.timeline(ORDER).messages
+    else:
+        assert [e.name for e in tracker.timeline(ORDER).events][-1] == "delivery-rejected"
