@@ -300,7 +300,7 @@ def in_threads(count: int, work: Callable[[int], object]) -> float:
 
 
 def bench_sql_unmask(cfg: Config) -> Iterable[Row]:
-    n = cfg.n(5_000)
+    n = cfg.n(3_000)
     with tempfile.TemporaryDirectory() as tmp:
         for label, url, note in sql_targets(tmp):
             name = f"unmask (SQLStore, {label})"

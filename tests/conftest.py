@@ -9,6 +9,16 @@ from hypothesis import HealthCheck, settings
 
 from ct_alias import FrozenClock, MemoryStore, Policy, Tracker
 
+from .sql_servers import (  # noqa: F401 - fixtures shared by the SQL tests
+    mariadb,
+    mariadb_store,
+    postgresql,
+    postgresql_store,
+    sql_store,
+    target,
+    worker,
+)
+
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

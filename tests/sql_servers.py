@@ -14,10 +14,15 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
+
+from ct_alias.storage.sql import SQLStore, upgrade
 
 POSTGRES_URL = os.environ.get(
     "CT_ALIAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -80,3 +85,78 @@ def mysql_database(worker: str) -> Iterator[str]:
         with engine.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
         engine.dispose()
+
+
+# -- fixtures (registered in tests/conftest.py) ---------------------------------------
+
+
+@dataclass
+class Target:
+    """Where a backend's test store lives: a URL and the store options (schema, prefix)."""
+
+    name: str
+    url: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def open(self, **more: Any) -> SQLStore:
+        return SQLStore(self.url, **{**self.options, **more})
+
+
+def clear(store: SQLStore) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(store.tables.timeline.delete())
+        conn.execute(store.tables.aliases.delete())
+
+
+# -- servers and stores ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def worker(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request.config, "workerinput", {}).get("workerid", "main"))
+
+
+@pytest.fixture(scope="session")
+def postgresql(worker: str) -> Iterator[Target]:
+    with postgres_schema(worker) as (url, schema):
+        yield Target("postgresql", url, {"schema": schema})
+
+
+@pytest.fixture(scope="session")
+def mariadb(worker: str) -> Iterator[Target]:
+    with mysql_database(worker) as url:
+        yield Target("mariadb", url)
+
+
+@pytest.fixture(scope="session")
+def postgresql_store(postgresql: Target) -> Iterator[SQLStore]:
+    with postgresql.open() as store:
+        store.upgrade()
+        yield store
+
+
+@pytest.fixture(scope="session")
+def mariadb_store(mariadb: Target) -> Iterator[SQLStore]:
+    with mariadb.open() as store:
+        store.upgrade()
+        yield store
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    """Each backend in turn; its tables exist and are empty."""
+    if request.param == "sqlite":
+        found = Target("sqlite", f"sqlite:///{tmp_path / 'ct.db'}")
+        upgrade(found.url)
+        return found
+    store: SQLStore = request.getfixturevalue(f"{request.param}_store")
+    clear(store)
+    found = request.getfixturevalue(request.param)
+    assert isinstance(found, Target)
+    return found
+
+
+@pytest.fixture
+def sql_store(target: Target) -> Iterator[SQLStore]:
+    with target.open() as store:
+        yield store

@@ -14,7 +14,6 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -44,82 +43,10 @@ from ct_alias.storage.sql import (
 from ct_alias.testing import T0, StorageContract, make_alias, make_entry
 from ct_alias.timeline import EntryKind, TimelineEntry
 
-from .sql_servers import mysql_database, postgres_schema, unique_name
+from .sql_servers import Target, clear, unique_name
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
-
-
-@dataclass
-class Target:
-    """Where a backend's test store lives: a URL and the store options (schema, prefix)."""
-
-    name: str
-    url: str
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def open(self, **more: Any) -> SQLStore:
-        return SQLStore(self.url, **{**self.options, **more})
-
-
-def clear(store: SQLStore) -> None:
-    with store.engine.begin() as conn:
-        conn.execute(store.tables.timeline.delete())
-        conn.execute(store.tables.aliases.delete())
-
-
-# -- servers and stores ------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def worker(request: pytest.FixtureRequest) -> str:
-    return str(getattr(request.config, "workerinput", {}).get("workerid", "main"))
-
-
-@pytest.fixture(scope="session")
-def postgresql(worker: str) -> Iterator[Target]:
-    with postgres_schema(worker) as (url, schema):
-        yield Target("postgresql", url, {"schema": schema})
-
-
-@pytest.fixture(scope="session")
-def mariadb(worker: str) -> Iterator[Target]:
-    with mysql_database(worker) as url:
-        yield Target("mariadb", url)
-
-
-@pytest.fixture(scope="session")
-def postgresql_store(postgresql: Target) -> Iterator[SQLStore]:
-    with postgresql.open() as store:
-        store.upgrade()
-        yield store
-
-
-@pytest.fixture(scope="session")
-def mariadb_store(mariadb: Target) -> Iterator[SQLStore]:
-    with mariadb.open() as store:
-        store.upgrade()
-        yield store
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
-    """Each backend in turn; its tables exist and are empty."""
-    if request.param == "sqlite":
-        found = Target("sqlite", f"sqlite:///{tmp_path / 'ct.db'}")
-        upgrade(found.url)
-        return found
-    store: SQLStore = request.getfixturevalue(f"{request.param}_store")
-    clear(store)
-    found = request.getfixturevalue(request.param)
-    assert isinstance(found, Target)
-    return found
-
-
-@pytest.fixture
-def sql_store(target: Target) -> Iterator[SQLStore]:
-    with target.open() as store:
-        yield store
 
 
 # -- the contract on every backend ---------------------------------------------------

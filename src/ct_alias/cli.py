@@ -10,6 +10,7 @@ flag                variable                  meaning
 ``--index-key``     ``CT_ALIAS_INDEX_KEY``    the blind-index key (set once, never change)
 ``--domain``        ``CT_ALIAS_DOMAIN``       the alias domain
 ``--strategy``      ``CT_ALIAS_STRATEGY``     ``complex`` (default) or ``simple``
+``--address-keys``  ``CT_ALIAS_ADDRESS_KEYS`` address-encryption keys, oldest first
 ==================  ========================  ==========================================
 
 Exit status: 0 on success, 1 with a one-line message on an error (an expired
@@ -32,7 +33,7 @@ from .aliases import Role
 from .errors import ConfigurationError, CtAliasError
 from .policy import Policy
 from .storage.base import AliasStore
-from .tracker import DEFAULT_STORE, Tracker
+from .tracker import DEFAULT_STORE, Rotation, Tracker
 
 __all__ = ["main"]
 
@@ -82,11 +83,14 @@ def _tracker(args: argparse.Namespace) -> Tracker:
         domain=_domain(args),
         strategy=args.strategy or _env("CT_ALIAS_STRATEGY") or "complex",
     )
+    raw_address_keys = args.address_keys or _env("CT_ALIAS_ADDRESS_KEYS")
+    address_keys = [k.strip() for k in (raw_address_keys or "").split(",") if k.strip()]
     return Tracker(
         store=_open_store(args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB),
         keys=keys,
         default_policy=policy,
         index_key=args.index_key or _env("CT_ALIAS_INDEX_KEY"),
+        address_keys=address_keys or None,
     )
 
 
@@ -162,6 +166,28 @@ def _cmd_keys_generate(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _cmd_keys_rotate(args: argparse.Namespace, out: TextIO) -> int:
+    tracker = _tracker(args)
+
+    def report(progress: Rotation) -> None:
+        print(
+            f"scanned {progress.scanned}, re-sealed {progress.resealed} "
+            f"(resume with --after {progress.last_key})",
+            file=out,
+            flush=True,
+        )
+
+    result = tracker.rotate_address_keys(
+        batch_size=args.batch_size, after=args.after, progress=report
+    )
+    print(
+        f"done: scanned {result.scanned}, re-sealed {result.resealed}; "
+        "the older address keys can now be removed",
+        file=out,
+    )
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from .relay import Relay  # noqa: PLC0415
     from .server import RelayHandler, SMTPDeliverer, run_server  # noqa: PLC0415
@@ -222,6 +248,10 @@ def _config_flags(parser: argparse.ArgumentParser, *, tracker: bool = True) -> N
         group.add_argument(
             "--strategy", help="alias strategy: complex (default) or simple [CT_ALIAS_STRATEGY]"
         )
+        group.add_argument(
+            "--address-keys",
+            help="address-encryption keys, comma-separated, oldest first [CT_ALIAS_ADDRESS_KEYS]",
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -232,6 +262,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _alias_commands(sub)
+    _admin_commands(sub)
+    return parser
+
+
+def _alias_commands(sub: Any) -> None:
+    """demo, mask, unmask, timeline."""
     demo = sub.add_parser("demo", help="play a whole order on a throw-away SQLite file")
     demo.add_argument("--json", action="store_true", help="print the final timelines as JSON")
     demo.add_argument("--db", help="keep the demo's data in this storage URL instead")
@@ -262,6 +299,9 @@ def _parser() -> argparse.ArgumentParser:
     _config_flags(timeline)
     timeline.set_defaults(func=_cmd_timeline)
 
+
+def _admin_commands(sub: Any) -> None:
+    """purge, db upgrade, serve, keys."""
     purge = sub.add_parser("purge", help="remove addresses of aliases that stopped working")
     purge.add_argument("--older-than-days", type=int, default=0, metavar="DAYS")
     _config_flags(purge)
@@ -288,7 +328,13 @@ def _parser() -> argparse.ArgumentParser:
     generate = keys_sub.add_parser("generate", help="print new random keys")
     generate.add_argument("--count", type=int, default=1)
     generate.set_defaults(func=_cmd_keys_generate)
-    return parser
+    rotate = keys_sub.add_parser(
+        "rotate", help="re-seal stored addresses with the newest address key (resumable)"
+    )
+    rotate.add_argument("--batch-size", type=int, default=500)
+    rotate.add_argument("--after", help="resume after this record key (from a progress line)")
+    _config_flags(rotate)
+    rotate.set_defaults(func=_cmd_keys_rotate)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:

@@ -291,5 +291,6 @@ def _shown(alias: object) -> str:
     local, at, domain = text.rpartition("@")
     if at:
         text = (local[:3] + "..." if len(local) > 3 else local) + at + domain
-    text = "".join(c if c.isprintable() and c.isascii() else f"\\u{ord(c):04x}" for c in text)
+    if not (text.isascii() and text.isprintable()):
+        text = "".join(c if c.isprintable() and c.isascii() else f"\\u{ord(c):04x}" for c in text)
     return text if len(text) <= 100 else text[:97] + "..."

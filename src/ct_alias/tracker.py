@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -18,7 +19,7 @@ from .aliases import Alias, AliasStatus, Role
 from .blind_index import BlindIndex
 from .clock import Clock, SystemClock, as_utc
 from .codec import AliasCodec, Token
-from .crypto import AddressCipher, Cleartext, Sealer
+from .crypto import AddressCipher, Cleartext, Sealer, is_sealed
 from .errors import (
     AliasCollision,
     ConfigurationError,
@@ -335,7 +336,7 @@ class Tracker:
                 except ForgedAlias:
                     raise ForgedAlias(canonical) from None
                 if token is not None:
-                    return Verified(canonical, token, strategy.name)
+                    return Verified(canonical, token, strategy.name)  # positional: hot path
         raise damaged or MalformedAlias(alias, "not under one of this tracker's alias domains")
 
     def unmask(self, alias: str, *, reason: str | None = None) -> Alias:
@@ -416,6 +417,12 @@ class Tracker:
             CorruptRecord: its sealed addresses do not authenticate.
         """
         sealer = self._sealer
+        if isinstance(sealer, Cleartext):  # the common case, on the unmask hot path
+            if is_sealed(record.real_address):  # sealed by a tracker with address keys
+                sealer.open(record.real_address, context=record.key + ":real")
+            if address is None or address == record.address:
+                return record
+            return evolve(record, address=address)
         real = sealer.open(record.real_address, context=record.key + ":real")
         if address is None:
             address = sealer.open(record.address, context=record.key + ":alias")
@@ -760,8 +767,9 @@ class Tracker:
         )
 
 
-def _suffixes(domain: str, known: frozenset[str]) -> list[str]:
-    """The known alias domains that ``domain`` is, or is under; longest first."""
+@functools.lru_cache(maxsize=4096)
+def _suffixes(domain: str, known: frozenset[str]) -> tuple[str, ...]:
+    """The known alias domains that ``domain`` is, or is under; longest first (cached)."""
     found = []
     rest = domain
     while True:
@@ -769,7 +777,7 @@ def _suffixes(domain: str, known: frozenset[str]) -> list[str]:
             found.append(rest)
         dot = rest.find(".")
         if dot < 0:
-            return found
+            return tuple(found)
         rest = rest[dot + 1 :]
 
 

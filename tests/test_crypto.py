@@ -1,0 +1,291 @@
+"""Addresses encrypted at rest: sealing, rotation, tampering, and a database scan."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from attrs import evolve
+
+from ct_alias import (
+    Alias,
+    ConfigurationError,
+    CorruptRecord,
+    FrozenClock,
+    MemoryStore,
+    OrderEvent,
+    Policy,
+    Role,
+    Tracker,
+    UnknownAddressKey,
+)
+from ct_alias.crypto import PREFIX, AddressCipher, Cleartext, is_sealed
+from ct_alias.storage import AliasStore
+from ct_alias.storage.sql import SQLStore
+
+from .conftest import DOMAIN
+
+KEY_A = "address-key-a-0123456789abcdefghijklmnop"
+KEY_B = "address-key-b-0123456789abcdefghijklmnop"
+
+
+def make(store: AliasStore, clock: FrozenClock, keys: list[str] | None) -> Tracker:
+    tracker = Tracker(
+        store=store,
+        keys=["signing-key"],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+        index_key="index-key",
+        address_keys=keys,
+    )
+    tracker.set_policy("simple-shop", Policy(domain=DOMAIN, strategy="simple"))
+    return tracker
+
+
+def stored(store: AliasStore, alias: Alias) -> Alias:
+    record = store.get(alias.key)
+    assert isinstance(record, Alias)
+    return record
+
+
+# -- the cipher ----------------------------------------------------------------------
+
+
+def test_seal_and_open() -> None:
+    cipher = AddressCipher([KEY_A])
+    sealed = cipher.seal("Maria.Silva@example.com.br", context="k1:real")
+    assert sealed.startswith(PREFIX + cipher.newest + ".")
+    assert is_sealed(sealed)
+    assert "maria" not in sealed.lower()
+    assert cipher.open(sealed, context="k1:real") == "Maria.Silva@example.com.br"
+    assert cipher.seal("a@b.example", context="k") != cipher.seal("a@b.example", context="k")
+    assert cipher.open("plain@example.com", context="k") == "plain@example.com"
+    assert not cipher.needs_reseal(sealed)
+    assert cipher.needs_reseal("plain@example.com")
+    assert KEY_A not in repr(cipher)
+
+
+def test_context_binds_a_value_to_its_record() -> None:
+    cipher = AddressCipher([KEY_A])
+    sealed = cipher.seal("maria@example.com", context="k1:real")
+    with pytest.raises(CorruptRecord) as info:
+        cipher.open(sealed, context="k2:real")
+    assert info.value.key_id == cipher.newest
+    assert "maria" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda s: s[:-2] + ("A" if s[-2] != "A" else "B") + s[-1],
+        lambda s: s[:20] + s[21:],
+        lambda s: s + "AAAA",
+        lambda s: s.rpartition(".")[0] + ".!!!!",
+    ],
+)
+def test_tampering_is_detected(damage) -> None:  # type: ignore[no-untyped-def]
+    cipher = AddressCipher([KEY_A])
+    sealed = cipher.seal("maria@example.com", context="k")
+    with pytest.raises(CorruptRecord):
+        cipher.open(damage(sealed), context="k")
+
+
+def test_a_retired_key_is_named() -> None:
+    old = AddressCipher([KEY_A])
+    sealed = old.seal("maria@example.com", context="k")
+    with pytest.raises(UnknownAddressKey) as info:
+        AddressCipher([KEY_B]).open(sealed, context="k")
+    assert info.value.key_id == old.newest
+    assert old.newest in str(info.value)
+    with pytest.raises(UnknownAddressKey):
+        Cleartext().open(sealed, context="k")
+
+
+@pytest.mark.parametrize("keys", [[], [""], [None]])
+def test_bad_keys(keys: list[object]) -> None:
+    with pytest.raises(ConfigurationError):
+        AddressCipher(keys)  # type: ignore[arg-type]
+
+
+def test_address_keys_need_an_index_key(clock: FrozenClock) -> None:
+    with pytest.raises(ConfigurationError, match="index_key"):
+        Tracker(
+            store=MemoryStore(),
+            keys=["k"],
+            default_policy=Policy(domain=DOMAIN),
+            address_keys=[KEY_A],
+        )
+
+
+# -- the tracker ---------------------------------------------------------------------
+
+
+def test_stores_never_see_plaintext(clock: FrozenClock) -> None:
+    store = MemoryStore()
+    tracker = make(store, clock, [KEY_A])
+    simple = tracker.mask("Maria.Silva@example.com.br", conversation="o1", store="simple-shop")
+    assert simple.address.startswith("maria.silva@example.com.br-")
+    assert simple.real_address == "Maria.Silva@example.com.br"
+    record = stored(store, simple)
+    assert is_sealed(record.address)
+    assert is_sealed(record.real_address)
+    assert tracker.unmask(simple.address) == simple
+    assert (
+        tracker.mask("maria.silva@example.com.br", conversation="o1", store="simple-shop") == simple
+    )
+    assert tracker.aliases("o1") == [simple]
+    assert tracker.lookup(simple.address) == simple
+    exported = tracker.timeline("o1").to_dict(include_real_addresses=True)
+    assert exported["participants"][0]["realAddress"] == "Maria.Silva@example.com.br"
+
+
+def test_rotation_and_resumption(clock: FrozenClock) -> None:
+    store = MemoryStore()
+    with_a = make(store, clock, [KEY_A])
+    aliases = [with_a.mask(f"zelda.{i:03}@example.com", conversation=f"o{i}") for i in range(25)]
+    with_ab = make(store, clock, [KEY_A, KEY_B])
+    fresh = with_ab.mask("link@example.com", conversation="o-new")
+    seen = []
+
+    def interrupt(progress):  # type: ignore[no-untyped-def]
+        seen.append(progress)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        with_ab.rotate_address_keys(batch_size=5, progress=interrupt)
+    half = seen[-1]
+    assert (half.scanned, half.done) == (10, False)
+    assert 0 < half.resealed <= 10
+    # only the B tracker can read everything now; resume where it stopped
+    result = with_ab.rotate_address_keys(batch_size=5, after=half.last_key)
+    assert result.done
+    assert result.scanned == 26 - 10
+    with_b = make(store, clock, [KEY_B])
+    for alias in [*aliases, fresh]:
+        assert with_b.unmask(alias.address).real_address == alias.real_address
+    again = with_b.rotate_address_keys()
+    assert (again.scanned, again.resealed) == (26, 0)
+
+
+def test_dropping_a_key_too_early_is_reported(clock: FrozenClock) -> None:
+    store = MemoryStore()
+    alias = make(store, clock, [KEY_A]).mask("maria@example.com", conversation="o1")
+    with pytest.raises(UnknownAddressKey):
+        make(store, clock, [KEY_B]).unmask(alias.address)
+    with pytest.raises(UnknownAddressKey):
+        Tracker(
+            store=store,
+            keys=["signing-key"],
+            default_policy=Policy(domain=DOMAIN),
+            clock=clock,
+            index_key="index-key",
+        ).unmask(alias.address)
+
+
+def test_turning_encryption_on_later(clock: FrozenClock) -> None:
+    store = MemoryStore()
+    plain = make(store, clock, None)
+    alias = plain.mask("maria@example.com", conversation="o1")
+    encrypted = make(store, clock, [KEY_A])
+    assert encrypted.unmask(alias.address) == alias
+    assert encrypted.rotate_address_keys().resealed == 1
+    assert is_sealed(stored(store, alias).real_address)
+    assert encrypted.unmask(alias.address) == alias
+    with pytest.raises(ConfigurationError):
+        plain.rotate_address_keys()
+
+
+def test_tampered_record_is_reported(clock: FrozenClock) -> None:
+    store = MemoryStore()
+    tracker = make(store, clock, [KEY_A])
+    a = tracker.mask("maria@example.com", conversation="o1")
+    b = tracker.mask("joao@example.com", conversation="o1")
+    record_a, record_b = stored(store, a), stored(store, b)
+    store._aliases[a.key] = evolve(record_a, real_address=record_b.real_address)
+    with pytest.raises(CorruptRecord) as info:
+        tracker.unmask(a.address)
+    assert info.value.record == a.key + ":real"
+    assert "joao" not in str(info.value)
+
+
+# -- a stolen database -------------------------------------------------------------------
+
+
+def scan_sql(store: SQLStore) -> str:
+    """Every text/binary value of every table of the store, as one string."""
+    chunks = []
+    with store.engine.connect() as conn:
+        for table in store.tables.metadata.sorted_tables:
+            for row in conn.execute(sa.select(table)):
+                for value in row:
+                    if isinstance(value, bytes):
+                        chunks.append(value.decode("utf-8", "replace"))
+                    elif value is not None:
+                        chunks.append(str(value))
+    return "\n".join(chunks).lower()
+
+
+def play(tracker: Tracker, count: int) -> list[str]:
+    """Mask ``count`` customers and their store, with the order flow; return the addresses."""
+    reals = []
+    for i in range(count):
+        order = f"order-{i}"
+        customer = f"zelda.{i:04}@cliente{i % 7}.example.com"
+        shop = f"vendas{i % 3}@loja-secreta.example.com"
+        store_name = "simple-shop" if i % 2 else "default"
+        tracker.mask(customer, conversation=order, store=store_name)
+        tracker.mask(shop, conversation=order, store=store_name, role=Role.STORE)
+        if i % 25 == 0:
+            tracker.notify(
+                order,
+                OrderEvent.PAYMENT_APPROVED,
+                subject="Pagamento aprovado",
+                text="Seu pagamento foi aprovado.",
+            )
+            tracker.unmask(tracker.aliases(order)[0].address, reason="carrier notification")
+        reals += [customer, shop]
+    return reals
+
+
+def test_a_stolen_database_reveals_no_address(sql_store: SQLStore, clock: FrozenClock) -> None:
+    tracker = make(sql_store, clock, [KEY_A])
+    reals = play(tracker, 300)
+    dump = scan_sql(sql_store)
+    assert "zelda" not in dump
+    assert "loja-secreta" not in dump
+    for real in set(reals):
+        assert real.lower() not in dump
+        assert real.partition("@")[0].lower() not in dump
+    # and everything still works
+    assert (
+        tracker.timeline("order-0").to_dict(include_real_addresses=True)["participants"][0][
+            "realAddress"
+        ]
+        == "zelda.0000@cliente0.example.com"
+    )
+    assert json.dumps(tracker.timeline("order-25").to_dict())
+
+
+def test_without_keys_the_same_database_shows_addresses(
+    sql_store: SQLStore, clock: FrozenClock
+) -> None:
+    # the control experiment: the scan finds plaintext when encryption is off
+    tracker = make(sql_store, clock, None)
+    play(tracker, 3)
+    assert "zelda.0001" in scan_sql(sql_store)
+
+
+def test_rotation_on_sql(sql_store: SQLStore, clock: FrozenClock) -> None:
+    with_a = make(sql_store, clock, [KEY_A])
+    aliases = [with_a.mask(f"zelda.{i}@example.com", conversation="o1") for i in range(12)]
+    with_ab = make(sql_store, clock, [KEY_A, KEY_B])
+    assert with_ab.rotate_address_keys(batch_size=5).resealed == 12
+    with_b = make(sql_store, clock, [KEY_B])
+    assert [with_b.unmask(a.address).real_address for a in aliases] == [
+        a.real_address for a in aliases
+    ]
+    clock.advance(timedelta(days=1))
+    assert with_b.purge() == 0
