@@ -311,6 +311,11 @@ class Tracker:
             MalformedAlias: not one of this tracker's aliases at all.
             ForgedAlias: its signature does not verify with any current key.
         """
+        canonical, token, strategy = self._verify(alias)
+        return Verified(canonical, token, strategy)
+
+    def _verify(self, alias: str) -> tuple[str, Token, str]:
+        """:meth:`verify`, without building a :class:`Verified` (the unmask hot path)."""
         if not isinstance(alias, str):
             raise MalformedAlias(alias, f"expected a str, not {type(alias).__name__}")
         if (
@@ -336,7 +341,7 @@ class Tracker:
                 except ForgedAlias:
                     raise ForgedAlias(canonical) from None
                 if token is not None:
-                    return Verified(canonical, token, strategy.name)  # positional: hot path
+                    return canonical, token, strategy.name
         raise damaged or MalformedAlias(alias, "not under one of this tracker's alias domains")
 
     def unmask(self, alias: str, *, reason: str | None = None) -> Alias:
@@ -362,12 +367,12 @@ class Tracker:
         """
         if reason is not None:
             reason = _text("reason", reason, _MAX_REASON)
-        verified = self.verify(alias)
+        canonical, token, _ = self._verify(alias)
         now = self._clock.now()
-        expires_at = verified.token.expires_at
+        expires_at = token.expires_at
         if now >= expires_at:
-            raise ExpiredAlias(verified.address, expires_at, ExpiryReason.TTL)
-        record = self._lookup(verified.address)
+            raise ExpiredAlias(canonical, expires_at, ExpiryReason.TTL)
+        record = self._lookup(canonical)
         record.check_usable(now)
         if reason is not None:
             self._store.append(_alias_event(record, AliasEvent.UNMASKED, now, reason=reason))
