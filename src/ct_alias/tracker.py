@@ -273,8 +273,25 @@ class Tracker:
             if created:
                 logger.debug("issued %s alias for conversation %r", strategy, conversation)
                 return candidate
-            return self._present(alias)
+            existing = self._present(alias)
+            if self._signed_by_current_keys(existing):
+                return existing
+            # Its signing key was retired: it can never work again. Retire it
+            # from its slot (recorded), then issue a fresh alias.
+            self._store.update(
+                [AliasChange(existing.key, AliasStatus.REVOKED, existing.ends_at, revoked_at=now)],
+                entries=[
+                    _alias_event(existing, AliasEvent.REVOKED, now, reason="signing key retired")
+                ],
+            )
         raise AliasCollision()
+
+    def _signed_by_current_keys(self, alias: Alias) -> bool:
+        try:
+            self._verify(alias.address)
+        except ForgedAlias:
+            return False
+        return True
 
     def _seal(self, alias: Alias) -> Alias:
         """The alias as stores keep it: its addresses sealed when address keys are set."""
