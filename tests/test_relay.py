@@ -416,10 +416,20 @@ def test_a_thousand_recipients(relay: Relay, tracker: Tracker, customer: Alias) 
     assert f"To: {contact.address}, {to}".encode() in untouched.message
 
 
+@pytest.mark.parametrize("data", [b"", b"just a line of text\r\n", b"\xd0\xcf\x11\xe0\xa1\xb1"])
+def test_no_header_fields_is_not_an_internet_message(
+    relay: Relay, customer: Alias, tracker: Tracker, data: bytes
+) -> None:
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    assert (outcome.code, outcome.status) == (554, "5.6.0")
+    assert [e.name for e in tracker.timeline(ORDER).events][-1] == "delivery-rejected"
+
+
 def test_not_bytes(relay: Relay, customer: Alias) -> None:
     with pytest.raises(InvalidArgument):
         relay.handle(CARRIER, [customer.address], "text")  # type: ignore[arg-type]
-    assert relay.handle(CARRIER, [customer.address], bytearray(mail())).outcomes[0].accepted
+    data = bytearray(mail(f"From: {CARRIER}"))
+    assert relay.handle(CARRIER, [customer.address], data).outcomes[0].accepted
 
 
 def test_bad_settings(tracker: Tracker) -> None:
@@ -448,6 +458,8 @@ def test_corpus(tracker: Tracker, path: Path) -> None:
     data = path.read_bytes()
     (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
     assert outcome.code in {250, 550, 554}, outcome
+    if path.suffix == ".msg":  # an Outlook binary file, not RFC 5322
+        assert (outcome.code, outcome.status) == (554, "5.6.0")
     assert outcome.reason
     if outcome.accepted:
         assert outcome.message is not None

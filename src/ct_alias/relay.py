@@ -273,6 +273,16 @@ class Relay:
             raise _Refused(
                 _reject(recipient, 552, "5.3.4", "message header too large", conversation)
             )
+        if not message.fields:
+            raise _Refused(
+                _reject(
+                    recipient,
+                    554,
+                    "5.6.0",
+                    "not an Internet message: no header fields",
+                    conversation,
+                )
+            )
         if message.hops >= self.max_hops:
             raise _Refused(
                 _reject(
