@@ -1,0 +1,152 @@
+"""Shared pieces of the adversarial tests: trackers, a call-counting store, RFC limits."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ct_alias import (
+    Alias,
+    AliasStore,
+    Clock,
+    MemoryStore,
+    OrderEvent,
+    Policy,
+    Tracker,
+)
+from ct_alias.timeline import TimelineEntry
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+DOMAIN = "ct.example.com"
+OTHER_DOMAIN = "ct.other-shop.example.net"
+
+#: Stores of the adversarial trackers and their policies.
+SIMPLE_STORE = "simple-shop"
+SHORT_STORE = "short"
+OTHER_STORE = "other-domain"
+POLICIES: dict[str, Policy] = {
+    SIMPLE_STORE: Policy(
+        domain=DOMAIN, strategy="simple", end_on={OrderEvent.DELIVERED}, grace=timedelta(0)
+    ),
+    SHORT_STORE: Policy(
+        domain=DOMAIN,
+        ttl=timedelta(days=7),
+        end_on={OrderEvent.CANCELED, "order-closed"},
+        grace=timedelta(hours=1),
+    ),
+    OTHER_STORE: Policy(domain=OTHER_DOMAIN, strategy="simple"),
+}
+DEFAULT_POLICY = Policy(
+    domain=DOMAIN, end_on={OrderEvent.INVOICED, OrderEvent.CANCELED}, grace=timedelta(days=2)
+)
+
+#: RFC 5321 limits, in octets.
+MAX_LOCAL = 64
+MAX_LABEL = 63
+MAX_DOMAIN = 253
+MAX_ADDRESS = 254
+
+COMPLEX_ALIAS = re.compile(r"1[0-9a-v]{39}@(?P<domain>[a-z0-9.-]+)")
+SIMPLE_TAG = re.compile(r"2[0-9a-v]{23}")
+
+
+def make_tracker(
+    store: AliasStore,
+    clock: Clock,
+    keys: Sequence[str] = ("key-0",),
+    *,
+    policies: dict[str, Policy] | None = None,
+    **kwargs: Any,
+) -> Tracker:
+    """A tracker with the adversarial tests' default policy and per-store policies."""
+    tracker = Tracker(
+        store=store,
+        keys=list(keys),
+        default_policy=DEFAULT_POLICY,
+        clock=clock,
+        index_key="hostile-index-key",
+        **kwargs,
+    )
+    for name, policy in (POLICIES if policies is None else policies).items():
+        tracker.set_policy(name, policy)
+    return tracker
+
+
+class CountingStore(MemoryStore):
+    """A real MemoryStore that counts every call of the storage protocol."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def get_or_create(self, candidate: Alias, *, now: datetime, entries: Any = ()) -> Any:
+        self.calls["get_or_create"] += 1
+        return super().get_or_create(candidate, now=now, entries=entries)
+
+    def get(self, key: str) -> Any:
+        self.calls["get"] += 1
+        return super().get(key)
+
+    def aliases(self, conversation: str) -> list[Alias]:
+        self.calls["aliases"] += 1
+        return super().aliases(conversation)
+
+    def update(self, changes: Any, *, entries: Any = ()) -> Any:
+        self.calls["update"] += 1
+        return super().update(changes, entries=entries)
+
+    def append(self, entry: TimelineEntry) -> Any:
+        self.calls["append"] += 1
+        return super().append(entry)
+
+    def entries(self, conversation: str, *, after: Any = None, limit: Any = None) -> Any:
+        self.calls["entries"] += 1
+        return super().entries(conversation, after=after, limit=limit)
+
+    def purge(self, *, before: datetime, now: datetime) -> int:
+        self.calls["purge"] += 1
+        return super().purge(before=before, now=now)
+
+
+def rfc5321_problems(address: str) -> list[str]:
+    """What breaks an RFC 5321 length limit (or our alphabet) in an alias address."""
+    problems = []
+    if not address.isascii():
+        problems.append("not ASCII")
+    if address != address.lower():
+        problems.append("not lower case")
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        problems.append("not local@domain")
+    if len(local) > MAX_LOCAL:
+        problems.append(f"local part of {len(local)} octets")
+    if len(domain) > MAX_DOMAIN:
+        problems.append(f"domain of {len(domain)} octets")
+    if len(address) > MAX_ADDRESS:
+        problems.append(f"address of {len(address)} octets")
+    problems.extend(
+        f"label {label!r} of {len(label)} octets"
+        for label in domain.split(".")
+        if not 0 < len(label) <= MAX_LABEL
+    )
+    return problems
+
+
+def single_character_variants(text: str, alphabet: Iterable[str]) -> set[str]:
+    """Every text one substitution, deletion or insertion away from ``text``."""
+    chars = sorted(set(alphabet))
+    out: set[str] = set()
+    for i in range(len(text) + 1):
+        out.update(text[:i] + c + text[i:] for c in chars)  # insertion
+        if i < len(text):
+            out.add(text[:i] + text[i + 1 :])  # deletion
+            out.update(text[:i] + c + text[i + 1 :] for c in chars)  # substitution
+    out.discard(text)
+    return out
