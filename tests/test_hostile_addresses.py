@@ -275,20 +275,8 @@ def test_length_edges_are_exact() -> None:
     "length",
     [
         64,
-        pytest.param(
-            65,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: the simple strategy copies local parts over 64 octets into the alias",
-            ),
-        ),
-        pytest.param(
-            200,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: the simple strategy copies local parts over 64 octets into the alias",
-            ),
-        ),
+        65,
+        200,
     ],
 )
 def test_simple_aliases_keep_the_local_part_within_64_octets(length: int) -> None:
@@ -341,10 +329,6 @@ def test_case_variants_are_one_participant_but_look_alikes_are_not() -> None:
     assert fullwidth.address != tracker.mask("maria@example.com", conversation="o1").address
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: casefold() merges distinct mailboxes (fi and U+FB01, ss and sharp s) into one",
-)
 @pytest.mark.parametrize(
     ("first", "second"),
     [

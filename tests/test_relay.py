@@ -370,6 +370,12 @@ def test_duplicate_from_becomes_one(relay: Relay, customer: Alias) -> None:
     assert len(header_values(outcome.message, "From")) == 1
 
 
+def test_no_maskable_sender_is_not_passed_off_as_a_bounce(relay: Relay, customer: Alias) -> None:
+    data = mail("Subject: no From at all", f"To: {customer.address}")
+    (outcome,) = relay.handle("not an address", [customer.address], data).outcomes
+    assert (outcome.code, outcome.status) == (550, "5.1.7")
+
+
 def test_missing_headers(relay: Relay, customer: Alias, tracker: Tracker) -> None:
     data = mail("Subject: only a subject")
     (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes

@@ -610,10 +610,6 @@ def test_mask_after_retiring_the_signing_key_issues_a_working_alias(
     assert names.count(REVOKED) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: mask() raises MalformedAlias when the slot's alias domain is no longer served",
-)
 @pytest.mark.parametrize("store_name", ["default", OTHER_STORE])
 def test_mask_after_an_alias_domain_change_issues_a_working_alias(
     any_store: AliasStore, store_name: str

@@ -20,13 +20,13 @@ __all__ = ["compose_notification", "message_data", "message_dedup_key", "wire_ke
 
 
 def wire_key(address: str) -> str:
-    """A comparison form of an address seen on the wire: local part case-folded, domain in IDNA."""
+    """A comparison form of an address seen on the wire: local part lower-cased, domain in IDNA."""
     local, _, domain = address.rpartition("@")
     domain = domain.lower()
     if not domain.isascii():
         with contextlib.suppress(UnicodeError):
             domain = domain.encode("idna").decode("ascii")
-    return f"{local.casefold()}@{domain}"
+    return f"{local.lower()}@{domain}"
 
 
 def message_data(summary: MessageSummary, participants: Sequence[Alias]) -> dict[str, Any]:

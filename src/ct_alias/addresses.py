@@ -4,7 +4,7 @@ A real address is validated once, on the way in, and kept in two forms:
 :attr:`RealAddress.address` is what mail is delivered to (the local part as
 the caller gave it, the domain lower-cased and IDNA-encoded), and
 :attr:`RealAddress.key` is what the tracker compares (the same, with the
-local part case-folded), so ``Maria@Example.com`` and ``maria@example.com``
+local part lower-cased), so ``Maria@Example.com`` and ``maria@example.com``
 are one participant.
 """
 
@@ -47,8 +47,12 @@ class RealAddress:
 
     @property
     def key(self) -> str:
-        """The comparison form: local part case-folded, domain as normalised."""
-        return f"{self.local.casefold()}@{self.domain}"
+        """The comparison form: local part lower-cased, domain as normalised.
+
+        ``str.lower``, not ``casefold``: case-folding would merge mailboxes that
+        differ beyond case (``ﬁnance`` and ``finance``, ``straße`` and ``strasse``).
+        """
+        return f"{self.local.lower()}@{self.domain}"
 
     def __repr__(self) -> str:
         # Even the repr of a real address stays out of logs and tracebacks.

@@ -16,6 +16,7 @@ delivered byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -364,11 +365,13 @@ class _Rewrite:
         self._participants = tracker.aliases(alias.conversation)
         self._by_real = {wire_key(a.real_address): a for a in self._participants}
         self.envelope_sender = ""
+        self._masked_keys: set[str] = set()
 
     def _masked(self, address: str) -> str:
         """The alias that stands for ``address`` in this conversation (masking it if needed)."""
         if self._tracker.owns(address):
             return address.lower()
+        self._masked_keys.add(wire_key(address))
         known = self._by_real.get(wire_key(address))
         if known is not None and known.usable_at(self._tracker.clock.now()):
             return known.address
@@ -381,6 +384,20 @@ class _Rewrite:
         self._by_real[wire_key(address)] = contact
         return contact.address
 
+    def _first_masked(self, candidates: list[str]) -> str:
+        """The alias of the first candidate that can be masked.
+
+        Raises:
+            InvalidAddress: none of them can.
+        """
+        for candidate in candidates:
+            if candidate:
+                try:
+                    return self._masked(candidate)
+                except InvalidAddress:
+                    continue
+        raise InvalidAddress("", "neither the envelope sender nor From can be masked")
+
     def _mask_field(
         self, fields: list[HeaderField], mask: Callable[[str], str | None]
     ) -> str | None:
@@ -392,17 +409,17 @@ class _Rewrite:
         """
         changed = len(fields) > 1
         mailboxes = []
-        for name, address in addresses(fields[0].unfolded):
-            new = mask(address)
-            shown = name
-            if new is not None:
-                changed = True
-                shown = "" if "@" in name else name  # a name may carry an address
+        pairs = [(name, address, mask(address)) for name, address in addresses(fields[0].unfolded)]
+        changed = changed or any(new is not None for _, _, new in pairs)
+        if not changed:
+            return None
+        for name, address, new in pairs:
+            shown = "" if "@" in name else name  # a display name may carry an address
             try:
                 mailboxes.append(format_address(shown, address if new is None else new))
             except InvalidArgument:
                 logger.debug("left an unwritable mailbox out of a rewritten field")
-        return ", ".join(mailboxes) if changed else None
+        return ", ".join(mailboxes)
 
     def message(self) -> bytes:
         """The rewritten message bytes (the body is the original's, untouched)."""
@@ -434,11 +451,10 @@ class _Rewrite:
                     replace[name] = value
         senders = [a for f in sender_fields[:1] for _, a in addresses(f.unfolded)]
         if not message.bounce:
-            source = message.envelope_sender or (senders[0] if senders else "")
-            try:
-                self.envelope_sender = self._masked(source) if source else ""
-            except InvalidAddress:
-                self.envelope_sender = self._masked(senders[0]) if senders else ""
+            # the envelope sender's alias, else the From's: a message that has
+            # neither must not pass for a bounce downstream
+            candidates = [message.envelope_sender, *senders[:1]]
+            self.envelope_sender = self._first_masked(candidates)
         leaks = self._leaks(senders)
         rewritten = {name.lower() for name in replace}
         kept = b"".join(
@@ -460,8 +476,18 @@ class _Rewrite:
         leaks.update(wire_key(s) for s in senders if not self._tracker.owns(s))
         if self._message.envelope_sender and not self._tracker.owns(self._message.envelope_sender):
             leaks.add(wire_key(self._message.envelope_sender))
+        leaks.update(self._masked_keys)
         leaks.discard(own)
-        return [leak for leak in leaks if "@" in leak]
+        spelled = set()
+        for leak in leaks:
+            if "@" not in leak:
+                continue
+            spelled.add(leak)
+            local, _, domain = leak.rpartition("@")
+            if "xn--" in domain:  # the Unicode spelling of an IDN domain leaks it too
+                with contextlib.suppress(UnicodeError):
+                    spelled.add(f"{local}@{domain.encode('ascii').decode('idna').lower()}")
+        return sorted(spelled)
 
     def _alias_domain(self) -> str:
         return self._tracker.policy_for(self._alias.store).domain
@@ -470,8 +496,8 @@ class _Rewrite:
 def _mentions(f: HeaderField, needles: list[str]) -> bool:
     if not needles:
         return False
-    haystack = f.value.casefold()
-    raw = f.raw.decode("utf-8", "replace").casefold()
+    haystack = f.value.lower()
+    raw = f.raw.decode("utf-8", "replace").lower()
     return any(n in haystack or n in raw for n in needles)
 
 

@@ -140,6 +140,10 @@ class SimpleStrategy:
                 real.address, self.name, "the domain is an address literal"
             )
         local = real.local.lower()
+        if len(local) > MAX_LOCAL:  # email-validator only enforces it in strict mode
+            raise UnrepresentableAddress(
+                real.address, self.name, f"the local part is longer than {MAX_LOCAL} octets"
+            )
         last_label = real.domain.rpartition(".")[2]
         if len(last_label) + 1 + SIMPLE_V1.length > MAX_LABEL:
             raise UnrepresentableAddress(

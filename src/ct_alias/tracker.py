@@ -274,24 +274,26 @@ class Tracker:
                 logger.debug("issued %s alias for conversation %r", strategy, conversation)
                 return candidate
             existing = self._present(alias)
-            if self._signed_by_current_keys(existing):
+            dead = self._why_unreadable(existing)
+            if dead is None:
                 return existing
-            # Its signing key was retired: it can never work again. Retire it
-            # from its slot (recorded), then issue a fresh alias.
+            # Its signing key or its alias domain was retired: it can never work
+            # again. Retire it from its slot (recorded), then issue a fresh one.
             self._store.update(
                 [AliasChange(existing.key, AliasStatus.REVOKED, existing.ends_at, revoked_at=now)],
-                entries=[
-                    _alias_event(existing, AliasEvent.REVOKED, now, reason="signing key retired")
-                ],
+                entries=[_alias_event(existing, AliasEvent.REVOKED, now, reason=dead)],
             )
         raise AliasCollision()
 
-    def _signed_by_current_keys(self, alias: Alias) -> bool:
+    def _why_unreadable(self, alias: Alias) -> str | None:
+        """Why this tracker can no longer read ``alias`` back, or ``None`` if it can."""
         try:
             self._verify(alias.address)
         except ForgedAlias:
-            return False
-        return True
+            return "signing key retired"
+        except MalformedAlias:
+            return "alias domain retired"
+        return None
 
     def _seal(self, alias: Alias) -> Alias:
         """The alias as stores keep it: its addresses sealed when address keys are set."""
