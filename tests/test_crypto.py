@@ -31,7 +31,9 @@ KEY_A = "address-key-a-0123456789abcdefghijklmnop"
 KEY_B = "address-key-b-0123456789abcdefghijklmnop"
 
 
-def make(store: AliasStore, clock: FrozenClock, keys: list[str] | None) -> Tracker:
+def make(
+    store: AliasStore, clock: FrozenClock, keys: list[str] | None, *, plaintext: bool = False
+) -> Tracker:
     tracker = Tracker(
         store=store,
         keys=["signing-key"],
@@ -39,6 +41,7 @@ def make(store: AliasStore, clock: FrozenClock, keys: list[str] | None) -> Track
         clock=clock,
         index_key="index-key",
         address_keys=keys,
+        allow_plaintext_addresses=plaintext,
     )
     tracker.set_policy("simple-shop", Policy(domain=DOMAIN, strategy="simple"))
     return tracker
@@ -61,7 +64,11 @@ def test_seal_and_open() -> None:
     assert "maria" not in sealed.lower()
     assert cipher.open(sealed, context="k1:real") == "Maria.Silva@example.com.br"
     assert cipher.seal("a@b.example", context="k") != cipher.seal("a@b.example", context="k")
-    assert cipher.open("plain@example.com", context="k") == "plain@example.com"
+    assert cipher.open("plain@example.com", context="k", allow_plaintext=True) == (
+        "plain@example.com"
+    )
+    with pytest.raises(CorruptRecord):
+        cipher.open("plain@example.com", context="k")
     assert not cipher.needs_reseal(sealed)
     assert cipher.needs_reseal("plain@example.com")
     assert KEY_A not in repr(cipher)
@@ -189,13 +196,27 @@ def test_turning_encryption_on_later(clock: FrozenClock) -> None:
     store = MemoryStore()
     plain = make(store, clock, None)
     alias = plain.mask("maria@example.com", conversation="o1")
-    encrypted = make(store, clock, [KEY_A])
+    strict = make(store, clock, [KEY_A])
+    with pytest.raises(CorruptRecord) as info:  # plaintext may have been planted
+        strict.unmask(alias.address)
+    assert info.value.key_id == "none"
+    encrypted = make(store, clock, [KEY_A], plaintext=True)
     assert encrypted.unmask(alias.address) == alias
-    assert encrypted.rotate_address_keys().resealed == 1
+    assert strict.rotate_address_keys().resealed == 1  # rotation reads plaintext
+    assert strict.unmask(alias.address) == alias
     assert is_sealed(stored(store, alias).real_address)
     assert encrypted.unmask(alias.address) == alias
     with pytest.raises(ConfigurationError):
         plain.rotate_address_keys()
+
+
+def test_a_planted_plaintext_address_is_refused(clock: FrozenClock) -> None:
+    store = MemoryStore()
+    tracker = make(store, clock, [KEY_A])
+    alias = tracker.mask("maria@example.com", conversation="o1")
+    store._aliases[alias.key] = evolve(stored(store, alias), real_address="thief@evil.example")
+    with pytest.raises(CorruptRecord):
+        tracker.unmask(alias.address)
 
 
 def test_tampered_record_is_reported(clock: FrozenClock) -> None:

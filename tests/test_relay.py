@@ -475,3 +475,39 @@ def test_corpus(tracker: Tracker, path: Path) -> None:
         assert tracker.timeline(ORDER).messages
     else:
         assert [e.name for e in tracker.timeline(ORDER).events][-1] == "delivery-rejected"
+
+
+def test_rcpt_time_refusals_are_recorded(
+    relay: Relay, tracker: Tracker, customer: Alias, clock: FrozenClock
+) -> None:
+    clock.advance(timedelta(days=61))
+    outcome = relay.check_recipient(customer.address)
+    assert outcome is not None
+    assert outcome.status == "5.2.1"
+    (event,) = [e for e in tracker.timeline(ORDER).events if e.name == "delivery-rejected"]
+    assert event.data["stage"] == "rcpt"
+
+
+def test_a_record_the_relay_cannot_open_is_a_temporary_failure(clock: FrozenClock) -> None:
+    store = MemoryStore()
+    sealed = Tracker(
+        store=store,
+        keys=["k"],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+        index_key="ix",
+        address_keys=["address-key-a"],
+    )
+    alias = sealed.mask(CUSTOMER, conversation=ORDER)
+    other_keys = Tracker(
+        store=store,
+        keys=["k"],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+        index_key="ix",
+        address_keys=["address-key-b"],
+    )
+    relay = Relay(other_keys)
+    (outcome,) = relay.handle(CARRIER, [alias.address], mail(f"From: {CARRIER}")).outcomes
+    assert (outcome.code, outcome.status) == (451, "4.3.0")
+    assert relay.check_recipient(alias.address) is not None

@@ -539,3 +539,22 @@ def test_whole_order_scenario(shop: Tracker, clock: FrozenClock) -> None:
     assert "vendas@" not in text
     full = shop.timeline(order).to_dict(include_real_addresses=True)
     assert full["participants"][0]["realAddress"] == "Maria.Silva@example.com.br"
+
+
+def test_notify_never_sends_from_an_alias_whose_key_was_retired(clock: FrozenClock) -> None:
+    store = MemoryStore()
+    old = Tracker(
+        store=store, keys=["old"], default_policy=Policy(domain=DOMAIN), clock=clock, index_key="ix"
+    )
+    old.mask("maria@example.com", conversation="o1")
+    old.mask("vendas@loja.example.com", conversation="o1", role=Role.STORE)
+    new = Tracker(
+        store=store, keys=["new"], default_policy=Policy(domain=DOMAIN), clock=clock, index_key="ix"
+    )
+    with pytest.raises(MissingParticipant):
+        new.notify("o1", OrderEvent.DISPATCHED, subject="s", text="t")
+    new.mask("maria@example.com", conversation="o1")
+    shop = new.mask("vendas@loja.example.com", conversation="o1", role=Role.STORE)
+    message = new.notify("o1", OrderEvent.DISPATCHED, subject="s", text="t")
+    assert message["From"].addresses[0].addr_spec == shop.address
+    assert new.unmask(shop.address) == shop

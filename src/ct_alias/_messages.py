@@ -60,7 +60,7 @@ def message_data(summary: MessageSummary, participants: Sequence[Alias]) -> dict
         "cc": refs(summary.cc),
         "replyTo": refs(summary.reply_to),
         "subject": summary.subject,
-        "date": None if summary.date is None else summary.date.isoformat(),
+        "date": None if summary.date is None else summary.date.isoformat().replace("+00:00", "Z"),
         "size": summary.size,
         "firstWords": summary.first_words,
         "hasAttachment": summary.has_attachment,

@@ -2,16 +2,16 @@
 
 Configuration comes from flags and the environment:
 
-==================  ========================  ==========================================
-flag                variable                  meaning
-==================  ========================  ==========================================
-``--db``            ``CT_ALIAS_DB``           storage URL (default ``sqlite:///ct_alias.db``)
-``--keys``          ``CT_ALIAS_KEYS``         signing keys, comma-separated, oldest first
-``--index-key``     ``CT_ALIAS_INDEX_KEY``    the blind-index key (set once, never change)
-``--domain``        ``CT_ALIAS_DOMAIN``       the alias domain
-``--strategy``      ``CT_ALIAS_STRATEGY``     ``complex`` (default) or ``simple``
-``--address-keys``  ``CT_ALIAS_ADDRESS_KEYS`` address-encryption keys, oldest first
-==================  ========================  ==========================================
+==================  =========================  ===============================================
+flag                variable                   meaning
+==================  =========================  ===============================================
+``--db``            ``CT_ALIAS_DB``            storage URL (default ``sqlite:///ct_alias.db``)
+``--keys``          ``CT_ALIAS_KEYS``          signing keys, comma-separated, oldest first
+``--index-key``     ``CT_ALIAS_INDEX_KEY``     the blind-index key (set once, never change)
+``--domain``        ``CT_ALIAS_DOMAIN``        the alias domain
+``--strategy``      ``CT_ALIAS_STRATEGY``      ``complex`` (default) or ``simple``
+``--address-keys``  ``CT_ALIAS_ADDRESS_KEYS``  address-encryption keys, oldest first
+==================  =========================  ===============================================
 
 Exit status: 0 on success, 1 with a one-line message on an error (an expired
 alias, a missing setting), 2 on bad usage.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import sys
@@ -30,7 +31,7 @@ from typing import Any, TextIO
 
 from . import __version__
 from .aliases import Role
-from .errors import ConfigurationError, CtAliasError
+from .errors import ConfigurationError, CtAliasError, StorageError
 from .policy import Policy
 from .storage.base import AliasStore
 from .tracker import DEFAULT_STORE, Rotation, Tracker
@@ -192,6 +193,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from .relay import Relay  # noqa: PLC0415
     from .server import RelayHandler, SMTPDeliverer, run_server  # noqa: PLC0415
 
+    logging.basicConfig(  # an application may configure logging; the library never does
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     host, port = _host_port(args.listen, "--listen")
     deliver = args.deliver.removeprefix("smtp://")
     down_host, down_port = _host_port(deliver, "--deliver")
@@ -344,6 +348,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     command: Callable[[argparse.Namespace, TextIO], int] = args.func
     try:
         return command(args, stdout)
+    except StorageError as exc:
+        hint = "" if exc.transient else " (has the schema been created? run `ct-alias db upgrade`)"
+        print(f"ct-alias: error: {exc}{hint}", file=sys.stderr)
+        return 1
     except CtAliasError as exc:
         print(f"ct-alias: error: {exc}", file=sys.stderr)
         return 1

@@ -48,8 +48,13 @@ class Sealer(Protocol):
         """Return the stored form of ``text``, bound to ``context`` (the record's key)."""
         ...
 
-    def open(self, stored: str, *, context: str) -> str:
-        """Return the text behind a stored form (plaintext passes through)."""
+    def open(self, stored: str, *, context: str, allow_plaintext: bool = False) -> str:
+        """Return the text behind a stored form.
+
+        Plaintext (a value stored before encryption was turned on) passes
+        through only with ``allow_plaintext``; otherwise it is refused as
+        corrupt, since anyone able to write to the database could plant it.
+        """
         ...
 
     def needs_reseal(self, stored: str) -> bool:
@@ -65,13 +70,13 @@ class Cleartext:
         del context
         return text
 
-    def open(self, stored: str, *, context: str) -> str:
+    def open(self, stored: str, *, context: str, allow_plaintext: bool = True) -> str:
         """Return ``stored``; a sealed value means keys are missing.
 
         Raises:
             UnknownAddressKey: ``stored`` is sealed, and this tracker has no address keys.
         """
-        del context
+        del context, allow_plaintext
         if is_sealed(stored):
             raise UnknownAddressKey(stored[len(PREFIX) :].partition(".")[0])
         return stored
@@ -144,15 +149,24 @@ class AddressCipher:
         payload = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
         return f"{PREFIX}{self._newest}.{payload}"
 
-    def open(self, stored: str, *, context: str) -> str:
-        """Decrypt a sealed value (plaintext from before encryption passes through).
+    def open(self, stored: str, *, context: str, allow_plaintext: bool = False) -> str:
+        """Decrypt a sealed value.
+
+        Args:
+            stored: the stored form.
+            context: what it was sealed for (the record's key and field).
+            allow_plaintext: let a value that is not sealed through (records
+                from before encryption was turned on, during their migration).
 
         Raises:
             UnknownAddressKey: it was sealed with a key that is not in the list.
-            CorruptRecord: it was altered, or belongs to another record.
+            CorruptRecord: it was altered, belongs to another record, or is
+                plaintext where only sealed values are allowed.
         """
         if not is_sealed(stored):
-            return stored
+            if allow_plaintext:
+                return stored
+            raise CorruptRecord(context, "none")
         key_id, _, payload = stored[len(PREFIX) :].partition(".")
         cipher = self._ciphers.get(key_id)
         if cipher is None:

@@ -244,7 +244,8 @@ class CorruptRecord(CtAliasError, ValueError):
     Attributes:
         record: the record and field it belongs to: ``"<storage key>:real"`` or
             ``"<storage key>:alias"`` (a keyed hash; no address).
-        key_id: the id of the key it claims to be sealed with.
+        key_id: the id of the key it claims to be sealed with (``"none"`` for
+            a plaintext value where only sealed values are allowed).
     """
 
     def __init__(self, record: str, key_id: str) -> None:

@@ -26,6 +26,7 @@ from attrs import field, frozen
 from ._messages import wire_key
 from .aliases import Alias, Role
 from .errors import (
+    CorruptRecord,
     CtAliasError,
     ExpiredAlias,
     ForgedAlias,
@@ -33,6 +34,7 @@ from .errors import (
     InvalidArgument,
     MalformedAlias,
     StorageError,
+    UnknownAddressKey,
     UnknownAlias,
 )
 from .mail import (
@@ -160,6 +162,9 @@ class Relay:
         An SMTP server calls it at ``RCPT TO`` so refused recipients are refused
         there (the sender's own server bounces; the relay never backscatters).
 
+        A refusal is recorded on the alias's timeline when its conversation is
+        known, as in :meth:`handle`.
+
         Returns:
             A rejection, or ``None`` when the recipient is acceptable so far.
         """
@@ -167,6 +172,7 @@ class Relay:
             self._recipient(recipient)
         except _Refused as refused:
             outcome: Outcome = refused.args[0]
+            self._record_refusal(outcome, None, None)
             return outcome
         return None
 
@@ -193,8 +199,10 @@ class Relay:
                     conversation,
                 )
             ) from None
-        except StorageError:
-            logger.exception("storage unavailable while checking a recipient")
+        except (StorageError, UnknownAddressKey, CorruptRecord):
+            # storage down, or a record this relay cannot open (a missing
+            # address key): the sender retries while an operator looks
+            logger.exception("cannot read the alias of a recipient")
             raise _Refused(
                 _reject(recipient, 451, "4.3.0", "temporary failure, try again later")
             ) from None
@@ -249,7 +257,7 @@ class Relay:
             outcome = refused.args[0]
             self._record_refusal(outcome, message, alias)
             return outcome
-        except StorageError:
+        except (StorageError, UnknownAddressKey, CorruptRecord):
             logger.exception(
                 "storage unavailable while relaying to conversation %r", alias.conversation
             )
@@ -316,7 +324,9 @@ class Relay:
             conversation=conversation,
         )
 
-    def _record_refusal(self, outcome: Outcome, message: _Message, alias: Alias | None) -> None:
+    def _record_refusal(
+        self, outcome: Outcome, message: _Message | None, alias: Alias | None
+    ) -> None:
         conversation = outcome.conversation
         if conversation is None:
             return
@@ -324,9 +334,11 @@ class Relay:
             "code": outcome.code,
             "status": outcome.status,
             "reason": outcome.reason,
-            "size": len(message.data),
-            "bounce": message.bounce,
         }
+        if message is not None:
+            data.update(size=len(message.data), bounce=message.bounce)
+        else:
+            data["stage"] = "rcpt"
         if alias is not None:
             data.update(ref=alias.key, role=alias.role.value)
         try:

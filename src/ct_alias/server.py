@@ -186,7 +186,12 @@ class RelayHandler:
                     message,
                 )
             except DeliveryError as exc:
-                logger.warning("downstream delivery failed: %s", exc)
+                # the downstream's own text often quotes the (real) recipient
+                logger.warning(
+                    "downstream delivery failed with %s (%s)",
+                    exc.code,
+                    "temporary" if exc.temporary else "permanent",
+                )
                 if exc.temporary:
                     return "451 4.4.1 downstream server unavailable, please try again"
                 return f"554 5.0.0 downstream server refused the message ({exc.code})"

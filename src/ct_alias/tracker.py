@@ -121,6 +121,11 @@ class Tracker:
             thief; it is required with ``address_keys``.
         address_keys: keys to encrypt addresses at rest, oldest → newest (the
             ``crypto`` extra); see :mod:`ct_alias.crypto`.
+        allow_plaintext_addresses: with ``address_keys``, also accept records
+            whose addresses are not sealed (stored before encryption was turned
+            on). Off by default: a plaintext value in an encrypted database may
+            have been planted. Turn it on only until
+            :meth:`rotate_address_keys` has sealed the old records.
 
     A tracker is safe to share between threads.
     """
@@ -134,6 +139,7 @@ class Tracker:
         clock: Clock | None = None,
         index_key: str | bytes | None = None,
         address_keys: Iterable[str | bytes] | None = None,
+        allow_plaintext_addresses: bool = False,
     ) -> None:
         if not isinstance(default_policy, Policy):
             raise ConfigurationError("default_policy must be a Policy")
@@ -145,6 +151,7 @@ class Tracker:
                 "the database could confirm a guessed address through its blind index"
             )
         self._sealer: Sealer = Cleartext() if address_keys is None else AddressCipher(address_keys)
+        self._allow_plaintext = bool(allow_plaintext_addresses)
         self._store = store
         self._codec = AliasCodec(keys)
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -433,8 +440,12 @@ class Tracker:
             raise ExpiredAlias(canonical, record.expired_at, record.reason)
         return self._present(record, canonical)
 
-    def _present(self, record: Alias, address: str | None = None) -> Alias:
+    def _present(
+        self, record: Alias, address: str | None = None, *, migrating: bool = False
+    ) -> Alias:
         """The record as callers see it: addresses opened, the alias in canonical form.
+
+        ``migrating`` lets plaintext records through (for :meth:`rotate_address_keys`).
 
         Raises:
             UnknownAddressKey: it was sealed with an address key that is gone.
@@ -447,9 +458,14 @@ class Tracker:
             if address is None or address == record.address:
                 return record
             return evolve(record, address=address)
-        real = sealer.open(record.real_address, context=record.key + ":real")
+        plaintext = migrating or self._allow_plaintext
+        real = sealer.open(
+            record.real_address, context=record.key + ":real", allow_plaintext=plaintext
+        )
         if address is None:
-            address = sealer.open(record.address, context=record.key + ":alias")
+            address = sealer.open(
+                record.address, context=record.key + ":alias", allow_plaintext=plaintext
+            )
         if real is record.real_address and address == record.address:
             return record
         return evolve(record, address=address, real_address=real)
@@ -489,7 +505,7 @@ class Tracker:
             updates = []
             for record in batch:
                 if sealer.needs_reseal(record.real_address) or sealer.needs_reseal(record.address):
-                    plain = self._present(record)
+                    plain = self._present(record, migrating=True)
                     sealed = self._seal(plain)
                     updates.append(Sealed(record.key, sealed.address, sealed.real_address))
             resealed += self._store.reseal(updates) if updates else 0
@@ -604,8 +620,9 @@ class Tracker:
 
         What is left of each is a tombstone (a keyed hash of its alias address
         and its metadata): it is never issued again, and mail to it is refused
-        as expired, not unknown. Timelines keep their entries, which never
-        held addresses.
+        as expired, not unknown. Timelines keep their entries: they reference
+        participants by key, never by address, but keep what was on the wire
+        of everyone else (a third party in ``Cc``), subjects and first words.
 
         Returns:
             How many aliases were purged.
@@ -732,7 +749,11 @@ class Tracker:
             if body is not None and not isinstance(body, str):
                 raise InvalidArgument(field_name, f"expected a str, not {type(body).__name__}")
         now = self._clock.now()
-        aliases = [a for a in self._store.aliases(conversation) if a.usable_at(now)]
+        aliases = [
+            a
+            for a in self.aliases(conversation)
+            if a.usable_at(now) and self._why_unreadable(a) is None  # never from a dead alias
+        ]
         customer = _latest(aliases, Role.CUSTOMER, store)
         if customer is None:
             raise MissingParticipant(conversation, Role.CUSTOMER.value)
@@ -740,8 +761,8 @@ class Tracker:
         if shop is None:
             raise MissingParticipant(conversation, Role.STORE.value)
         message = compose_notification(
-            sender=self._present(shop),
-            recipient=self._present(customer),
+            sender=shop,
+            recipient=customer,
             subject=subject,
             text=text,
             html=html,

@@ -897,7 +897,9 @@ def _create_engine(url: str | URL, options: Mapping[str, Any]) -> Engine:
         raise ConfigurationError("not a database URL (expected dialect+driver://…)") from exc
     parsed = _normalise_url(parsed)
     backend = parsed.get_backend_name()
-    defaults: dict[str, Any] = {}
+    # Statement parameters hold (possibly real) addresses: keep them out of
+    # error messages and tracebacks.
+    defaults: dict[str, Any] = {"hide_parameters": True}
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
         connect_args["check_same_thread"] = False
