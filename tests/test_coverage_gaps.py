@@ -333,16 +333,17 @@ class _GoodEntryPoint:
 
 
 def test_store_scheme_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ct_alias import _registry as generic
     from ct_alias.storage import registry
 
-    monkeypatch.setattr(registry, "entry_points", lambda group: [_GoodEntryPoint()])
-    fresh = registry._SchemeRegistry()
+    monkeypatch.setattr(generic, "entry_points", lambda group: [_GoodEntryPoint()])
+    fresh = registry._new_registry()
     assert isinstance(fresh.get("plugged")("plugged://x"), MemoryStore)
     with pytest.raises(ConfigurationError, match="unknown store URL scheme"):
         fresh.get("nope")  # entry points are read once
-    monkeypatch.setattr(registry, "entry_points", lambda group: [_BrokenEntryPoint()])
-    broken = registry._SchemeRegistry()
-    with pytest.raises(ConfigurationError, match="cannot load store scheme 'broken'"):
+    monkeypatch.setattr(generic, "entry_points", lambda group: [_BrokenEntryPoint()])
+    broken = registry._new_registry()
+    with pytest.raises(ConfigurationError, match="cannot load store URL scheme 'broken'"):
         broken.get("broken")
     with pytest.raises(ConfigurationError, match="a store URL is a str"):
         registry.store_from_url(42)  # type: ignore[arg-type]

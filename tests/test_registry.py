@@ -50,7 +50,7 @@ class ShopStrategy:
 
 @pytest.fixture
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(strategies_module, "_registry", strategies_module._Registry())
+    monkeypatch.setattr(strategies_module, "_registry", strategies_module._new_registry())
 
 
 @pytest.mark.usefixtures("fresh_registry")

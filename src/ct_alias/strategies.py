@@ -21,16 +21,14 @@ by a factory that receives the tracker's :class:`~ct_alias.codec.AliasCodec`.
 
 from __future__ import annotations
 
-import re
-import threading
 from collections.abc import Callable
 from datetime import datetime
-from importlib.metadata import entry_points
 from typing import Protocol, runtime_checkable
 
+from ._registry import Registry
 from .addresses import RealAddress
 from .codec import COMPLEX_V1, SIMPLE_V1, AliasCodec, Token
-from .errors import ConfigurationError, MalformedAlias, UnrepresentableAddress
+from .errors import MalformedAlias, UnrepresentableAddress
 
 __all__ = [
     "AliasStrategy",
@@ -171,68 +169,21 @@ class SimpleStrategy:
         return "SimpleStrategy()"
 
 
-_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+def _new_registry() -> Registry[StrategyFactory]:
+    builtins: dict[str, StrategyFactory] = {
+        ComplexStrategy.name: ComplexStrategy,
+        SimpleStrategy.name: SimpleStrategy,
+    }
+    return Registry(
+        kind="alias strategy",
+        pattern=r"[a-z][a-z0-9_-]{0,31}",
+        rule="1-32 lower-case letters, digits, '_' or '-', starting with a letter",
+        group=ENTRY_POINT_GROUP,
+        builtins=builtins,
+    )
 
 
-class _Registry:
-    """Strategy factories by name; entry points are loaded on the first miss."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._factories: dict[str, StrategyFactory] = {
-            ComplexStrategy.name: ComplexStrategy,
-            SimpleStrategy.name: SimpleStrategy,
-        }
-        self._entry_points_loaded = False
-
-    def register(self, name: str, factory: StrategyFactory, *, replace: bool) -> None:
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise ConfigurationError(
-                f"a strategy name is 1-32 lower-case letters, digits, '_' or '-': {name!r}"
-            )
-        if not callable(factory):
-            raise ConfigurationError(f"the factory for strategy {name!r} is not callable")
-        with self._lock:
-            if name in self._factories and not replace:
-                raise ConfigurationError(
-                    f"a strategy named {name!r} is already registered (pass replace=True)"
-                )
-            self._factories[name] = factory
-
-    def get(self, name: str) -> StrategyFactory:
-        with self._lock:
-            factory = self._factories.get(name)
-        if factory is None:
-            self._load_entry_points()
-            with self._lock:
-                factory = self._factories.get(name)
-        if factory is None:
-            raise ConfigurationError(
-                f"unknown alias strategy {name!r}; known: {', '.join(self.names())}"
-            )
-        return factory
-
-    def names(self) -> list[str]:
-        with self._lock:
-            return sorted(self._factories)
-
-    def _load_entry_points(self) -> None:
-        with self._lock:
-            if self._entry_points_loaded:
-                return
-            self._entry_points_loaded = True
-        for point in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                factory = point.load()
-            except (ImportError, AttributeError) as exc:
-                raise ConfigurationError(
-                    f"cannot load alias strategy {point.name!r} from {point.value!r}: {exc}"
-                ) from exc
-            with self._lock:
-                self._factories.setdefault(point.name, factory)
-
-
-_registry = _Registry()
+_registry = _new_registry()
 
 
 def register_strategy(name: str, factory: StrategyFactory, *, replace: bool = False) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime
 from attrs import evolve
 
 from ..aliases import Alias
-from ..errors import AliasCollision
+from ..errors import AliasCollision, InvalidArgument
 from ..timeline import TimelineEntry
 from .base import AliasChange, Sealed, Tombstone, stopped_working
 
@@ -50,7 +50,7 @@ class MemoryStore:
         """See :meth:`AliasStore.get_or_create`."""
         slot = candidate.slot
         if slot is None:
-            raise ValueError("a candidate alias needs a slot")
+            raise InvalidArgument("candidate", "a candidate alias needs a slot")
         with self._lock:
             key = self._slots.get(slot)
             if key is not None:

@@ -16,11 +16,9 @@ Nothing here imports SQLAlchemy until a SQL URL is opened.
 
 from __future__ import annotations
 
-import re
-import threading
-from importlib.metadata import entry_points
 from typing import Any, Protocol
 
+from .._registry import Registry
 from ..errors import ConfigurationError
 from .base import AliasStore
 from .memory import MemoryStore
@@ -35,9 +33,6 @@ __all__ = [
 
 #: The entry point group scanned for third-party store schemes.
 ENTRY_POINT_GROUP = "ct_alias.stores"
-
-_SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,31}")
-
 
 class StoreFactory(Protocol):
     """Makes a store from a URL of the scheme it is registered for."""
@@ -75,64 +70,19 @@ _SQL_SCHEMES = (
 )
 
 
-class _SchemeRegistry:
-    """Store factories by URL scheme; entry points are loaded on the first miss."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._factories: dict[str, StoreFactory] = {"memory": _memory}
-        self._factories.update(dict.fromkeys(_SQL_SCHEMES, _sql))
-        self._entry_points_loaded = False
-
-    def register(self, scheme: str, factory: StoreFactory, *, replace: bool) -> None:
-        if not isinstance(scheme, str) or not _SCHEME.fullmatch(scheme):
-            raise ConfigurationError(
-                "a store URL scheme is 1-32 lower-case letters, digits, '+', '-' or '.', "
-                f"starting with a letter: {scheme!r}"
-            )
-        if not callable(factory):
-            raise ConfigurationError(f"the factory for store scheme {scheme!r} is not callable")
-        with self._lock:
-            if scheme in self._factories and not replace:
-                raise ConfigurationError(
-                    f"a store scheme {scheme!r} is already registered (pass replace=True)"
-                )
-            self._factories[scheme] = factory
-
-    def get(self, scheme: str) -> StoreFactory:
-        with self._lock:
-            factory = self._factories.get(scheme)
-        if factory is None:
-            self._load_entry_points()
-            with self._lock:
-                factory = self._factories.get(scheme)
-        if factory is None:
-            raise ConfigurationError(
-                f"unknown store URL scheme {scheme!r}; known: {', '.join(self.names())}"
-            )
-        return factory
-
-    def names(self) -> list[str]:
-        with self._lock:
-            return sorted(self._factories)
-
-    def _load_entry_points(self) -> None:
-        with self._lock:
-            if self._entry_points_loaded:
-                return
-            self._entry_points_loaded = True
-        for point in entry_points(group=ENTRY_POINT_GROUP):
-            try:
-                factory = point.load()
-            except (ImportError, AttributeError) as exc:
-                raise ConfigurationError(
-                    f"cannot load store scheme {point.name!r} from {point.value!r}: {exc}"
-                ) from exc
-            with self._lock:
-                self._factories.setdefault(point.name, factory)
+def _new_registry() -> Registry[StoreFactory]:
+    builtins: dict[str, StoreFactory] = {"memory": _memory}
+    builtins.update(dict.fromkeys(_SQL_SCHEMES, _sql))
+    return Registry(
+        kind="store URL scheme",
+        pattern=r"[a-z][a-z0-9+.-]{0,31}",
+        rule="1-32 lower-case letters, digits, '+', '-' or '.', starting with a letter",
+        group=ENTRY_POINT_GROUP,
+        builtins=builtins,
+    )
 
 
-_registry = _SchemeRegistry()
+_registry = _new_registry()
 
 
 def store_from_url(url: str, **options: Any) -> AliasStore:

@@ -41,7 +41,13 @@ from typing import Any, Final, Self, TypeAlias, TypeVar
 
 from attrs import evolve
 
-from ..errors import AliasCollision, ConfigurationError, MissingExtra, StorageError
+from ..errors import (
+    AliasCollision,
+    ConfigurationError,
+    InvalidArgument,
+    MissingExtra,
+    StorageError,
+)
 
 try:
     import sqlalchemy as sa
@@ -318,7 +324,7 @@ class SQLStore:
         """See :meth:`AliasStore.get_or_create`."""
         slot = candidate.slot
         if slot is None:
-            raise ValueError("a candidate alias needs a slot")
+            raise InvalidArgument("candidate", "a candidate alias needs a slot")
         operation = "creating an alias"
         # Most calls find a usable alias: a plain read, without a write transaction.
         row = self._run(operation, self._sql.read_slot(slot), write=False, retry_lost=True)
