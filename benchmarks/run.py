@@ -353,7 +353,6 @@ def bench_sql_unmask(cfg: Config) -> Iterable[Row]:
             try:
                 tracker = make_tracker(store)  # type: ignore[arg-type]
                 aliases = [tracker.mask(a, conversation="order-1").address for a in addresses(n)]
-                project = per_call_us(tracker.unmask, aliases, cfg.repeat)  # type: ignore[arg-type]
 
                 table = store.tables.aliases
                 with store.engine.connect() as conn:
@@ -365,7 +364,11 @@ def bench_sql_unmask(cfg: Config) -> Iterable[Row]:
                     with bare.connect() as conn:
                         return conn.execute(query, {"key": key}).first()  # type: ignore[call-overload]
 
-                floor = per_call_us(floor_fn, keys, cfg.repeat)
+                project, floor = paired(
+                    cfg.repeat,
+                    lambda t=tracker, a=aliases: one_pass(t.unmask, a),  # type: ignore[misc]
+                    lambda f=floor_fn, k=keys: one_pass(f, k),  # type: ignore[misc]
+                )
                 bare.dispose()
                 yield Row(name, project, floor_name, floor, 2.0, note=f"{n} aliases; {note}")
             finally:
