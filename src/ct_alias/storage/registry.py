@@ -34,6 +34,7 @@ __all__ = [
 #: The entry point group scanned for third-party store schemes.
 ENTRY_POINT_GROUP = "ct_alias.stores"
 
+
 class StoreFactory(Protocol):
     """Makes a store from a URL of the scheme it is registered for."""
 
