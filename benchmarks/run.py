@@ -90,27 +90,7 @@ def per_call_us(fn: Callable[[object], object], inputs: Sequence[object], repeat
     """The minimum over ``repeat`` runs of the mean µs per call of ``fn`` over ``inputs``."""
     for item in inputs[:50]:  # warm caches, connections and the page cache first
         fn(item)
-    runs = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for item in inputs:
-            fn(item)
-        runs.append((time.perf_counter() - start) / len(inputs) * 1e6)
-    return min(runs)
-
-
-def once_each_us(
-    make_fn: Callable[[], Callable[[object], object]], inputs: Sequence[object], repeat: int
-) -> float:
-    """Like :func:`per_call_us` for calls that change state: a fresh ``fn`` per run."""
-    runs = []
-    for _ in range(repeat):
-        fn = make_fn()
-        start = time.perf_counter()
-        for item in inputs:
-            fn(item)
-        runs.append((time.perf_counter() - start) / len(inputs) * 1e6)
-    return min(runs)
+    return min(one_pass(fn, inputs) for _ in range(repeat))
 
 
 class CountingStore(MemoryStore):

@@ -15,6 +15,7 @@ from typing import Any
 from .aliases import Alias
 from .errors import InvalidArgument
 from .mail import MessageSummary
+from .timeline import iso_utc
 
 __all__ = ["compose_notification", "message_data", "message_dedup_key", "wire_key"]
 
@@ -60,7 +61,7 @@ def message_data(summary: MessageSummary, participants: Sequence[Alias]) -> dict
         "cc": refs(summary.cc),
         "replyTo": refs(summary.reply_to),
         "subject": summary.subject,
-        "date": None if summary.date is None else summary.date.isoformat().replace("+00:00", "Z"),
+        "date": iso_utc(summary.date),
         "size": summary.size,
         "firstWords": summary.first_words,
         "hasAttachment": summary.has_attachment,

@@ -49,9 +49,14 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(name) or default
 
 
+def _key_list(flag: str | None, variable: str) -> list[str]:
+    """Keys from a flag or the environment: comma-separated, oldest first."""
+    raw = flag or _env(variable) or ""
+    return [k.strip() for k in raw.split(",") if k.strip()]
+
+
 def _keys(args: argparse.Namespace) -> list[str]:
-    raw = args.keys or _env("CT_ALIAS_KEYS")
-    keys = [k.strip() for k in (raw or "").split(",") if k.strip()]
+    keys = _key_list(args.keys, "CT_ALIAS_KEYS")
     if not keys:
         raise UsageError(
             "no signing keys: set CT_ALIAS_KEYS (comma-separated, oldest first) or pass --keys; "
@@ -84,8 +89,7 @@ def _tracker(args: argparse.Namespace) -> Tracker:
         domain=_domain(args),
         strategy=args.strategy or _env("CT_ALIAS_STRATEGY") or "complex",
     )
-    raw_address_keys = args.address_keys or _env("CT_ALIAS_ADDRESS_KEYS")
-    address_keys = [k.strip() for k in (raw_address_keys or "").split(",") if k.strip()]
+    address_keys = _key_list(args.address_keys, "CT_ALIAS_ADDRESS_KEYS")
     return Tracker(
         store=_open_store(args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB),
         keys=keys,

@@ -41,6 +41,7 @@ from .mail import (
     HeaderField,
     addresses,
     format_address,
+    get_all,
     parse_headers,
     rewrite_headers,
     split_message,
@@ -363,8 +364,7 @@ class _Message:
         self.hops = sum(1 for f in self.fields if f.name.lower() == trace)
 
     def field_values(self, name: str) -> list[HeaderField]:
-        lowered = name.lower()
-        return [f for f in self.fields if f.name.lower() == lowered]
+        return get_all(self.fields, name)
 
 
 class _Rewrite:

@@ -13,7 +13,7 @@ import enum
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 from attrs import field, frozen
 
@@ -188,7 +188,12 @@ class Timeline:
         )
 
 
-def _iso(moment: datetime | None) -> str | None:
+@overload
+def iso_utc(moment: datetime) -> str: ...
+@overload
+def iso_utc(moment: None) -> None: ...
+def iso_utc(moment: datetime | None) -> str | None:
+    """A UTC datetime as ISO 8601 ending in ``Z`` (the form of every timestamp we export)."""
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
@@ -198,9 +203,9 @@ def _participant(alias: Alias, now: datetime, *, real: bool) -> dict[str, JSONVa
         "emailAlias": alias.address,
         "aliasMaskType": alias.strategy,
         "status": alias.status_at(now).value,
-        "createdAt": _iso(alias.created_at),
-        "expiresAt": _iso(alias.expires_at),
-        "endsAt": _iso(alias.ends_at),
+        "createdAt": iso_utc(alias.created_at),
+        "expiresAt": iso_utc(alias.expires_at),
+        "endsAt": iso_utc(alias.ends_at),
     }
     if real:
         out["realAddress"] = alias.real_address
@@ -246,15 +251,15 @@ def _message(entry: TimelineEntry, resolve: _Resolver) -> dict[str, JSONValue]:
         "hasAttachment": bool(data.get("attachmentNames")) or bool(data.get("hasAttachment")),
         "attachmentNames": list(data.get("attachmentNames", ())),
         "size": data.get("size"),
-        "date": data.get("date") or _iso(entry.at),
-        "recordedAt": _iso(entry.at),
+        "date": data.get("date") or iso_utc(entry.at),
+        "recordedAt": iso_utc(entry.at),
         "defects": list(data.get("defects", ())),
     }
 
 
 def _event(entry: TimelineEntry, resolve: _Resolver) -> dict[str, JSONValue]:
     data = dict(entry.data)
-    out: dict[str, JSONValue] = {"id": str(entry.seq), "event": entry.name, "at": _iso(entry.at)}
+    out: dict[str, JSONValue] = {"id": str(entry.seq), "event": entry.name, "at": iso_utc(entry.at)}
     if entry.name in _OWN_EVENTS and "ref" in data:  # a host's own "ref" is just data
         out["participant"] = resolve({"ref": data.pop("ref"), "role": data.get("role")})
     out["data"] = data

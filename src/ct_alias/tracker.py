@@ -45,6 +45,7 @@ from .timeline import (
     Timeline,
     TimelineEntry,
     decode_cursor,
+    iso_utc,
 )
 
 __all__ = ["DEFAULT_STORE", "Rotation", "Tracker", "Verified"]
@@ -585,7 +586,7 @@ class Tracker:
                 ends_at = min(ends_at, alias.ends_at)
             changes.append(AliasChange(alias.key, AliasStatus.ENDED, ends_at))
             entries.append(
-                _alias_event(alias, AliasEvent.ENDED, at, endsAt=_iso(ends_at), by=event)
+                _alias_event(alias, AliasEvent.ENDED, at, endsAt=iso_utc(ends_at), by=event)
             )
         return changes, entries
 
@@ -611,7 +612,7 @@ class Tracker:
                 continue  # never ended: nothing to reopen
             until = min(now + for_, alias.expires_at)
             changes.append(AliasChange(alias.key, AliasStatus.ACTIVE, until))
-            entries.append(_alias_event(alias, AliasEvent.REACTIVATED, now, until=_iso(until)))
+            entries.append(_alias_event(alias, AliasEvent.REACTIVATED, now, until=iso_utc(until)))
         changed, _ = self._store.update(changes, entries=entries)
         return [self._present(a) for a in changed]
 
@@ -837,10 +838,6 @@ def _latest(aliases: list[Alias], role: Role, store: str | None) -> Alias | None
         if alias.role is role and (store is None or alias.store == store):
             return alias
     return None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _text(name: str, value: object, limit: int) -> str:
