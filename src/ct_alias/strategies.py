@@ -148,7 +148,9 @@ class SimpleStrategy:
                 real.address, self.name, f"the tagged label would exceed {MAX_LABEL} characters"
             )
         alias_domain = f"{real.domain}-{'x' * SIMPLE_V1.length}.{domain}"
-        if len(alias_domain) > MAX_DOMAIN or len(local) + 1 + len(alias_domain) > MAX_ADDRESS:
+        # The local part has at least one octet, so an alias within MAX_ADDRESS
+        # has a domain within MAX_DOMAIN (254 - len("x@") = 252 < 253).
+        if len(local) + 1 + len(alias_domain) > MAX_ADDRESS:
             raise UnrepresentableAddress(
                 real.address, self.name, "the alias would exceed the RFC 5321 length limits"
             )
