@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import evolve, frozen
 
@@ -47,6 +47,9 @@ from .timeline import (
     decode_cursor,
     iso_utc,
 )
+
+if TYPE_CHECKING:
+    from .auth import Authentication
 
 __all__ = ["DEFAULT_STORE", "Rotation", "Tracker", "Verified"]
 
@@ -172,6 +175,11 @@ class Tracker:
     def store(self) -> AliasStore:
         """The storage backend."""
         return self._store
+
+    @property
+    def index(self) -> BlindIndex:
+        """The blind index (keyed hashes) storage keys and relayed message ids are made with."""
+        return self._index
 
     @property
     def clock(self) -> Clock:
@@ -672,6 +680,8 @@ class Tracker:
         message: bytes | bytearray | memoryview | EmailMessage,
         *,
         direction: Direction | str,
+        authentication: Authentication | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> TimelineEntry:
         """Record an e-mail message on the conversation's timeline.
 
@@ -686,6 +696,12 @@ class Tracker:
             conversation: the conversation.
             message: raw RFC 5322 bytes, or an :class:`email.message.EmailMessage`.
             direction: :class:`Direction` (``"inbound"`` or ``"outbound"``).
+            authentication: the verdict on the message's author (see
+                :mod:`ct_alias.auth`), recorded with it. Unless it vouches for
+                the ``From:`` domain, the author is recorded as unverified and
+                never as the participant whose address it claims.
+            details: JSON-compatible notes recorded under ``"relay"`` (the
+                relay records what it left out of the delivered header).
 
         Returns:
             The stored entry (the first one, for a duplicate).
@@ -699,7 +715,14 @@ class Tracker:
                 "message", f"expected bytes or an EmailMessage, not {type(message).__name__}"
             )
         summary = summarize(message)
-        data = message_data(summary, self.aliases(conversation))
+        data = message_data(
+            summary,
+            self.aliases(conversation),
+            authentication=authentication,
+            alias_domains=self.domains,
+        )
+        if details is not None:
+            data["relay"] = _json_data(details)
         entry = TimelineEntry(
             conversation,
             EntryKind.MESSAGE,
