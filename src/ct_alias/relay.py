@@ -207,7 +207,7 @@ class Relay:
         try:
             alias = self.tracker.unmask(address)
         except (MalformedAlias, ForgedAlias, UnknownAlias) as exc:
-            logger.info("refused mail to an invalid alias: %s", exc)
+            logger.warning("refused mail to an invalid alias: %s", exc)
             raise _Refused(_reject(recipient, 550, "5.1.1", "no such alias")) from None
         except ExpiredAlias as exc:
             conversation = self._conversation_of(address)
