@@ -12,7 +12,7 @@ from ct_alias import (
     Alias,
     FrozenClock,
     InvalidArgument,
-    MemoryStore,
+    MemoryStorage,
     OrderEvent,
     Policy,
     Role,
@@ -33,7 +33,7 @@ ORDER = "order-1"
 @pytest.fixture
 def tracker(clock: FrozenClock) -> Tracker:
     t = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["k"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
@@ -224,7 +224,7 @@ def test_unknown_malformed_or_forged(
 
 def test_signed_but_unknown(relay: Relay, clock: FrozenClock) -> None:
     other = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["k"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
@@ -277,7 +277,7 @@ def test_loops(relay: Relay, tracker: Tracker, customer: Alias) -> None:
     assert (outcome.code, outcome.status) == (554, "5.4.6")
 
 
-class FlakyStore(MemoryStore):
+class FlakyStorage(MemoryStorage):
     broken = False
 
     def get(self, key: str):  # type: ignore[no-untyped-def]
@@ -287,8 +287,8 @@ class FlakyStore(MemoryStore):
 
 
 def test_storage_down_is_a_temporary_failure(clock: FrozenClock) -> None:
-    store = FlakyStore()
-    tracker = Tracker(store=store, keys=["k"], default_policy=Policy(domain=DOMAIN), clock=clock)
+    store = FlakyStorage()
+    tracker = Tracker(storage=store, keys=["k"], default_policy=Policy(domain=DOMAIN), clock=clock)
     alias = tracker.mask(CUSTOMER, conversation=ORDER)
     store.broken = True
     (outcome,) = Relay(tracker).handle(CARRIER, [alias.address], mail()).outcomes
@@ -494,9 +494,9 @@ def test_rcpt_time_refusals_are_recorded(
 
 
 def test_a_record_the_relay_cannot_open_is_a_temporary_failure(clock: FrozenClock) -> None:
-    store = MemoryStore()
+    store = MemoryStorage()
     sealed = Tracker(
-        store=store,
+        storage=store,
         keys=["k"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
@@ -505,7 +505,7 @@ def test_a_record_the_relay_cannot_open_is_a_temporary_failure(clock: FrozenCloc
     )
     alias = sealed.mask(CUSTOMER, conversation=ORDER)
     other_keys = Tracker(
-        store=store,
+        storage=store,
         keys=["k"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,

@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ct_alias import Alias, FrozenClock, MemoryStore, Relay, RelayResult, Role, Tracker
+from ct_alias import Alias, FrozenClock, MemoryStorage, Relay, RelayResult, Role, Tracker
 from ct_alias.mail import parse_headers, split_message
 from ct_alias.relay import TRACE_HEADER
 
@@ -50,7 +50,7 @@ class World:
 
     def __init__(self, *, simple: bool = False, max_size: int = 4 * 1024 * 1024) -> None:
         self.clock = FrozenClock(START)
-        self.tracker: Tracker = make_tracker(MemoryStore(), self.clock)
+        self.tracker: Tracker = make_tracker(MemoryStorage(), self.clock)
         store = SIMPLE_STORE if simple else "default"
         mask = self.tracker.mask
         self.customer = mask(CUSTOMER, conversation=ORDER, store=store)

@@ -34,7 +34,7 @@ from . import __version__
 from .aliases import Role
 from .errors import ConfigurationError, CtAliasError, StorageError
 from .policy import Policy
-from .storage.base import AliasStore
+from .storage.base import Storage
 from .tracker import DEFAULT_STORE, Rotation, Tracker
 
 __all__ = ["main"]
@@ -73,10 +73,10 @@ def _domain(args: argparse.Namespace) -> str:
     return domain
 
 
-def _open_store(url: str, *, upgrade: bool = False) -> AliasStore:
-    from .storage.registry import store_from_url  # noqa: PLC0415 - keeps startup light
+def _open_storage(url: str, *, upgrade: bool = False) -> Storage:
+    from .storage.registry import storage_from_url  # noqa: PLC0415 - keeps startup light
 
-    store = store_from_url(url)
+    store = storage_from_url(url)
     if upgrade:
         upgrade_schema = getattr(store, "upgrade", None)
         if upgrade_schema is not None:
@@ -92,7 +92,7 @@ def _tracker(args: argparse.Namespace) -> Tracker:
     )
     address_keys = _key_list(args.address_keys, "CT_ALIAS_ADDRESS_KEYS")
     return Tracker(
-        store=_open_store(args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB),
+        storage=_open_storage(args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB),
         keys=keys,
         default_policy=policy,
         index_key=args.index_key or _env("CT_ALIAS_INDEX_KEY"),
@@ -161,7 +161,7 @@ def _cmd_purge(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     url = args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB
-    _open_store(url, upgrade=True)
+    _open_storage(url, upgrade=True)
     print(f"database schema is up to date: {_redact(url)}", file=out)
     return 0
 
