@@ -12,7 +12,7 @@ from ct_alias import (
     Alias,
     FrozenClock,
     InvalidArgument,
-    MemoryStore,
+    MemoryStorage,
     OrderEvent,
     Policy,
     Role,
@@ -34,7 +34,7 @@ ORDER = "order-1"
 @pytest.fixture
 def tracker(clock: FrozenClock) -> Tracker:
     t = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["k"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
@@ -112,6 +112,8 @@ def test_carrier_to_customer_gets_a_reverse_alias(
     assert header_values(outcome.message, "Subject") == ["Entrega"]
     assert body_of(outcome.message) == body_of(data)
     assert b"transportadora" not in outcome.message  # Return-Path, Message-ID: dropped, replaced
+    assert tracker.timeline(ORDER).messages == ()  # recorded once delivered, not before
+    relay.delivered(outcome)
     (recorded,) = tracker.timeline(ORDER).messages
     assert recorded.name == "outbound"
     assert recorded.data["from"][0]["ref"] == contact.key
@@ -149,6 +151,7 @@ def test_customer_reply_reaches_the_carrier_masked(
     assert header_values(outcome.message, "To") == [f"Transportadora <{contact.address}>"]
     # the body is delivered byte for byte, even where it names the sender
     assert body_of(outcome.message) == body_of(data)
+    relay.delivered(outcome)
     (recorded,) = tracker.timeline(ORDER).messages
     assert recorded.name == "inbound"
     assert recorded.data["relay"]["dropped"]["cc"] == 1
@@ -239,7 +242,7 @@ def test_unknown_malformed_or_forged(
 
 def test_signed_but_unknown(relay: Relay, clock: FrozenClock) -> None:
     other = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["k"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
@@ -292,7 +295,7 @@ def test_loops(relay: Relay, tracker: Tracker, customer: Alias) -> None:
     assert (outcome.code, outcome.status) == (554, "5.4.6")
 
 
-class FlakyStore(MemoryStore):
+class FlakyStorage(MemoryStorage):
     broken = False
 
     def get(self, key: str):  # type: ignore[no-untyped-def]
@@ -302,8 +305,8 @@ class FlakyStore(MemoryStore):
 
 
 def test_storage_down_is_a_temporary_failure(clock: FrozenClock) -> None:
-    store = FlakyStore()
-    tracker = Tracker(store=store, keys=["k"], default_policy=Policy(domain=DOMAIN), clock=clock)
+    store = FlakyStorage()
+    tracker = Tracker(storage=store, keys=["k"], default_policy=Policy(domain=DOMAIN), clock=clock)
     alias = tracker.mask(CUSTOMER, conversation=ORDER)
     store.broken = True
     (outcome,) = Relay(tracker).handle(CARRIER, [alias.address], mail()).outcomes
@@ -340,6 +343,7 @@ def test_bounces_are_delivered_not_answered(
         assert outcome.mail_from == ""
         assert outcome.message is not None
         assert body_of(outcome.message) == body_of(dsn)
+        relay.delivered(outcome)
     (recorded,) = tracker.timeline(ORDER).messages
     assert recorded.data["isReport"] is True
 
@@ -439,6 +443,7 @@ def test_a_thousand_recipients(relay: Relay, tracker: Tracker, customer: Alias) 
     assert b"example.org" not in outcome.message
     for line in split_message(outcome.message).headers.split(b"\r\n"):
         assert len(line) <= 998  # rewritten fields are folded
+    relay.delivered(outcome)
     (recorded,) = tracker.timeline(ORDER).messages
     assert recorded.data["relay"]["dropped"]["to"] == 1000
 
@@ -493,6 +498,7 @@ def test_corpus(tracker: Tracker, path: Path) -> None:
         assert body_of(outcome.message) == body_of(data)
         headers = split_message(outcome.message).headers
         assert CARRIER.encode() not in headers
+        relay.delivered(outcome)
         assert tracker.timeline(ORDER).messages
     else:
         assert [e.name for e in tracker.timeline(ORDER).events][-1] == "delivery-rejected"
@@ -510,9 +516,9 @@ def test_rcpt_time_refusals_are_recorded(
 
 
 def test_a_record_the_relay_cannot_open_is_a_temporary_failure(clock: FrozenClock) -> None:
-    store = MemoryStore()
+    store = MemoryStorage()
     sealed = Tracker(
-        store=store,
+        storage=store,
         keys=["k"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
@@ -521,7 +527,7 @@ def test_a_record_the_relay_cannot_open_is_a_temporary_failure(clock: FrozenCloc
     )
     alias = sealed.mask(CUSTOMER, conversation=ORDER)
     other_keys = Tracker(
-        store=store,
+        storage=store,
         keys=["k"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,

@@ -12,10 +12,10 @@ from datetime import timedelta
 
 import pytest
 
-from ct_alias import Alias, FrozenClock, MemoryStore, Policy, Role, Tracker
+from ct_alias import Alias, FrozenClock, MemoryStorage, Policy, Role, Tracker
 from ct_alias.auth import AuthenticationResults
 from ct_alias.mail import parse_headers, split_message
-from ct_alias.relay import Relay
+from ct_alias.relay import Relay, RelayResult
 
 from .conftest import DOMAIN
 
@@ -40,6 +40,14 @@ def mail(*headers: str, body: bytes = b"Hello,\r\nthe body.\r\n") -> bytes:
     return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
 
 
+def deliver(relay: Relay, sender: str, recipients: list[str], data: bytes) -> RelayResult:
+    """:meth:`Relay.handle`, then the hand-off succeeds for every accepted recipient."""
+    result = relay.handle(sender, recipients, data)
+    for outcome in result.accepted:
+        relay.delivered(outcome)
+    return result
+
+
 def header_block(message: bytes | None) -> bytes:
     assert message is not None
     return split_message(message).headers
@@ -52,7 +60,7 @@ def values(message: bytes | None, name: str) -> list[str]:
 @pytest.fixture
 def tracker(clock: FrozenClock) -> Tracker:
     return Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=[SIGNING_KEY],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
@@ -97,7 +105,7 @@ def test_no_alias_for_an_address_that_never_authenticated(
         lines.append(f"From: Victim <{VICTIM}>")
     else:  # an authenticated sender names someone else to reply to
         lines += [passed(ATTACKER), f"From: {ATTACKER}", f"Reply-To: {VICTIM}"]
-    (outcome,) = relay.handle(ATTACKER, [attacker.address], mail(*lines)).outcomes
+    (outcome,) = deliver(relay, ATTACKER, [attacker.address], mail(*lines)).outcomes
     assert outcome.accepted
     assert VICTIM not in real_addresses(tracker, "2002")
     block = header_block(outcome.message).decode().lower()
@@ -112,7 +120,7 @@ def test_no_alias_for_an_address_that_never_authenticated(
 def test_a_long_reply_to_mints_nothing(relay: Relay, tracker: Tracker, attacker: Alias) -> None:
     victims = ", ".join(f"v{i}@gmail.example.com" for i in range(3000))
     data = mail(passed(ATTACKER), f"From: {ATTACKER}", f"Reply-To: {victims}")
-    (outcome,) = relay.handle(ATTACKER, [attacker.address], data).outcomes
+    (outcome,) = deliver(relay, ATTACKER, [attacker.address], data).outcomes
     assert outcome.accepted
     # the attacker (authenticated, his own domain) got one contact alias; no victim got one
     assert real_addresses(tracker, "2002") == {ATTACKER}
@@ -129,7 +137,7 @@ def test_reply_to_of_the_same_authenticated_domain_is_masked(
         f"From: {CARRIER}",
         "Reply-To: Suporte <suporte@transportadora.example.net>, x@other.example",
     )
-    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    (outcome,) = deliver(relay, CARRIER, [customer.address], data).outcomes
     contacts = {a.real_address: a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT}
     assert set(contacts) == {CARRIER, "suporte@transportadora.example.net"}
     support = contacts["suporte@transportadora.example.net"]
@@ -143,12 +151,12 @@ def test_contacts_per_conversation_are_capped(tracker: Tracker, customer: Alias)
     for i in range(4):
         sender = f"news@sender{i}.example"
         data = mail(passed(sender), f"From: {sender}")
-        codes.append(relay.handle(sender, [customer.address], data).outcomes[0].code)
+        codes.append(deliver(relay, sender, [customer.address], data).outcomes[0].code)
     assert codes == [250, 250, 550, 550]
     assert len([a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT]) == 2
     # a known contact writes again: still welcome
     data = mail(passed("news@sender0.example"), "From: news@sender0.example")
-    assert relay.handle("x@sender0.example", [customer.address], data).outcomes[0].accepted
+    assert deliver(relay, "x@sender0.example", [customer.address], data).outcomes[0].accepted
 
 
 # -- finding 2: no forged store, customer or alias-domain sender -----------------------
@@ -164,7 +172,7 @@ def test_forged_store_is_not_the_store(
         "Authentication-Results: mx.evil.example; dmarc=pass header.from=loja.example.com",
         "Subject: Pague aqui",
     )
-    (outcome,) = relay.handle("x@evil.example", [customer.address], data).outcomes
+    (outcome,) = deliver(relay, "x@evil.example", [customer.address], data).outcomes
     assert outcome.accepted
     assert values(outcome.message, "From") == [f'"Loja (unverified)" <{UNVERIFIED}>']
     assert outcome.mail_from == UNVERIFIED
@@ -183,7 +191,7 @@ def test_forged_verdict_below_the_mta_is_ignored(
         passed(STORE),  # written by the sender, under the MTA's own
         f"From: Loja <{STORE}>",
     )
-    (outcome,) = relay.handle("x@evil.example", [customer.address], data).outcomes
+    (outcome,) = deliver(relay, "x@evil.example", [customer.address], data).outcomes
     assert outcome.mail_from == UNVERIFIED
     assert store.address not in header_block(outcome.message).decode()
 
@@ -192,7 +200,7 @@ def test_forged_customer_is_not_the_customer(
     relay: Relay, tracker: Tracker, customer: Alias, store: Alias
 ) -> None:
     data = mail(f"From: Maria <{CUSTOMER}>", f"To: {store.address}", "Subject: cancel my order")
-    (outcome,) = relay.handle(CUSTOMER, [store.address], data).outcomes
+    (outcome,) = deliver(relay, CUSTOMER, [store.address], data).outcomes
     assert outcome.mail_from == UNVERIFIED
     assert customer.address not in header_block(outcome.message).decode()
     (entry,) = tracker.timeline(ORDER).messages
@@ -204,7 +212,7 @@ def test_a_from_under_the_alias_domain_is_never_trusted(
 ) -> None:
     sender = f"security@{DOMAIN}"
     data = mail(passed(sender), f"From: Security <{sender}>")
-    (outcome,) = relay.handle(sender, [customer.address], data).outcomes
+    (outcome,) = deliver(relay, sender, [customer.address], data).outcomes
     assert outcome.mail_from == UNVERIFIED
     assert not [a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT]
 
@@ -213,7 +221,7 @@ def test_the_real_store_is_the_store(
     relay: Relay, tracker: Tracker, customer: Alias, store: Alias
 ) -> None:
     data = mail(passed(STORE), f"From: Loja <{STORE}>", f"To: {customer.address}")
-    (outcome,) = relay.handle("bounces@loja.example.com", [customer.address], data).outcomes
+    (outcome,) = deliver(relay, "bounces@loja.example.com", [customer.address], data).outcomes
     assert outcome.mail_from == store.address
     assert values(outcome.message, "From") == [f"Loja <{store.address}>"]
     (entry,) = tracker.timeline(ORDER).messages
@@ -231,17 +239,17 @@ def test_unverified_address_accepts_no_mail(relay: Relay) -> None:
 def test_policy_may_refuse_unauthenticated_mail(tracker: Tracker, customer: Alias) -> None:
     tracker.set_policy("default", Policy(domain=DOMAIN, unauthenticated="refuse"))
     relay = Relay(tracker, authenticator=AuthenticationResults(MTA))
-    (outcome,) = relay.handle(CARRIER, [customer.address], mail(f"From: {CARRIER}")).outcomes
+    (outcome,) = deliver(relay, CARRIER, [customer.address], mail(f"From: {CARRIER}")).outcomes
     assert (outcome.code, outcome.status) == (550, "5.7.1")
     assert "authenticate" in outcome.reason
     data = mail(passed(CARRIER), f"From: {CARRIER}")
-    assert relay.handle(CARRIER, [customer.address], data).outcomes[0].accepted
+    assert deliver(relay, CARRIER, [customer.address], data).outcomes[0].accepted
 
 
 def test_relay_without_authenticator_vouches_for_nobody(tracker: Tracker, customer: Alias) -> None:
     relay = Relay(tracker)
     data = mail(passed(CARRIER), f"From: {CARRIER}")
-    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    (outcome,) = deliver(relay, CARRIER, [customer.address], data).outcomes
     assert outcome.mail_from == UNVERIFIED
     assert not [a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT]
 
@@ -283,7 +291,7 @@ def test_a_reply_carries_nothing_of_the_customer(
         "MIME-Version: 1.0",
         "Content-Type: text/plain; charset=utf-8",
     ).replace(b"\r\n example", b"\r\n example")
-    (outcome,) = relay.handle(CUSTOMER, [contact.address], data).outcomes
+    (outcome,) = deliver(relay, CUSTOMER, [contact.address], data).outcomes
     assert outcome.accepted, outcome
     block = header_block(outcome.message)
     decoded = " ".join(f.value for f in parse_headers(block))
@@ -308,7 +316,7 @@ def test_threading_holds_on_both_sides(relay: Relay, tracker: Tracker, customer:
         "Message-ID: <m1@transportadora.example.net>",
         "Subject: Entrega",
     )
-    (to_customer,) = relay.handle(CARRIER, [customer.address], first).outcomes
+    (to_customer,) = deliver(relay, CARRIER, [customer.address], first).outcomes
     (seen_by_customer,) = values(to_customer.message, "Message-ID")
     contact = next(a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT)
 
@@ -321,7 +329,7 @@ def test_threading_holds_on_both_sides(relay: Relay, tracker: Tracker, customer:
         f"References: {seen_by_customer}",
         "Subject: Re: Entrega",
     )
-    (to_carrier,) = relay.handle(CUSTOMER, [contact.address], reply).outcomes
+    (to_carrier,) = deliver(relay, CUSTOMER, [contact.address], reply).outcomes
     # the carrier sees its own original id, and a stand-in for the customer's
     assert values(to_carrier.message, "In-Reply-To") == ["<m1@transportadora.example.net>"]
     assert values(to_carrier.message, "References") == ["<m1@transportadora.example.net>"]
@@ -337,7 +345,7 @@ def test_threading_holds_on_both_sides(relay: Relay, tracker: Tracker, customer:
         f"References: <m1@transportadora.example.net> {seen_by_carrier}",
         "Subject: Re: Re: Entrega",
     )
-    (back,) = relay.handle(CARRIER, [customer.address], answer).outcomes
+    (back,) = deliver(relay, CARRIER, [customer.address], answer).outcomes
     # the customer sees her own original id, and the stand-in she already knows for m1
     assert values(back.message, "In-Reply-To") == ["<r1@mail.example.com.br>"]
     assert values(back.message, "References") == [f"{seen_by_customer} <r1@mail.example.com.br>"]
@@ -349,7 +357,7 @@ def test_threading_holds_on_both_sides(relay: Relay, tracker: Tracker, customer:
 
 def test_a_bare_cr_in_the_header_is_refused(relay: Relay, customer: Alias) -> None:
     data = mail(passed(CARRIER), f"From: {CARRIER}", f"Subject: x\rReply-To: {ATTACKER}")
-    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    (outcome,) = deliver(relay, CARRIER, [customer.address], data).outcomes
     assert (outcome.code, outcome.status) == (554, "5.6.0")
     assert outcome.message is None
 
@@ -362,7 +370,7 @@ def test_deeply_nested_comments_are_a_clean_refusal(
     data = mail(passed(CARRIER), f"From: {CARRIER}", f"{field}: {nested} <a@b.example>")
     if field == "From":
         data = mail(passed(CARRIER), f"From: {nested} <{CARRIER}>")
-    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    (outcome,) = deliver(relay, CARRIER, [customer.address], data).outcomes
     assert (outcome.code, outcome.status) == (554, "5.6.0")
     assert "nested" in outcome.reason
     # recording the same bytes directly works too, with the defect noted
@@ -397,7 +405,7 @@ def test_one_message_adds_at_most_two_contacts(
     many = ", ".join(f"desk{i}@transportadora.example.net" for i in range(3000))
     cc = ", ".join(f"cc{i}@transportadora.example.net" for i in range(3000))
     data = mail(passed(CARRIER), f"From: {CARRIER}", f"Reply-To: {many}", f"Cc: {cc}")
-    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    (outcome,) = deliver(relay, CARRIER, [customer.address], data).outcomes
     assert outcome.accepted
     contacts = [a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT]
     assert len(contacts) == 2  # the author and one Reply-To address of its own domain

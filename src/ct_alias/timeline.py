@@ -1,6 +1,6 @@
 """The order timeline: every message and event of a conversation, in order.
 
-Entries are stored by the :class:`~ct_alias.storage.AliasStore`; this module
+Entries are stored by the :class:`~ct_alias.storage.Storage`; this module
 holds their types and the JSON export. Entries never hold a real address, nor
 an alias address (a simple alias contains one): participants are referenced
 by their storage key (``"ref"``) and resolved when the timeline is read, so
@@ -53,6 +53,7 @@ class AliasEvent(enum.StrEnum):
     REACTIVATED = "alias-reactivated"
     REVOKED = "alias-revoked"
     DELIVERY_REJECTED = "delivery-rejected"
+    DELIVERY_FAILED = "delivery-failed"
 
 
 class Direction(enum.StrEnum):

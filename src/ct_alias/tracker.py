@@ -6,6 +6,7 @@ import functools
 import json
 import logging
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -35,7 +36,7 @@ from .errors import (
 )
 from .mail import summarize
 from .policy import Fallback, Policy
-from .storage.base import AliasChange, AliasStore, Sealed, Tombstone
+from .storage.base import AliasChange, Sealed, Storage, Tombstone
 from .strategies import MAX_ADDRESS, AliasStrategy, ComplexStrategy, strategy_factory
 from .timeline import (
     AliasEvent,
@@ -114,7 +115,9 @@ class Tracker:
     """Masks real addresses into aliases and resolves aliases back.
 
     Args:
-        store: where aliases are kept (any :class:`~ct_alias.storage.AliasStore`).
+        storage: where aliases and timelines are kept (any
+            :class:`~ct_alias.storage.Storage`). ``store=`` is its deprecated
+            former name (a *store* is a shop).
         keys: the signing secrets, oldest → newest; the newest signs new
             aliases, every listed key verifies; drop a key to retire its aliases.
         default_policy: the policy of every store without its own.
@@ -137,14 +140,26 @@ class Tracker:
     def __init__(
         self,
         *,
-        store: AliasStore,
+        storage: Storage | None = None,
         keys: Iterable[str | bytes] | str | bytes,
         default_policy: Policy,
         clock: Clock | None = None,
         index_key: str | bytes | None = None,
         address_keys: Iterable[str | bytes] | None = None,
         allow_plaintext_addresses: bool = False,
+        store: Storage | None = None,
     ) -> None:
+        if store is not None:
+            if storage is not None:
+                raise ConfigurationError("pass storage= only (store= is its deprecated name)")
+            warnings.warn(
+                "Tracker(store=...) is deprecated: use Tracker(storage=...)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            storage = store
+        if storage is None:
+            raise ConfigurationError("Tracker() needs storage=, e.g. MemoryStorage()")
         if not isinstance(default_policy, Policy):
             raise ConfigurationError("default_policy must be a Policy")
         if isinstance(address_keys, (str, bytes)):
@@ -156,7 +171,7 @@ class Tracker:
             )
         self._sealer: Sealer = Cleartext() if address_keys is None else AddressCipher(address_keys)
         self._allow_plaintext = bool(allow_plaintext_addresses)
-        self._store = store
+        self._storage = storage
         self._codec = AliasCodec(keys)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._index = BlindIndex(index_key)
@@ -165,16 +180,24 @@ class Tracker:
 
     def __repr__(self) -> str:
         return (
-            f"<Tracker store={self._store!r} keys={self._codec.key_count} "
+            f"<Tracker storage={self._storage!r} keys={self._codec.key_count} "
             f"domains={sorted(self._config.domains)}>"
         )
 
     # -- configuration -----------------------------------------------------
 
     @property
-    def store(self) -> AliasStore:
+    def storage(self) -> Storage:
         """The storage backend."""
-        return self._store
+        return self._storage
+
+    @property
+    def store(self) -> Storage:
+        """Deprecated name of :attr:`storage` (a *store* is a shop)."""
+        warnings.warn(
+            "Tracker.store is deprecated: use Tracker.storage", DeprecationWarning, stacklevel=2
+        )
+        return self._storage
 
     @property
     def index(self) -> BlindIndex:
@@ -253,7 +276,7 @@ class Tracker:
             UnrepresentableAddress: the policy's strategy cannot represent it
                 and the policy says ``on_unrepresentable="error"``.
             InvalidArgument: a bad conversation, store or role.
-            StorageError: the store failed; nothing was half-written.
+            StorageError: the storage failed; nothing was half-written.
         """
         real = normalize_address(address)
         conversation = _identifier("conversation", conversation, _MAX_CONVERSATION)
@@ -282,7 +305,9 @@ class Tracker:
             sealed = self._seal(candidate)
             created_event = _alias_event(candidate, AliasEvent.CREATED, now)
             try:
-                alias, created = self._store.get_or_create(sealed, now=now, entries=[created_event])
+                alias, created = self._storage.get_or_create(
+                    sealed, now=now, entries=[created_event]
+                )
             except AliasCollision:
                 logger.warning("alias collision in store %r; retrying with a new token", store)
                 continue
@@ -295,7 +320,7 @@ class Tracker:
                 return existing
             # Its signing key or its alias domain was retired: it can never work
             # again. Retire it from its slot (recorded), then issue a fresh one.
-            self._store.update(
+            self._storage.update(
                 [AliasChange(existing.key, AliasStatus.REVOKED, existing.ends_at, revoked_at=now)],
                 entries=[_alias_event(existing, AliasEvent.REVOKED, now, reason=dead)],
             )
@@ -398,7 +423,7 @@ class Tracker:
             RevokedAlias: it was revoked.
             UnknownAlias: correctly signed, but not in storage.
             InvalidArgument: ``reason`` is not a short printable text.
-            StorageError: the store failed.
+            StorageError: the storage failed.
         """
         if reason is not None:
             reason = _text("reason", reason, _MAX_REASON)
@@ -410,7 +435,7 @@ class Tracker:
         record = self._lookup(canonical)
         record.check_usable(now)
         if reason is not None:
-            self._store.append(_alias_event(record, AliasEvent.UNMASKED, now, reason=reason))
+            self._storage.append(_alias_event(record, AliasEvent.UNMASKED, now, reason=reason))
         return record
 
     def lookup(self, alias: str) -> Alias | Tombstone:
@@ -426,7 +451,7 @@ class Tracker:
             UnknownAlias: correctly signed, but not in storage.
         """
         verified = self.verify(alias)
-        record = self._store.get(self._index.alias_key(verified.address))
+        record = self._storage.get(self._index.alias_key(verified.address))
         if record is None:
             raise UnknownAlias(verified.address)
         return record if isinstance(record, Tombstone) else self._present(record, verified.address)
@@ -440,7 +465,7 @@ class Tracker:
 
     def _lookup(self, canonical: str) -> Alias:
         """The stored, usable-or-not record of a verified alias address."""
-        record = self._store.get(self._index.alias_key(canonical))
+        record = self._storage.get(self._index.alias_key(canonical))
         if record is None:
             raise UnknownAlias(canonical)
         if isinstance(record, Tombstone):
@@ -510,14 +535,14 @@ class Tracker:
         sealer = self._sealer
         scanned = resealed = 0
         cursor = after
-        while batch := self._store.scan(after=cursor, limit=batch_size):
+        while batch := self._storage.scan(after=cursor, limit=batch_size):
             updates = []
             for record in batch:
                 if sealer.needs_reseal(record.real_address) or sealer.needs_reseal(record.address):
                     plain = self._present(record, migrating=True)
                     sealed = self._seal(plain)
                     updates.append(Sealed(record.key, sealed.address, sealed.real_address))
-            resealed += self._store.reseal(updates) if updates else 0
+            resealed += self._storage.reseal(updates) if updates else 0
             scanned += len(batch)
             cursor = batch[-1].key
             if progress is not None:
@@ -527,7 +552,7 @@ class Tracker:
     def aliases(self, conversation: str) -> list[Alias]:
         """Every alias of ``conversation`` still in storage (not purged), oldest first."""
         conversation = _identifier("conversation", conversation, _MAX_CONVERSATION)
-        return [self._present(a) for a in self._store.aliases(conversation)]
+        return [self._present(a) for a in self._storage.aliases(conversation)]
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -555,7 +580,7 @@ class Tracker:
         now = self._clock.now()
         change = AliasChange(record.key, AliasStatus.REVOKED, record.ends_at, revoked_at=now)
         event = _alias_event(record, AliasEvent.REVOKED, now, reason=reason)
-        changed, _ = self._store.update([change], entries=[event])
+        changed, _ = self._storage.update([change], entries=[event])
         return self._present(changed[0], canonical) if changed else record
 
     def end(self, conversation: str, *, grace: timedelta | None = None) -> list[Alias]:
@@ -573,7 +598,7 @@ class Tracker:
             grace = _duration("grace", grace)
         now = self._clock.now()
         changes, entries = self._ending(conversation, now, None, grace)
-        changed, _ = self._store.update(changes, entries=entries)
+        changed, _ = self._storage.update(changes, entries=entries)
         return [self._present(a) for a in changed]
 
     def _ending(
@@ -583,7 +608,7 @@ class Tracker:
         now = self._clock.now()
         changes: list[AliasChange] = []
         entries: list[TimelineEntry] = []
-        for alias in self._store.aliases(conversation):
+        for alias in self._storage.aliases(conversation):
             policy = self.policy_for(alias.store)
             if event is not None and event not in policy.end_on:
                 continue
@@ -613,7 +638,7 @@ class Tracker:
         now = self._clock.now()
         changes: list[AliasChange] = []
         entries: list[TimelineEntry] = []
-        for alias in self._store.aliases(conversation):
+        for alias in self._storage.aliases(conversation):
             if alias.status is AliasStatus.REVOKED or now >= alias.expires_at:
                 continue
             if alias.status is not AliasStatus.ENDED and alias.ends_at is None:
@@ -621,7 +646,7 @@ class Tracker:
             until = min(now + for_, alias.expires_at)
             changes.append(AliasChange(alias.key, AliasStatus.ACTIVE, until))
             entries.append(_alias_event(alias, AliasEvent.REACTIVATED, now, until=iso_utc(until)))
-        changed, _ = self._store.update(changes, entries=entries)
+        changed, _ = self._storage.update(changes, entries=entries)
         return [self._present(a) for a in changed]
 
     def purge(self, *, older_than: timedelta = timedelta(0)) -> int:
@@ -638,7 +663,7 @@ class Tracker:
         """
         older_than = _duration("older_than", older_than)
         now = self._clock.now()
-        return self._store.purge(before=now - older_than, now=now)
+        return self._storage.purge(before=now - older_than, now=now)
 
     # -- timeline --------------------------------------------------------------
 
@@ -671,7 +696,7 @@ class Tracker:
         details = _json_data(data)
         entry = TimelineEntry(conversation, EntryKind.EVENT, name, at, details)
         changes, endings = self._ending(conversation, at, name, None)
-        _, stored = self._store.update(changes, entries=[entry, *endings])
+        _, stored = self._storage.update(changes, entries=[entry, *endings])
         return stored[0]
 
     def record_message(
@@ -731,7 +756,7 @@ class Tracker:
             data,
             dedup_key=message_dedup_key(summary),
         )
-        stored, _ = self._store.append(entry)
+        stored, _ = self._storage.append(entry)
         return stored
 
     def notify(
@@ -820,7 +845,7 @@ class Tracker:
                 position = decode_cursor(after)
             except (TypeError, ValueError, AttributeError):
                 raise InvalidArgument("after", "not a timeline cursor") from None
-        entries = self._store.entries(
+        entries = self._storage.entries(
             conversation, after=position, limit=None if limit is None else limit + 1
         )
         next_after = None

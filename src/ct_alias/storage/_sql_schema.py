@@ -1,4 +1,4 @@
-"""The SQL schema of :class:`~ct_alias.storage.sql.SQLStore`: column types, tables, migrations.
+"""The SQL schema of :class:`~ct_alias.storage.sql.SQLStorage`: column types, tables, migrations.
 
 Three tables, named with a configurable prefix (``ct_alias_`` by default):
 

@@ -1,11 +1,11 @@
-"""A store on SQLAlchemy Core: SQLite, PostgreSQL, MariaDB/MySQL (the ``sql`` extra).
+"""Storage on SQLAlchemy Core: SQLite, PostgreSQL, MariaDB/MySQL (the ``sql`` extra).
 
 Create the tables once with :func:`upgrade` (or ``ct-alias db upgrade``), then
-hand a :class:`SQLStore` to the tracker::
+hand a :class:`SQLStorage` to the tracker::
 
-    from ct_alias.storage.sql import SQLStore
+    from ct_alias.storage.sql import SQLStorage
 
-    store = SQLStore("postgresql+psycopg://app@db.example/shop")
+    store = SQLStorage("postgresql+psycopg://app@db.example/shop")
     store.upgrade()  # idempotent: creates or migrates the tables
 
 The constructor does no I/O; connections are opened on first use, from a
@@ -62,6 +62,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql import ColumnElement, Executable
 from sqlalchemy.sql.schema import Table
 
+from .._deprecated import renamed
 from ..aliases import Alias, AliasStatus, Role
 from ..errors import ExpiryReason
 from ..timeline import EntryKind, TimelineEntry
@@ -78,7 +79,7 @@ from .base import AliasChange, Sealed, Tombstone
 
 __all__ = [
     "SCHEMA_VERSION",
-    "SQLStore",
+    "SQLStorage",
     "SQLTables",
     "build_metadata",
     "metadata",
@@ -124,8 +125,8 @@ _MYSQL_TRANSIENT: Final = frozenset(
 )  # too many connections, shutdown, interrupted, killed, cannot connect, gone away, lost
 
 
-class SQLStore:
-    """An :class:`~ct_alias.storage.AliasStore` in a SQL database, through SQLAlchemy Core.
+class SQLStorage:
+    """An :class:`~ct_alias.storage.Storage` in a SQL database, through SQLAlchemy Core.
 
     Works with SQLite (``sqlite:///path.db``, or ``sqlite://`` in memory),
     PostgreSQL (``postgresql+psycopg://…``) and MariaDB/MySQL
@@ -135,10 +136,10 @@ class SQLStore:
 
     Args:
         url_or_engine: a database URL, or an :class:`~sqlalchemy.Engine` the
-            host already has (the store then neither configures nor disposes
+            host already has (the storage then neither configures nor disposes
             it: set ``pool_pre_ping``, and on SQLite a busy timeout and WAL,
             yourself).
-        prefix: prepended to the names of the store's tables.
+        prefix: prepended to the names of the storage's tables.
         schema: the PostgreSQL schema (or MariaDB/MySQL database) of the tables.
         **engine_options: passed to :func:`sqlalchemy.create_engine`, over the
             store's defaults (``pool_pre_ping=True``; ``READ COMMITTED`` on
@@ -188,7 +189,7 @@ class SQLStore:
 
     def __repr__(self) -> str:
         url = self._engine.url.render_as_string(hide_password=True)
-        return f"<SQLStore {url} prefix={self._prefix!r}>"
+        return f"<SQLStorage {url} prefix={self._prefix!r}>"
 
     def __enter__(self) -> Self:
         return self
@@ -203,7 +204,7 @@ class SQLStore:
 
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine the store uses."""
+        """The SQLAlchemy engine the storage uses."""
         return self._engine
 
     @property
@@ -212,7 +213,7 @@ class SQLStore:
         return self._tables
 
     def close(self) -> None:
-        """Close the pooled connections of the engine the store created.
+        """Close the pooled connections of the engine the storage created.
 
         An engine passed in by the host is left alone. The store can still
         be used afterwards: it opens new connections as needed (for SQLite in
@@ -321,7 +322,7 @@ class SQLStore:
     def get_or_create(
         self, candidate: Alias, *, now: datetime, entries: Sequence[TimelineEntry] = ()
     ) -> tuple[Alias, bool]:
-        """See :meth:`AliasStore.get_or_create`."""
+        """See :meth:`Storage.get_or_create`."""
         slot = candidate.slot
         if slot is None:
             raise InvalidArgument("candidate", "a candidate alias needs a slot")
@@ -384,12 +385,12 @@ class SQLStore:
         raise StorageError("creating an alias: the slot stayed contended", transient=True)
 
     def get(self, key: str) -> Alias | Tombstone | None:
-        """See :meth:`AliasStore.get`."""
+        """See :meth:`Storage.get`."""
         row = self._run("reading an alias", self._sql.read_key(key), write=False, retry_lost=True)
         return None if row is None else _record(row)
 
     def aliases(self, conversation: str) -> list[Alias]:
-        """See :meth:`AliasStore.aliases`."""
+        """See :meth:`Storage.aliases`."""
         statement = self._sql.by_conversation
         params = {"conversation": conversation}
 
@@ -401,7 +402,7 @@ class SQLStore:
     def update(
         self, changes: Sequence[AliasChange], *, entries: Sequence[TimelineEntry] = ()
     ) -> tuple[list[Alias], list[TimelineEntry]]:
-        """See :meth:`AliasStore.update`."""
+        """See :meth:`Storage.update`."""
         if not changes and not entries:
             return [], []
         sql = self._sql
@@ -428,7 +429,7 @@ class SQLStore:
         return self._run("updating aliases", work, write=True, retry_lost=idempotent)
 
     def purge(self, *, before: datetime, now: datetime) -> int:
-        """See :meth:`AliasStore.purge`."""
+        """See :meth:`Storage.purge`."""
         statement = self._sql.purge(before, now)
 
         def work(conn: Connection) -> int:
@@ -437,7 +438,7 @@ class SQLStore:
         return self._run("purging aliases", work, write=True, retry_lost=True)
 
     def scan(self, *, after: str | None, limit: int) -> list[Alias]:
-        """See :meth:`AliasStore.scan`."""
+        """See :meth:`Storage.scan`."""
         params: dict[str, Any] = {"limit": limit}
         statement = self._sql.scan_first
         if after is not None:
@@ -450,7 +451,7 @@ class SQLStore:
         return self._run("scanning aliases", work, write=False, retry_lost=True)
 
     def reseal(self, records: Sequence[Sealed]) -> int:
-        """See :meth:`AliasStore.reseal`."""
+        """See :meth:`Storage.reseal`."""
         if not records:
             return 0
         statement = self._sql.reseal
@@ -471,7 +472,7 @@ class SQLStore:
     # -- timeline --------------------------------------------------------------
 
     def append(self, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
-        """See :meth:`AliasStore.append`."""
+        """See :meth:`Storage.append`."""
 
         def work(conn: Connection) -> tuple[TimelineEntry, bool]:
             return self._append(conn, entry)
@@ -508,7 +509,7 @@ class SQLStore:
         after: tuple[datetime, int] | None = None,
         limit: int | None = None,
     ) -> list[TimelineEntry]:
-        """See :meth:`AliasStore.entries`."""
+        """See :meth:`Storage.entries`."""
         statement, params = self._sql.entries(conversation, after, limit)
 
         def work(conn: Connection) -> list[TimelineEntry]:
@@ -896,7 +897,7 @@ def _entry(row: _Row) -> TimelineEntry:
 
 
 def _create_engine(url: str | URL, options: Mapping[str, Any]) -> Engine:
-    """An engine configured for the store: lazy (no connection is opened here)."""
+    """An engine configured for the storage: lazy (no connection is opened here)."""
     try:
         parsed = make_url(url)
     except sa_exc.ArgumentError as exc:
@@ -966,7 +967,7 @@ def _sqlite_wal(dbapi_connection: Any, record: Any) -> None:
 
 
 def upgrade(
-    target: str | URL | Engine | SQLStore,
+    target: str | URL | Engine | SQLStorage,
     *,
     prefix: str = DEFAULT_PREFIX,
     schema: str | None = None,
@@ -978,7 +979,7 @@ def upgrade(
     processes at once. Run it when deploying, never from a constructor.
 
     Args:
-        target: a database URL, an engine, or a :class:`SQLStore` (whose
+        target: a database URL, an engine, or a :class:`SQLStorage` (whose
             prefix and schema are then used).
         prefix: the table name prefix (ignored for a store).
         schema: the PostgreSQL schema, created if missing, or MariaDB/MySQL
@@ -993,7 +994,11 @@ def upgrade(
         ConfigurationError: a bad URL, prefix or option.
         MissingExtra: the database's driver is not installed.
     """
-    if isinstance(target, SQLStore):
+    if isinstance(target, SQLStorage):
         return target.upgrade()
-    with SQLStore(target, prefix=prefix, schema=schema, **engine_options) as store:
+    with SQLStorage(target, prefix=prefix, schema=schema, **engine_options) as store:
         return store.upgrade()
+
+
+#: Old names, deprecated (they warn); removed in the next release.
+__getattr__ = renamed(__name__, {"SQLStore": "SQLStorage"}, globals())
