@@ -100,6 +100,8 @@ def test_carrier_to_customer_gets_a_reverse_alias(
     assert header_values(outcome.message, "Subject") == ["Entrega"]
     assert body_of(outcome.message) == body_of(data)
     assert CARRIER.encode() not in outcome.message  # Return-Path leaked it: scrubbed
+    assert tracker.timeline(ORDER).messages == ()  # recorded once delivered, not before
+    relay.delivered(outcome)
     (recorded,) = tracker.timeline(ORDER).messages
     assert recorded.name == "outbound"
     assert recorded.data["from"][0]["ref"] == contact.key
@@ -137,6 +139,7 @@ def test_customer_reply_reaches_the_carrier_masked(
     assert header_values(outcome.message, "To") == [f"Transportadora <{contact.address}>"]
     # the body is delivered byte for byte, even where it names the sender
     assert body_of(outcome.message) == body_of(data)
+    relay.delivered(outcome)
     (recorded,) = tracker.timeline(ORDER).messages
     assert recorded.name == "inbound"
 
@@ -319,6 +322,7 @@ def test_bounces_are_delivered_not_answered(
         assert outcome.mail_from == ""
         assert outcome.message is not None
         assert body_of(outcome.message) == body_of(dsn)
+        relay.delivered(outcome)
     (recorded,) = tracker.timeline(ORDER).messages
     assert recorded.data["isReport"] is True
 
@@ -472,6 +476,7 @@ def test_corpus(tracker: Tracker, path: Path) -> None:
         assert body_of(outcome.message) == body_of(data)
         headers = split_message(outcome.message).headers
         assert CARRIER.encode() not in headers
+        relay.delivered(outcome)
         assert tracker.timeline(ORDER).messages
     else:
         assert [e.name for e in tracker.timeline(ORDER).events][-1] == "delivery-rejected"

@@ -119,6 +119,7 @@ def check_result(
         assert delivered.body == split_message(data).body, "the body must be delivered untouched"
         trace = [f.value for f in parse_headers(delivered.headers) if f.name == TRACE_HEADER]
         assert alias.conversation in trace
+        world.relay.delivered(outcome)
         recorded = tracker.timeline(outcome.conversation).messages
         content_hash = hashlib.sha256(data).hexdigest()
         assert any(

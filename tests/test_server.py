@@ -185,7 +185,11 @@ def test_size_is_enforced(env: dict[str, str], sink: tuple[Sink, int], serve: Se
 
 def test_downstream_down_is_451_and_nothing_is_lost(env: dict[str, str]) -> None:
     alias = cli(env, "mask", CUSTOMER, "--conversation", "order-1")
-    server = Serve(env, free_port())  # nothing listens there
+    port = free_port()
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    server = Serve(env, port)
+    controller.stop()  # the downstream goes away after start-up
     try:
         with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as client:
             client.ehlo("client.test")

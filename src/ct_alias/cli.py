@@ -25,6 +25,7 @@ import logging
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TextIO
@@ -197,15 +198,21 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from .relay import Relay  # noqa: PLC0415
     from .server import RelayHandler, SMTPDeliverer, run_server  # noqa: PLC0415
 
-    logging.basicConfig(  # an application may configure logging; the library never does
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    handler = (
+        logging.StreamHandler()
+    )  # an application may configure logging; the library never does
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     host, port = _host_port(args.listen, "--listen")
     deliver = args.deliver.removeprefix("smtp://")
     down_host, down_port = _host_port(deliver, "--deliver")
+    if args.handoffs < 1:
+        raise UsageError("--handoffs must be a positive number")
     tracker = _tracker(args)
+    deliverer = SMTPDeliverer(down_host, down_port)
+    _check_before_serving(tracker, deliverer, wait=args.wait)
     relay = Relay(tracker, max_size=args.max_size)
-    handler = RelayHandler(relay, SMTPDeliverer(down_host, down_port))
+    relay_handler = RelayHandler(relay, deliverer, handoffs=args.handoffs)
 
     def ready(address: tuple[str, int]) -> None:
         print(
@@ -215,8 +222,55 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             flush=True,
         )
 
-    run_server(handler, host, port, hostname=args.hostname, ready=ready)
+    run_server(relay_handler, host, port, hostname=args.hostname, ready=ready)
     return 0
+
+
+class _Unavailable(CtAliasError):
+    """Something ``serve`` needs is not there."""
+
+
+def _check_before_serving(tracker: Tracker, deliverer: Any, *, wait: bool) -> None:
+    """Read the database and greet the downstream server; wait for both with ``--wait``."""
+    delay = 1.0
+    while True:
+        problems = []
+        try:
+            tracker.timeline("ct-alias-start-up-check", limit=1)
+        except StorageError as exc:
+            hint = "" if exc.transient else " (has the schema been created? `ct-alias db upgrade`)"
+            problems.append(f"database unavailable: {_one_line(exc)}{hint}")
+        try:
+            deliverer.check()
+        except CtAliasError as exc:
+            problems.append(f"downstream {deliverer.host}:{deliverer.port} unavailable: {exc}")
+        if not problems:
+            return
+        if not wait:
+            raise _Unavailable("cannot serve: " + "; ".join(problems))
+        print(
+            f"ct-alias: waiting: {'; '.join(problems)}; trying again in {delay:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log records on one line: an exception is its type and message, not a traceback."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        """``Type: message`` of the exception, on the record's line."""
+        return f"{ei[0].__name__}: {_one_line(ei[1])}"
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record on one line."""
+        return super().format(record).replace("\n", " | ")
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -328,6 +382,17 @@ def _admin_commands(sub: Any) -> None:
     )
     serve.add_argument("--max-size", type=int, default=25 * 1024 * 1024, help="bytes")
     serve.add_argument("--hostname", help="the name the relay greets with")
+    serve.add_argument(
+        "--handoffs",
+        type=int,
+        default=8,
+        help="deliveries that may run at once; more transactions get 451 4.3.2 (default 8)",
+    )
+    serve.add_argument(
+        "--wait",
+        action="store_true",
+        help="if the database or the downstream server is down at start, wait for them",
+    )
     _config_flags(serve)
     serve.set_defaults(func=_cmd_serve)
 

@@ -263,12 +263,17 @@ class DeliveryError(CtAliasError, ConnectionError):
     Attributes:
         code: the SMTP reply code it gave (or 451 when it could not be reached).
         temporary: True when trying again later may succeed.
+        status: the RFC 3463 enhanced status code it gave (``4.0.0`` or
+            ``5.0.0`` when it gave none; ``4.4.1`` when it could not be reached).
     """
 
-    def __init__(self, code: int, detail: str, *, temporary: bool) -> None:
+    def __init__(
+        self, code: int, detail: str, *, temporary: bool, status: str | None = None
+    ) -> None:
         self.code = code
         self.temporary = temporary
-        super().__init__(f"downstream delivery failed ({code}): {detail}")
+        self.status = status or ("4.0.0" if temporary else "5.0.0")
+        super().__init__(f"downstream delivery failed ({code} {self.status}): {detail}")
 
 
 class AliasCollision(StorageError):

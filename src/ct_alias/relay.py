@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -46,7 +47,7 @@ from .mail import (
     rewrite_headers,
     split_message,
 )
-from .timeline import AliasEvent, Direction
+from .timeline import AliasEvent, Direction, TimelineEntry
 from .tracker import Tracker
 
 __all__ = ["TRACE_HEADER", "Outcome", "Relay", "RelayResult"]
@@ -79,6 +80,10 @@ class Outcome:
             (the sender's alias; empty for a bounce).
         message: for an accepted recipient, the message bytes to deliver.
         conversation: the conversation of the recipient alias, when known.
+        direction: for an accepted recipient, how :meth:`Relay.delivered`
+            records the message on the timeline.
+        original: for an accepted recipient, the message as received (what
+            :meth:`Relay.delivered` records; the same bytes object, not a copy).
     """
 
     recipient: str
@@ -89,6 +94,8 @@ class Outcome:
     mail_from: str | None = None
     message: bytes | None = field(default=None, repr=False)
     conversation: str | None = None
+    direction: Direction | None = None
+    original: bytes | None = field(default=None, repr=False, eq=False)
 
     @property
     def accepted(self) -> bool:
@@ -225,7 +232,17 @@ class Relay:
     def handle(
         self, mail_from: str, rcpt_tos: Sequence[str], data: bytes | bytearray | memoryview
     ) -> RelayResult:
-        """Decide, for each recipient, what to deliver, and record it on the timelines.
+        """Decide, for each recipient, what to deliver; record the refusals.
+
+        An accepted message is **not** recorded yet: hand it off (deliver
+        ``outcome.message`` to ``outcome.deliver_to`` from
+        ``outcome.mail_from``), then call :meth:`delivered` when the next hop
+        took it, or :meth:`delivery_failed` when it did not. The timeline then
+        says what really happened, at the time it happened.
+
+        Each accepted outcome holds its own rewritten copy of the message, so
+        memory grows with the number of accepted recipients; an SMTP server
+        keeps it to one (``ct-alias serve`` takes one alias per transaction).
 
         Args:
             mail_from: the envelope sender (``""`` or ``"<>"`` for a bounce).
@@ -233,9 +250,9 @@ class Relay:
             data: the raw message (RFC 5322 bytes, as received).
 
         Returns:
-            One outcome per recipient, in order. Every outcome — accepted or
-            not — is recorded on the recipient alias's timeline when its
-            conversation is known; refusals of unknown aliases are logged.
+            One outcome per recipient, in order. A refusal is recorded on the
+            recipient alias's timeline when its conversation is known;
+            refusals of unknown aliases are logged.
         """
         if isinstance(data, (bytearray, memoryview)):
             data = bytes(data)
@@ -313,7 +330,6 @@ class Relay:
                 )
             ) from None
         direction = Direction.INBOUND if alias.role in _INBOUND_ROLES else Direction.OUTBOUND
-        self.tracker.record_message(conversation, message.data, direction=direction)
         return Outcome(
             recipient,
             250,
@@ -323,6 +339,8 @@ class Relay:
             mail_from="" if message.bounce else rewrite.envelope_sender,
             message=data,
             conversation=conversation,
+            direction=direction,
+            original=message.data,
         )
 
     def _record_refusal(
@@ -348,6 +366,81 @@ class Relay:
             logger.exception(
                 "could not record a refused delivery for conversation %r", conversation
             )
+
+    # -- after the hand-off ----------------------------------------------------
+
+    def delivered(self, outcome: Outcome) -> TimelineEntry:
+        """Record an accepted message once the next hop has taken it.
+
+        Call it after the hand-off succeeded: the message is recorded on the
+        conversation's timeline with the tracker's current time (the time of
+        the hand-off, not of the first attempt). Recording it again (a retry
+        that was delivered twice) yields the same entry.
+
+        Args:
+            outcome: an accepted outcome of :meth:`handle`.
+
+        Returns:
+            The timeline entry of the message.
+
+        Raises:
+            InvalidArgument: ``outcome`` was not accepted.
+            StorageError: the timeline could not be written (the message *was*
+                delivered: do not report a failure to the sender).
+        """
+        conversation, direction, original = _delivery(outcome)
+        return self.tracker.record_message(conversation, original, direction=direction)
+
+    def delivery_failed(
+        self, outcome: Outcome, code: int, status: str, *, permanent: bool
+    ) -> TimelineEntry:
+        """Record that the next hop refused an accepted message (never as a message).
+
+        The ``delivery-failed`` event carries the reply ``code``, the enhanced
+        ``status``, whether the failure is ``hard`` (permanent) or soft, and
+        the alias as alias events name it (its storage key ``ref`` and its
+        ``role``); never the next hop's text, which often quotes the real
+        address.
+
+        Args:
+            outcome: an accepted outcome of :meth:`handle`.
+            code: the SMTP reply code of the refusal (451 when unreachable).
+            status: its RFC 3463 enhanced status code, e.g. ``"5.1.1"``.
+            permanent: whether the refusal is permanent (5xx).
+
+        Returns:
+            The timeline entry of the event.
+
+        Raises:
+            InvalidArgument: ``outcome`` was not accepted, or ``code`` or
+                ``status`` is not an SMTP code.
+            StorageError: the timeline could not be written.
+        """
+        conversation, _, _ = _delivery(outcome)
+        if not isinstance(code, int) or isinstance(code, bool) or not 400 <= code < 600:
+            raise InvalidArgument("code", "must be an SMTP failure code (400-599)")
+        if not isinstance(status, str) or _STATUS.fullmatch(status) is None:
+            raise InvalidArgument("status", "must be an enhanced status code such as 5.1.1")
+        data: dict[str, object] = {"code": code, "status": status, "hard": bool(permanent)}
+        with contextlib.suppress(CtAliasError):  # the alias as alias events name it
+            record = self.tracker.lookup(_strip_brackets(outcome.recipient))
+            data.update(ref=record.key, role=record.role.value)
+        return self.tracker.record_event(conversation, AliasEvent.DELIVERY_FAILED, data=data)
+
+
+def _delivery(outcome: Outcome) -> tuple[str, Direction, bytes]:
+    if (
+        not isinstance(outcome, Outcome)
+        or not outcome.accepted
+        or outcome.conversation is None
+        or outcome.direction is None
+        or outcome.original is None
+    ):
+        raise InvalidArgument("outcome", "must be an accepted outcome of Relay.handle")
+    return outcome.conversation, outcome.direction, outcome.original
+
+
+_STATUS: Final = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 
 
 class _Message:

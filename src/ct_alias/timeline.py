@@ -43,6 +43,7 @@ class AliasEvent(enum.StrEnum):
     REACTIVATED = "alias-reactivated"
     REVOKED = "alias-revoked"
     DELIVERY_REJECTED = "delivery-rejected"
+    DELIVERY_FAILED = "delivery-failed"
 
 
 class Direction(enum.StrEnum):
