@@ -10,14 +10,12 @@ from attrs import field, frozen
 from .addresses import normalize_domain
 from .codec import COMPLEX_V1
 from .errors import ConfigurationError
-from .strategies import MAX_ADDRESS
-from .timeline import OrderEvent
+from .vocabulary import MAX_ADDRESS, MAX_DURATION, OrderEvent
 
 __all__ = ["DEFAULT_MAX_CONTACTS", "DEFAULT_TTL", "Fallback", "Policy", "UnauthenticatedMail"]
 
 #: The seed's "valid for 2 months".
 DEFAULT_TTL = timedelta(days=60)
-_MAX_TTL = timedelta(days=3650)
 #: How many outside senders (contacts) one conversation may have by default.
 DEFAULT_MAX_CONTACTS = 20
 _MAX_CONTACTS = 10_000
@@ -73,8 +71,8 @@ def _alias_domain(value: object) -> str:
 
 def _check_ttl(instance: Policy, attribute: object, value: object) -> None:
     del instance, attribute
-    if not isinstance(value, timedelta) or not timedelta(0) < value <= _MAX_TTL:
-        raise ConfigurationError(f"ttl must be a timedelta between 0 and {_MAX_TTL.days} days")
+    if not isinstance(value, timedelta) or not timedelta(0) < value <= MAX_DURATION:
+        raise ConfigurationError(f"ttl must be a timedelta between 0 and {MAX_DURATION.days} days")
 
 
 def _to_events(value: object) -> frozenset[str]:
@@ -90,8 +88,10 @@ def _to_events(value: object) -> frozenset[str]:
 
 def _check_grace(instance: Policy, attribute: object, value: object) -> None:
     del instance, attribute
-    if not isinstance(value, timedelta) or not timedelta(0) <= value <= _MAX_TTL:
-        raise ConfigurationError(f"grace must be a timedelta between 0 and {_MAX_TTL.days} days")
+    if not isinstance(value, timedelta) or not timedelta(0) <= value <= MAX_DURATION:
+        raise ConfigurationError(
+            f"grace must be a timedelta between 0 and {MAX_DURATION.days} days"
+        )
 
 
 def _check_strategy(instance: Policy, attribute: object, value: object) -> None:

@@ -48,6 +48,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.types import TypeEngine
 
 from ..errors import ConfigurationError
+from ..vocabulary import MAX_CONVERSATION, MAX_EVENT, MAX_STORE, MYSQL_DIALECTS
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -64,18 +65,18 @@ __all__ = [
 DEFAULT_PREFIX = "ct_alias_"
 
 _PREFIX = re.compile(r"(?:[a-z_][a-z0-9_]{0,23})?")
-_MYSQL = ("mysql", "mariadb")
+_MYSQL = MYSQL_DIALECTS
 
 # Lengths, from the RFCs and the tracker's limits.
 _KEY = 32  # blind indexes: 32 hex characters
 _ADDRESS = 512  # an address is at most 254 characters (RFC 5321); room for a sealed form
-_CONVERSATION = 255
-_STORE = 64
+_CONVERSATION = MAX_CONVERSATION
+_STORE = MAX_STORE
 _ROLE = 16
 _STRATEGY = 32
 _STATUS = 16
 _KIND = 16
-_NAME = 64
+_NAME = MAX_EVENT
 _DEDUP = 80
 
 

@@ -66,6 +66,7 @@ from .._deprecated import renamed
 from ..aliases import Alias, AliasStatus, Role
 from ..errors import ExpiryReason
 from ..timeline import EntryKind, TimelineEntry
+from ..vocabulary import MYSQL_DIALECTS
 from ._sql_schema import (
     DEFAULT_PREFIX,
     SCHEMA_VERSION,
@@ -94,7 +95,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _Row: TypeAlias = "Row[*tuple[Any, ...]]"
 
-_MYSQL: Final = ("mysql", "mariadb")
+_MYSQL: Final = MYSQL_DIALECTS
 #: How long a SQLite writer waits for the write lock held by another connection or process.
 _SQLITE_BUSY_SECONDS: Final = 30.0
 #: Attempts of one transaction that meets deadlocks or serialisation failures.
