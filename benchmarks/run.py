@@ -41,13 +41,13 @@ from ct_alias import (
     AliasCodec,
     CtAliasError,
     FrozenClock,
-    MemoryStore,
+    MemoryStorage,
     Policy,
     Relay,
     Tracker,
 )
 from ct_alias.codec import COMPLEX_V1
-from ct_alias.storage.sql import SQLStore
+from ct_alias.storage.sql import SQLStorage
 from ct_alias.testing import make_alias
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -93,7 +93,7 @@ def per_call_us(fn: Callable[[object], object], inputs: Sequence[object], repeat
     return min(one_pass(fn, inputs) for _ in range(repeat))
 
 
-class CountingStore(MemoryStore):
+class CountingStorage(MemoryStorage):
     """A memory store that counts lookups (to prove rejections make none)."""
 
     def __init__(self) -> None:
@@ -105,9 +105,9 @@ class CountingStore(MemoryStore):
         return super().get(key)
 
 
-def make_tracker(store: MemoryStore | None = None, clock: FrozenClock | None = None) -> Tracker:
+def make_tracker(store: MemoryStorage | None = None, clock: FrozenClock | None = None) -> Tracker:
     return Tracker(
-        store=store if store is not None else MemoryStore(),
+        storage=store if store is not None else MemoryStorage(),
         keys=["benchmark-key-1", "benchmark-key-2"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock or FrozenClock(START),
@@ -198,7 +198,7 @@ def bench_mask(cfg: Config) -> Iterable[Row]:
 
 def bench_unmask(cfg: Config) -> Iterable[Row]:
     n = cfg.n(10_000)
-    store = CountingStore()
+    store = CountingStorage()
     clock = FrozenClock(START)
     tracker = make_tracker(store, clock)
     aliases = [tracker.mask(a, conversation="order-1").address for a in addresses(n)]
@@ -284,14 +284,14 @@ def sql_targets(tmp: str) -> list[tuple[str, str | None, str]]:
     return targets
 
 
-def sql_store(url: str) -> SQLStore:
-    """A fresh SQLStore on ``url`` with tables under a unique prefix (dropped by sql_drop)."""
-    store = SQLStore(url, prefix=f"bench_{os.urandom(4).hex()}_")
+def sql_store(url: str) -> SQLStorage:
+    """A fresh SQLStorage on ``url`` with tables under a unique prefix (dropped by sql_drop)."""
+    store = SQLStorage(url, prefix=f"bench_{os.urandom(4).hex()}_")
     store.upgrade()
     return store
 
 
-def sql_drop(store: SQLStore) -> None:
+def sql_drop(store: SQLStorage) -> None:
     store.tables.metadata.drop_all(store.engine)
     store.close()
 
@@ -324,7 +324,7 @@ def bench_sql_unmask(cfg: Config) -> Iterable[Row]:
     n = cfg.n(3_000)
     with tempfile.TemporaryDirectory() as tmp:
         for label, url, note in sql_targets(tmp):
-            name = f"unmask (SQLStore, {label})"
+            name = f"unmask (SQLStorage, {label})"
             floor_name = "SQLAlchemy Core select by key, pooled"
             if url is None:
                 yield Row(name, float("nan"), floor_name, float("nan"), 2.0, note=note)
@@ -492,6 +492,7 @@ def bench_relay(cfg: Config) -> Iterable[Row]:
         (outcome,) = relay.handle(sender, [customer.address], data).outcomes  # type: ignore[arg-type]
         if not outcome.accepted:
             raise AssertionError(outcome)
+        relay.delivered(outcome)  # recorded once handed off, as `serve` does
         return outcome
 
     n_small, n_large = cfg.n(400), cfg.n(60)
@@ -532,7 +533,7 @@ def bench_scale(cfg: Config) -> Iterable[Row]:
     # memory: pad the store with synthetic records; lookups must not slow down
     results: dict[int, float] = {}
     for size in sizes:
-        store = MemoryStore()
+        store = MemoryStorage()
         tracker = make_tracker(store)
         aliases = [tracker.mask(a, conversation="o").address for a in addresses(min(n, size))]
         filler = next(iter(store._aliases.values()))
@@ -554,7 +555,7 @@ def _sql_scale(cfg: Config, sizes: list[int], n: int) -> Iterable[Row]:
     results: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
-            store = SQLStore(f"sqlite:///{Path(tmp) / f'scale-{size}.db'}")
+            store = SQLStorage(f"sqlite:///{Path(tmp) / f'scale-{size}.db'}")
             store.upgrade()
             tracker = make_tracker(store)  # type: ignore[arg-type]
             aliases = [tracker.mask(a, conversation="o").address for a in addresses(min(n, 2000))]
@@ -603,10 +604,10 @@ def bench_crypto(cfg: Config) -> Iterable[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         measured: dict[bool, tuple[float, float]] = {}
         for encrypted in (False, True):
-            store = SQLStore(f"sqlite:///{Path(tmp) / f'crypto-{encrypted}.db'}")
+            store = SQLStorage(f"sqlite:///{Path(tmp) / f'crypto-{encrypted}.db'}")
             store.upgrade()
             tracker = Tracker(
-                store=store,
+                storage=store,
                 keys=["benchmark-key"],
                 default_policy=Policy(domain=DOMAIN),
                 clock=FrozenClock(START),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, settings
 
-from ct_alias import FrozenClock, MemoryStore, Policy, Tracker
+from ct_alias import FrozenClock, MemoryStorage, Policy, Tracker
 
 from .sql_servers import (  # noqa: F401 - fixtures shared by the SQL tests
     mariadb,
@@ -35,14 +35,14 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
+def store() -> MemoryStorage:
+    return MemoryStorage()
 
 
 @pytest.fixture
-def tracker(store: MemoryStore, clock: FrozenClock) -> Tracker:
+def tracker(store: MemoryStorage, clock: FrozenClock) -> Tracker:
     t = Tracker(
-        store=store,
+        storage=store,
         keys=["old-secret", "new-secret"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,

@@ -10,11 +10,11 @@ from typing import Any
 
 from ct_alias import (
     Alias,
-    AliasStore,
     Clock,
-    MemoryStore,
+    MemoryStorage,
     OrderEvent,
     Policy,
+    Storage,
     Tracker,
 )
 from ct_alias.timeline import TimelineEntry
@@ -54,7 +54,7 @@ SIMPLE_TAG = re.compile(r"2[0-9a-v]{23}")
 
 
 def make_tracker(
-    store: AliasStore,
+    store: Storage,
     clock: Clock,
     keys: Sequence[str] = ("key-0",),
     *,
@@ -63,7 +63,7 @@ def make_tracker(
 ) -> Tracker:
     """A tracker with the adversarial tests' default policy and per-store policies."""
     tracker = Tracker(
-        store=store,
+        storage=store,
         keys=list(keys),
         default_policy=DEFAULT_POLICY,
         clock=clock,
@@ -75,8 +75,8 @@ def make_tracker(
     return tracker
 
 
-class CountingStore(MemoryStore):
-    """A real MemoryStore that counts every call of the storage protocol."""
+class CountingStorage(MemoryStorage):
+    """A real MemoryStorage that counts every call of the storage protocol."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from ct_alias.storage.sql import SQLStore, upgrade
+from ct_alias.storage.sql import SQLStorage, upgrade
 
 POSTGRES_URL = os.environ.get(
     "CT_ALIAS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -98,11 +98,11 @@ class Target:
     url: str
     options: dict[str, Any] = field(default_factory=dict)
 
-    def open(self, **more: Any) -> SQLStore:
-        return SQLStore(self.url, **{**self.options, **more})
+    def open(self, **more: Any) -> SQLStorage:
+        return SQLStorage(self.url, **{**self.options, **more})
 
 
-def clear(store: SQLStore) -> None:
+def clear(store: SQLStorage) -> None:
     with store.engine.begin() as conn:
         conn.execute(store.tables.timeline.delete())
         conn.execute(store.tables.aliases.delete())
@@ -129,14 +129,14 @@ def mariadb(worker: str) -> Iterator[Target]:
 
 
 @pytest.fixture(scope="session")
-def postgresql_store(postgresql: Target) -> Iterator[SQLStore]:
+def postgresql_store(postgresql: Target) -> Iterator[SQLStorage]:
     with postgresql.open() as store:
         store.upgrade()
         yield store
 
 
 @pytest.fixture(scope="session")
-def mariadb_store(mariadb: Target) -> Iterator[SQLStore]:
+def mariadb_store(mariadb: Target) -> Iterator[SQLStorage]:
     with mariadb.open() as store:
         store.upgrade()
         yield store
@@ -149,7 +149,7 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
         found = Target("sqlite", f"sqlite:///{tmp_path / 'ct.db'}")
         upgrade(found.url)
         return found
-    store: SQLStore = request.getfixturevalue(f"{request.param}_store")
+    store: SQLStorage = request.getfixturevalue(f"{request.param}_store")
     clear(store)
     found = request.getfixturevalue(request.param)
     assert isinstance(found, Target)
@@ -157,6 +157,6 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
 
 
 @pytest.fixture
-def sql_store(target: Target) -> Iterator[SQLStore]:
+def sql_store(target: Target) -> Iterator[SQLStorage]:
     with target.open() as store:
         yield store

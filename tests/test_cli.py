@@ -93,10 +93,10 @@ def test_expired_alias_exits_1(env: Path, capsys: pytest.CaptureFixture[str]) ->
     from datetime import UTC, datetime, timedelta
 
     from ct_alias import FrozenClock, Policy, Tracker
-    from ct_alias.storage.sql import SQLStore
+    from ct_alias.storage.sql import SQLStorage
 
     past = Tracker(
-        store=SQLStore(f"sqlite:///{env}"),
+        storage=SQLStorage(f"sqlite:///{env}"),
         keys=["cli-key-1"],
         default_policy=Policy(domain="ct.example.com"),
         index_key="cli-index",

@@ -17,7 +17,7 @@ from ct_alias import (
     ExpiryReason,
     FrozenClock,
     InvalidArgument,
-    MemoryStore,
+    MemoryStorage,
     Policy,
     Relay,
     RevokedAlias,
@@ -46,7 +46,7 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def tracker(clock: FrozenClock) -> Tracker:
-    return make_tracker(MemoryStore(), clock)
+    return make_tracker(MemoryStorage(), clock)
 
 
 # -- values ------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ def test_record_message_takes_bytes_like_objects(tracker: Tracker) -> None:
 
 
 def test_lookup_of_a_signed_but_unknown_alias(tracker: Tracker, clock: FrozenClock) -> None:
-    sibling = make_tracker(MemoryStore(), clock)
+    sibling = make_tracker(MemoryStorage(), clock)
     stranger = sibling.mask(CUSTOMER, conversation="o1").address
     with pytest.raises(UnknownAlias):
         tracker.lookup(stranger)
@@ -191,7 +191,7 @@ def test_lookup_of_a_signed_but_unknown_alias(tracker: Tracker, clock: FrozenClo
 def test_rotate_address_keys_refuses_a_bad_batch_size(clock: FrozenClock) -> None:
     pytest.importorskip("cryptography")
     tracker = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["k"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
@@ -224,7 +224,7 @@ def test_a_strategy_that_makes_invalid_aliases_is_a_configuration_error(clock: F
 
     register_strategy("hostile-broken", Broken, replace=True)
     register_strategy("hostile-misnamed", Misnamed, replace=True)
-    tracker = make_tracker(MemoryStore(), clock, policies={})
+    tracker = make_tracker(MemoryStorage(), clock, policies={})
     tracker.set_policy("broken", Policy(domain=DOMAIN, strategy="hostile-broken"))
     with pytest.raises(ConfigurationError, match="invalid alias"):
         tracker.mask(CUSTOMER, conversation="o1", store="broken")
@@ -237,8 +237,8 @@ def test_a_strategy_that_makes_invalid_aliases_is_a_configuration_error(clock: F
 # -- relay ---------------------------------------------------------------------------------
 
 
-class FlakyStore(MemoryStore):
-    """A MemoryStore whose chosen operations fail like a lost database."""
+class FlakyStorage(MemoryStorage):
+    """A MemoryStorage whose chosen operations fail like a lost database."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -262,10 +262,13 @@ def _message(to: str) -> bytes:
 
 
 def test_relay_storage_failures(clock: FrozenClock, caplog: pytest.LogCaptureFixture) -> None:
-    store = FlakyStore()
+    store = FlakyStorage()
     tracker = make_tracker(store, clock)
     relay = Relay(tracker)
-    assert repr(relay) == f"<Relay max_size={relay.max_size} max_hops={relay.max_hops}>"
+    assert repr(relay) == (
+        f"<Relay authenticator=Unauthenticated() max_size={relay.max_size} "
+        f"max_hops={relay.max_hops}>"
+    )
     customer = tracker.mask(CUSTOMER, conversation="o1")
     store.failing = {"aliases"}
     with caplog.at_level(logging.ERROR, logger="ct_alias.relay"):
@@ -285,7 +288,7 @@ def test_relay_storage_failures(clock: FrozenClock, caplog: pytest.LogCaptureFix
 
 
 def test_relay_refuses_a_header_block_over_its_limit(clock: FrozenClock) -> None:
-    tracker = make_tracker(MemoryStore(), clock)
+    tracker = make_tracker(MemoryStorage(), clock)
     customer = tracker.mask(CUSTOMER, conversation="o1")
     filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"y" * 900) for i in range(600))
     data = filler + _message(customer.address)
@@ -297,8 +300,8 @@ def test_relay_refuses_a_header_block_over_its_limit(clock: FrozenClock) -> None
 
 
 def test_relay_refuses_an_expired_stranger_without_a_conversation(clock: FrozenClock) -> None:
-    tracker = make_tracker(MemoryStore(), clock)
-    stranger = make_tracker(MemoryStore(), clock).mask(CUSTOMER, conversation="o1").address
+    tracker = make_tracker(MemoryStorage(), clock)
+    stranger = make_tracker(MemoryStorage(), clock).mask(CUSTOMER, conversation="o1").address
     clock.advance(timedelta(days=61))
     (outcome,) = Relay(tracker).handle("c@carrier.example", [stranger], _message(stranger)).outcomes
     assert (outcome.code, outcome.status) == (550, "5.2.1")
@@ -306,7 +309,7 @@ def test_relay_refuses_an_expired_stranger_without_a_conversation(clock: FrozenC
 
 
 def test_relay_loop_through_an_alias_of_an_alias(clock: FrozenClock) -> None:
-    tracker = make_tracker(MemoryStore(), clock)
+    tracker = make_tracker(MemoryStorage(), clock)
     inner = tracker.mask(CUSTOMER, conversation="o1")
     outer = tracker.mask(inner.address, conversation="o1", role=Role.FOLLOW_UP)
     (outcome,) = Relay(tracker).handle("c@carrier.example", [outer.address], _message("x")).outcomes
@@ -329,7 +332,7 @@ class _GoodEntryPoint:
     value = "tests:factory"
 
     def load(self) -> object:
-        return lambda url, **options: MemoryStore()
+        return lambda url, **options: MemoryStorage()
 
 
 def test_store_scheme_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -338,17 +341,17 @@ def test_store_scheme_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(generic, "entry_points", lambda group: [_GoodEntryPoint()])
     fresh = registry._new_registry()
-    assert isinstance(fresh.get("plugged")("plugged://x"), MemoryStore)
-    with pytest.raises(ConfigurationError, match="unknown store URL scheme"):
+    assert isinstance(fresh.get("plugged")("plugged://x"), MemoryStorage)
+    with pytest.raises(ConfigurationError, match="unknown storage URL scheme"):
         fresh.get("nope")  # entry points are read once
     monkeypatch.setattr(generic, "entry_points", lambda group: [_BrokenEntryPoint()])
     broken = registry._new_registry()
-    with pytest.raises(ConfigurationError, match="cannot load store URL scheme 'broken'"):
+    with pytest.raises(ConfigurationError, match="cannot load storage URL scheme 'broken'"):
         broken.get("broken")
-    with pytest.raises(ConfigurationError, match="a store URL is a str"):
-        registry.store_from_url(42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="a storage URL is a str"):
+        registry.storage_from_url(42)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="scheme://"):
-        registry.store_from_url("memory")
+        registry.storage_from_url("memory")
 
 
 def test_address_encryption_without_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -366,7 +369,7 @@ def test_address_encryption_without_its_extra(monkeypatch: pytest.MonkeyPatch) -
 def test_memory_store_needs_a_slot(tracker: Tracker) -> None:
     alias = tracker.mask(CUSTOMER, conversation="o1")
     with pytest.raises(ValueError, match="slot"):
-        MemoryStore().get_or_create(evolve(alias, slot=None), now=START)
+        MemoryStorage().get_or_create(evolve(alias, slot=None), now=START)
 
 
 def test_a_notification_that_cannot_be_composed_is_an_invalid_argument(tracker: Tracker) -> None:

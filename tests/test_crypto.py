@@ -14,7 +14,7 @@ from ct_alias import (
     ConfigurationError,
     CorruptRecord,
     FrozenClock,
-    MemoryStore,
+    MemoryStorage,
     OrderEvent,
     Policy,
     Role,
@@ -22,8 +22,8 @@ from ct_alias import (
     UnknownAddressKey,
 )
 from ct_alias.crypto import PREFIX, AddressCipher, Cleartext, is_sealed
-from ct_alias.storage import AliasStore
-from ct_alias.storage.sql import SQLStore
+from ct_alias.storage import Storage
+from ct_alias.storage.sql import SQLStorage
 
 from .conftest import DOMAIN
 
@@ -32,10 +32,10 @@ KEY_B = "address-key-b-0123456789abcdefghijklmnop"
 
 
 def make(
-    store: AliasStore, clock: FrozenClock, keys: list[str] | None, *, plaintext: bool = False
+    store: Storage, clock: FrozenClock, keys: list[str] | None, *, plaintext: bool = False
 ) -> Tracker:
     tracker = Tracker(
-        store=store,
+        storage=store,
         keys=["signing-key"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
@@ -47,7 +47,7 @@ def make(
     return tracker
 
 
-def stored(store: AliasStore, alias: Alias) -> Alias:
+def stored(store: Storage, alias: Alias) -> Alias:
     record = store.get(alias.key)
     assert isinstance(record, Alias)
     return record
@@ -119,7 +119,7 @@ def test_bad_keys(keys: list[object]) -> None:
 def test_address_keys_need_an_index_key(clock: FrozenClock) -> None:
     with pytest.raises(ConfigurationError, match="index_key"):
         Tracker(
-            store=MemoryStore(),
+            storage=MemoryStorage(),
             keys=["k"],
             default_policy=Policy(domain=DOMAIN),
             address_keys=[KEY_A],
@@ -130,7 +130,7 @@ def test_address_keys_need_an_index_key(clock: FrozenClock) -> None:
 
 
 def test_stores_never_see_plaintext(clock: FrozenClock) -> None:
-    store = MemoryStore()
+    store = MemoryStorage()
     tracker = make(store, clock, [KEY_A])
     simple = tracker.mask("Maria.Silva@example.com.br", conversation="o1", store="simple-shop")
     assert simple.address.startswith("maria.silva@example.com.br-")
@@ -149,7 +149,7 @@ def test_stores_never_see_plaintext(clock: FrozenClock) -> None:
 
 
 def test_rotation_and_resumption(clock: FrozenClock) -> None:
-    store = MemoryStore()
+    store = MemoryStorage()
     with_a = make(store, clock, [KEY_A])
     aliases = [with_a.mask(f"zelda.{i:03}@example.com", conversation=f"o{i}") for i in range(25)]
     with_ab = make(store, clock, [KEY_A, KEY_B])
@@ -178,13 +178,13 @@ def test_rotation_and_resumption(clock: FrozenClock) -> None:
 
 
 def test_dropping_a_key_too_early_is_reported(clock: FrozenClock) -> None:
-    store = MemoryStore()
+    store = MemoryStorage()
     alias = make(store, clock, [KEY_A]).mask("maria@example.com", conversation="o1")
     with pytest.raises(UnknownAddressKey):
         make(store, clock, [KEY_B]).unmask(alias.address)
     with pytest.raises(UnknownAddressKey):
         Tracker(
-            store=store,
+            storage=store,
             keys=["signing-key"],
             default_policy=Policy(domain=DOMAIN),
             clock=clock,
@@ -193,7 +193,7 @@ def test_dropping_a_key_too_early_is_reported(clock: FrozenClock) -> None:
 
 
 def test_turning_encryption_on_later(clock: FrozenClock) -> None:
-    store = MemoryStore()
+    store = MemoryStorage()
     plain = make(store, clock, None)
     alias = plain.mask("maria@example.com", conversation="o1")
     strict = make(store, clock, [KEY_A])
@@ -211,7 +211,7 @@ def test_turning_encryption_on_later(clock: FrozenClock) -> None:
 
 
 def test_a_planted_plaintext_address_is_refused(clock: FrozenClock) -> None:
-    store = MemoryStore()
+    store = MemoryStorage()
     tracker = make(store, clock, [KEY_A])
     alias = tracker.mask("maria@example.com", conversation="o1")
     store._aliases[alias.key] = evolve(stored(store, alias), real_address="thief@evil.example")
@@ -220,7 +220,7 @@ def test_a_planted_plaintext_address_is_refused(clock: FrozenClock) -> None:
 
 
 def test_tampered_record_is_reported(clock: FrozenClock) -> None:
-    store = MemoryStore()
+    store = MemoryStorage()
     tracker = make(store, clock, [KEY_A])
     a = tracker.mask("maria@example.com", conversation="o1")
     b = tracker.mask("joao@example.com", conversation="o1")
@@ -235,7 +235,7 @@ def test_tampered_record_is_reported(clock: FrozenClock) -> None:
 # -- a stolen database -------------------------------------------------------------------
 
 
-def scan_sql(store: SQLStore) -> str:
+def scan_sql(store: SQLStorage) -> str:
     """Every text/binary value of every table of the store, as one string."""
     chunks = []
     with store.engine.connect() as conn:
@@ -271,7 +271,7 @@ def play(tracker: Tracker, count: int) -> list[str]:
     return reals
 
 
-def test_a_stolen_database_reveals_no_address(sql_store: SQLStore, clock: FrozenClock) -> None:
+def test_a_stolen_database_reveals_no_address(sql_store: SQLStorage, clock: FrozenClock) -> None:
     tracker = make(sql_store, clock, [KEY_A])
     reals = play(tracker, 300)
     dump = scan_sql(sql_store)
@@ -291,7 +291,7 @@ def test_a_stolen_database_reveals_no_address(sql_store: SQLStore, clock: Frozen
 
 
 def test_without_keys_the_same_database_shows_addresses(
-    sql_store: SQLStore, clock: FrozenClock
+    sql_store: SQLStorage, clock: FrozenClock
 ) -> None:
     # the control experiment: the scan finds plaintext when encryption is off
     tracker = make(sql_store, clock, None)
@@ -299,7 +299,7 @@ def test_without_keys_the_same_database_shows_addresses(
     assert "zelda.0001" in scan_sql(sql_store)
 
 
-def test_rotation_on_sql(sql_store: SQLStore, clock: FrozenClock) -> None:
+def test_rotation_on_sql(sql_store: SQLStorage, clock: FrozenClock) -> None:
     with_a = make(sql_store, clock, [KEY_A])
     aliases = [with_a.mask(f"zelda.{i}@example.com", conversation="o1") for i in range(12)]
     with_ab = make(sql_store, clock, [KEY_A, KEY_B])
@@ -348,7 +348,7 @@ def test_a_lookalike_address_is_masked_and_unmasked(
     clock: FrozenClock, address_keys: list[str] | None
 ) -> None:
     tracker = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["vBtwSxoVVB5A928j8qqagnC5JLrtRBEQmcJMqGVXqIA"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,

@@ -59,7 +59,7 @@ def test_the_example_store_works_with_a_tracker(tmp_path: Path) -> None:
     store = SQLite3Store(tmp_path / "aliases.db")
     store.create_schema()
     tracker = Tracker(
-        store=store,
+        storage=store,
         keys=["a-long-random-secret"],
         default_policy=Policy(domain="ct.example.com"),
         clock=clock,

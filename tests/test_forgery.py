@@ -39,7 +39,7 @@ from .hostile import (
     OTHER_STORE,
     SIMPLE_STORE,
     START,
-    CountingStore,
+    CountingStorage,
     make_tracker,
     rfc5321_problems,
     single_character_variants,
@@ -86,12 +86,12 @@ def clock() -> FrozenClock:
 
 
 def counting_tracker(clock: FrozenClock, keys: list[str] | None = None) -> Tracker:
-    return make_tracker(CountingStore(), clock, keys or ["key-old", "key-new"])
+    return make_tracker(CountingStorage(), clock, keys or ["key-old", "key-new"])
 
 
-def counted(tracker: Tracker) -> CountingStore:
-    store = tracker.store
-    assert isinstance(store, CountingStore)
+def counted(tracker: Tracker) -> CountingStorage:
+    store = tracker.storage
+    assert isinstance(store, CountingStorage)
     return store
 
 
@@ -202,10 +202,10 @@ def test_resigning_with_a_retired_or_foreign_key_is_forged(
     alias = old.mask("maria@example.com.br", conversation="o1", store=store_name).address
     # Re-signing with the very key that signed it reproduces the alias exactly.
     assert _resigned(AliasCodec(["key-0"]), old, alias) == alias
-    rotated = make_tracker(old.store, clock, ["key-0", "key-1"])
+    rotated = make_tracker(old.storage, clock, ["key-0", "key-1"])
     assert rotated.unmask(alias).real_address == "maria@example.com.br"
     fresh = rotated.mask("maria@example.com.br", conversation="o2", store=store_name).address
-    retired = make_tracker(old.store, clock, ["key-1"])
+    retired = make_tracker(old.storage, clock, ["key-1"])
     counted(retired).calls.clear()
     assert retired.unmask(fresh).real_address == "maria@example.com.br"
     assert counted(retired).calls["get"] == 1
@@ -272,7 +272,7 @@ def test_tokens_and_tags_cannot_be_transplanted(clock: FrozenClock) -> None:
 def test_macs_are_compared_with_compare_digest(
     clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tracker = make_tracker(CountingStore(), clock, ["key-0", "key-1"])
+    tracker = make_tracker(CountingStorage(), clock, ["key-0", "key-1"])
     aliases = [
         tracker.mask("maria@example.com.br", conversation="o1", store=name).address
         for name in STORES

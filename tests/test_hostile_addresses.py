@@ -34,7 +34,7 @@ from .hostile import (
     POLICIES,
     SIMPLE_STORE,
     START,
-    CountingStore,
+    CountingStorage,
     make_tracker,
     rfc5321_problems,
 )
@@ -55,12 +55,12 @@ def hostile_tracker() -> Tracker:
         **POLICIES,
         STRICT_STORE: Policy(domain=DOMAIN, strategy="simple", on_unrepresentable="error"),
     }
-    return make_tracker(CountingStore(), FrozenClock(START), ["key-0"], policies=policies)
+    return make_tracker(CountingStorage(), FrozenClock(START), ["key-0"], policies=policies)
 
 
-def store_of(tracker: Tracker) -> CountingStore:
-    store = tracker.store
-    assert isinstance(store, CountingStore)
+def store_of(tracker: Tracker) -> CountingStorage:
+    store = tracker.storage
+    assert isinstance(store, CountingStorage)
     return store
 
 
@@ -424,7 +424,7 @@ def test_any_text_is_refused_clearly_or_masked_correctly(address: str, store: st
 def test_aliases_outlive_their_address_text(address: str) -> None:
     """The alias keeps working to its expiry and is refused after, whatever the address."""
     clock = FrozenClock(START)
-    tracker = make_tracker(CountingStore(), clock)
+    tracker = make_tracker(CountingStorage(), clock)
     try:
         alias = tracker.mask(address, conversation="o1", store=SIMPLE_STORE)
     except InvalidAddress:

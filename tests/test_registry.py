@@ -13,7 +13,7 @@ from ct_alias import (
     ConfigurationError,
     ForgedAlias,
     FrozenClock,
-    MemoryStore,
+    MemoryStorage,
     Policy,
     RealAddress,
     Token,
@@ -58,7 +58,7 @@ def test_register_and_use_a_custom_strategy(clock: FrozenClock) -> None:
     register_strategy("shop", ShopStrategy)
     assert "shop" in available_strategies()
     tracker = Tracker(
-        store=MemoryStore(), keys=["k"], default_policy=Policy(domain=DOMAIN), clock=clock
+        storage=MemoryStorage(), keys=["k"], default_policy=Policy(domain=DOMAIN), clock=clock
     )
     tracker.set_policy("s1", Policy(domain=DOMAIN, strategy="shop"))
     alias = tracker.mask("maria@example.com", conversation="o1", store="s1")
@@ -94,7 +94,7 @@ def test_a_factory_must_build_what_it_is_named(clock: FrozenClock) -> None:
     register_strategy("liar", ShopStrategy)
     with pytest.raises(ConfigurationError, match="named 'shop'"):
         Tracker(
-            store=MemoryStore(),
+            storage=MemoryStorage(),
             keys=["k"],
             default_policy=Policy(domain=DOMAIN, strategy="liar"),
             clock=clock,
@@ -131,7 +131,7 @@ def test_entry_point_strategy_loads(entry_point_dist: Path, clock: FrozenClock) 
         "[ct_alias.strategies]\nshop = shop_plugin:factory\n"
     )
     tracker = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["k"],
         default_policy=Policy(domain=DOMAIN, strategy="shop"),
         clock=clock,

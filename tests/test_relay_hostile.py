@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ct_alias import Alias, FrozenClock, MemoryStore, Policy, Relay, Role, Tracker
+from ct_alias import Alias, FrozenClock, MemoryStorage, Policy, Relay, Role, Tracker
 from ct_alias.mail import split_message
 
 # made with secrets.token_urlsafe(32)
@@ -28,7 +28,7 @@ ORDER = "order-1"
 @pytest.fixture
 def tracker() -> Tracker:
     return Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=[SIGNING_KEY],
         default_policy=Policy(domain=DOMAIN),
         clock=FrozenClock(datetime(2026, 1, 1, tzinfo=UTC)),

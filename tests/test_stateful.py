@@ -31,7 +31,6 @@ from hypothesis.stateful import (
 from ct_alias import (
     Alias,
     AliasStatus,
-    AliasStore,
     CtAliasError,
     Direction,
     EntryKind,
@@ -40,11 +39,12 @@ from ct_alias import (
     ForgedAlias,
     FrozenClock,
     MalformedAlias,
-    MemoryStore,
+    MemoryStorage,
     OrderEvent,
     Policy,
     RevokedAlias,
     Role,
+    Storage,
     Tracker,
     UnknownAlias,
 )
@@ -173,7 +173,7 @@ class TrackerMachine(RuleBasedStateMachine):
         self.key_counter = 1
         self.store = self.make_store()
         self.tracker = self.build(self.store)
-        self.sibling_store = MemoryStore()
+        self.sibling_store = MemoryStorage()
         self.sibling = self.build(self.sibling_store)
         self.models: list[Model] = []
         self.slots: dict[tuple[str, str, Role, str], Model] = {}
@@ -183,10 +183,10 @@ class TrackerMachine(RuleBasedStateMachine):
 
     # -- plumbing ---------------------------------------------------------------------
 
-    def make_store(self) -> AliasStore:
-        return MemoryStore()
+    def make_store(self) -> Storage:
+        return MemoryStorage()
 
-    def build(self, store: AliasStore) -> Tracker:
+    def build(self, store: Storage) -> Tracker:
         return make_tracker(store, self.clock, self.keys)
 
     def rebuild(self) -> None:
@@ -543,11 +543,11 @@ class TrackerMachine(RuleBasedStateMachine):
 class SQLiteTrackerMachine(TrackerMachine):
     """The same machine over a SQLite file (a fresh one per run)."""
 
-    def make_store(self) -> AliasStore:
-        from ct_alias.storage.sql import SQLStore
+    def make_store(self) -> Storage:
+        from ct_alias.storage.sql import SQLStorage
 
         self.tmpdir = tempfile.mkdtemp(prefix="ct-alias-stateful-")
-        store = SQLStore(f"sqlite:///{Path(self.tmpdir) / 'x.db'}")
+        store = SQLStorage(f"sqlite:///{Path(self.tmpdir) / 'x.db'}")
         store.upgrade()
         return store
 
@@ -577,18 +577,18 @@ TestSQLiteTracker.settings = settings(max_examples=25, stateful_step_count=30, *
 @pytest.fixture(params=["memory", "sqlite"])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
     if request.param == "memory":
-        yield MemoryStore()
+        yield MemoryStorage()
         return
-    from ct_alias.storage.sql import SQLStore
+    from ct_alias.storage.sql import SQLStorage
 
-    with SQLStore(f"sqlite:///{tmp_path / 'x.db'}") as store:
+    with SQLStorage(f"sqlite:///{tmp_path / 'x.db'}") as store:
         store.upgrade()
         yield store
 
 
 @pytest.mark.parametrize("store_name", ["default", SIMPLE_STORE])
 def test_mask_after_retiring_the_signing_key_issues_a_working_alias(
-    any_store: AliasStore, store_name: str
+    any_store: Storage, store_name: str
 ) -> None:
     clock = FrozenClock(START)
     old = make_tracker(any_store, clock, ["key-0"])
@@ -612,7 +612,7 @@ def test_mask_after_retiring_the_signing_key_issues_a_working_alias(
 
 @pytest.mark.parametrize("store_name", ["default", OTHER_STORE])
 def test_mask_after_an_alias_domain_change_issues_a_working_alias(
-    any_store: AliasStore, store_name: str
+    any_store: Storage, store_name: str
 ) -> None:
     clock = FrozenClock(START)
     tracker = make_tracker(any_store, clock)
@@ -620,7 +620,7 @@ def test_mask_after_an_alias_domain_change_issues_a_working_alias(
     moved = Policy(domain="ct.new-domain.example", strategy=policy_of(store_name).strategy)
     if store_name == "default":  # the default policy's domain moves with a new tracker
         tracker = Tracker(
-            store=any_store,
+            storage=any_store,
             keys=["key-0"],
             default_policy=moved,
             clock=clock,
@@ -635,7 +635,7 @@ def test_mask_after_an_alias_domain_change_issues_a_working_alias(
     assert tracker.unmask(again.address).real_address == "maria@example.com.br"
 
 
-def test_retired_aliases_outside_the_slot_path_still_behave(any_store: AliasStore) -> None:
+def test_retired_aliases_outside_the_slot_path_still_behave(any_store: Storage) -> None:
     """What the machine relies on around retired keys, spelled out once."""
     clock = FrozenClock(START)
     old = make_tracker(any_store, clock, ["key-0"])

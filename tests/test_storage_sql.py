@@ -30,16 +30,16 @@ import ct_alias.storage as storage
 from ct_alias import FrozenClock, Policy, Tracker
 from ct_alias.aliases import Alias, AliasStatus
 from ct_alias.errors import AliasCollision, ConfigurationError, MissingExtra, StorageError
-from ct_alias.storage import AliasChange, AliasStore, MemoryStore
-from ct_alias.storage.registry import available_schemes, register_store_scheme, store_from_url
+from ct_alias.storage import AliasChange, MemoryStorage, Storage
+from ct_alias.storage.registry import available_schemes, register_storage_scheme, storage_from_url
 from ct_alias.storage.sql import (
     SCHEMA_VERSION,
-    SQLStore,
-    _fate,
+    SQLStorage,
     build_metadata,
     metadata,
     upgrade,
 )
+from ct_alias.storage.sql.transactions import fate
 from ct_alias.testing import T0, StorageContract, make_alias, make_entry
 from ct_alias.timeline import EntryKind, TimelineEntry
 
@@ -54,17 +54,17 @@ CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("P
 
 class TestSQLiteFileContract(StorageContract):
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[AliasStore]:
-        with SQLStore(f"sqlite:///{tmp_path / 'ct.db'}") as store:
+    def store(self, tmp_path: Path) -> Iterator[Storage]:
+        with SQLStorage(f"sqlite:///{tmp_path / 'ct.db'}") as store:
             store.upgrade()
             yield store
 
 
 class TestSQLiteMemoryContract(StorageContract):
     @pytest.fixture
-    def store(self) -> Iterator[AliasStore]:
-        store = store_from_url("sqlite://")
-        assert isinstance(store, SQLStore)
+    def store(self) -> Iterator[Storage]:
+        store = storage_from_url("sqlite://")
+        assert isinstance(store, SQLStorage)
         store.upgrade()
         yield store
         store.close()
@@ -74,8 +74,8 @@ class TestSQLiteWithoutReturningContract(StorageContract):
     """SQLite before 3.35 has no RETURNING: inserts fall back to the row count."""
 
     @pytest.fixture
-    def store(self) -> Iterator[AliasStore]:
-        with SQLStore("sqlite://") as store:
+    def store(self) -> Iterator[Storage]:
+        with SQLStorage("sqlite://") as store:
             store.upgrade()  # connected: the dialect knows the library's version now
             store.engine.dialect.insert_returning = False
             yield store
@@ -83,14 +83,14 @@ class TestSQLiteWithoutReturningContract(StorageContract):
 
 class TestPostgreSQLContract(StorageContract):
     @pytest.fixture
-    def store(self, postgresql_store: SQLStore) -> AliasStore:
+    def store(self, postgresql_store: SQLStorage) -> Storage:
         clear(postgresql_store)
         return postgresql_store
 
 
 class TestMariaDBContract(StorageContract):
     @pytest.fixture
-    def store(self, mariadb_store: SQLStore) -> AliasStore:
+    def store(self, mariadb_store: SQLStorage) -> Storage:
         clear(mariadb_store)
         return mariadb_store
 
@@ -116,8 +116,8 @@ def test_importing_ct_alias_does_not_import_sqlalchemy() -> None:
         """
         import sys
         import ct_alias, ct_alias.storage, ct_alias.storage.registry
-        from ct_alias.storage import store_from_url
-        store_from_url("memory://")
+        from ct_alias.storage import storage_from_url
+        storage_from_url("memory://")
         print(sorted(m for m in sys.modules if m.split(".")[0] == "sqlalchemy"))
         """
     )
@@ -130,9 +130,9 @@ def test_missing_sqlalchemy_names_the_extra() -> None:
         import sys
         sys.modules["sqlalchemy"] = None  # as if it were not installed
         from ct_alias.errors import ConfigurationError, MissingExtra
-        from ct_alias.storage import store_from_url
+        from ct_alias.storage import storage_from_url
         import ct_alias.storage as storage
-        for attempt in (lambda: store_from_url("sqlite://"), lambda: storage.SQLStore):
+        for attempt in (lambda: storage_from_url("sqlite://"), lambda: storage.SQLStorage):
             try:
                 attempt()
             except MissingExtra as exc:
@@ -155,19 +155,19 @@ def test_missing_driver_names_the_extra(
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(MissingExtra) as info:
-        store_from_url(url)
+        storage_from_url(url)
     assert (info.value.extra, info.value.package) == (extra, module)
 
 
-# -- store_from_url and the scheme registry --------------------------------------------
+# -- storage_from_url and the scheme registry --------------------------------------------
 
 
 def test_memory_url() -> None:
-    assert isinstance(store_from_url("memory://"), MemoryStore)
+    assert isinstance(storage_from_url("memory://"), MemoryStorage)
     with pytest.raises(ConfigurationError):
-        store_from_url("memory://somewhere")
+        storage_from_url("memory://somewhere")
     with pytest.raises(ConfigurationError):
-        store_from_url("memory://", prefix="x_")
+        storage_from_url("memory://", prefix="x_")
 
 
 @pytest.mark.parametrize(
@@ -184,8 +184,8 @@ def test_memory_url() -> None:
     ],
 )
 def test_sql_urls(url: str, backend: str, driver: str, tmp_path: Path) -> None:
-    store = store_from_url(url.format(tmp=tmp_path))  # no I/O: the hosts do not exist
-    assert isinstance(store, SQLStore)
+    store = storage_from_url(url.format(tmp=tmp_path))  # no I/O: the hosts do not exist
+    assert isinstance(store, SQLStorage)
     assert store.engine.dialect.name == backend
     assert store.engine.driver == driver
     assert "secret" not in repr(store)
@@ -195,15 +195,15 @@ def test_sql_urls(url: str, backend: str, driver: str, tmp_path: Path) -> None:
 
 
 def test_sql_url_options(tmp_path: Path) -> None:
-    store = store_from_url(f"sqlite:///{tmp_path / 'ct.db'}", prefix="shop_", pool_size=2)
-    assert isinstance(store, SQLStore)
+    store = storage_from_url(f"sqlite:///{tmp_path / 'ct.db'}", prefix="shop_", pool_size=2)
+    assert isinstance(store, SQLStorage)
     assert store.tables.aliases.name == "shop_aliases"
 
 
 @pytest.mark.parametrize("url", ["nosuch://u:secret@h/x", "NoSuch://x"])
 def test_unknown_scheme_lists_the_known_ones(url: str) -> None:
     with pytest.raises(ConfigurationError) as info:
-        store_from_url(url)
+        storage_from_url(url)
     message = str(info.value)
     assert "'nosuch'" in message
     assert "memory, " in message
@@ -214,42 +214,42 @@ def test_unknown_scheme_lists_the_known_ones(url: str) -> None:
 @pytest.mark.parametrize("url", ["ct.db", "://x", ""])
 def test_not_a_url(url: str) -> None:
     with pytest.raises(ConfigurationError):
-        store_from_url(url)
+        storage_from_url(url)
 
 
 def test_sql_url_errors() -> None:
     with pytest.raises(ConfigurationError):
-        SQLStore("sqlite:///x.db", prefix="Bad-Prefix")
+        SQLStorage("sqlite:///x.db", prefix="Bad-Prefix")
     with pytest.raises(ConfigurationError):
-        SQLStore("not a url")
+        SQLStorage("not a url")
     with pytest.raises(ConfigurationError, match="unknown database"):
-        SQLStore("nosuchdb+x://u:secret@h/x")
+        SQLStorage("nosuchdb+x://u:secret@h/x")
     with pytest.raises(ConfigurationError):
-        SQLStore(sa.create_engine("sqlite://"), pool_size=3)
+        SQLStorage(sa.create_engine("sqlite://"), pool_size=3)
 
 
 def test_register_store_scheme() -> None:
     scheme = f"t{unique_name('x').replace('_', '-')}"
     opened: list[tuple[str, dict[str, Any]]] = []
 
-    def factory(url: str, /, **options: Any) -> AliasStore:
+    def factory(url: str, /, **options: Any) -> Storage:
         opened.append((url, options))
-        return MemoryStore()
+        return MemoryStorage()
 
-    register_store_scheme(scheme, factory)
+    register_storage_scheme(scheme, factory)
     assert scheme in available_schemes()
-    assert isinstance(store_from_url(f"{scheme}://bucket", region="eu"), MemoryStore)
+    assert isinstance(storage_from_url(f"{scheme}://bucket", region="eu"), MemoryStorage)
     assert opened == [(f"{scheme}://bucket", {"region": "eu"})]
     with pytest.raises(ConfigurationError, match="already registered"):
-        register_store_scheme(scheme, factory)
-    register_store_scheme(scheme, lambda url, /, **options: MemoryStore(), replace=True)
-    store_from_url(f"{scheme}://bucket")
+        register_storage_scheme(scheme, factory)
+    register_storage_scheme(scheme, lambda url, /, **options: MemoryStorage(), replace=True)
+    storage_from_url(f"{scheme}://bucket")
     assert len(opened) == 1
     for bad in ("", "Upper", "9x", "with space", "x" * 40):
         with pytest.raises(ConfigurationError):
-            register_store_scheme(bad, factory)
+            register_storage_scheme(bad, factory)
     with pytest.raises(ConfigurationError):
-        register_store_scheme(f"{scheme}-2", "not callable")  # type: ignore[arg-type]
+        register_storage_scheme(f"{scheme}-2", "not callable")  # type: ignore[arg-type]
 
 
 # -- schema ------------------------------------------------------------------------------
@@ -268,7 +268,7 @@ def test_metadata_for_hosts() -> None:
         "tenant.shop_schema_version",
     }
     assert storage.metadata is metadata
-    assert storage.SQLStore is SQLStore
+    assert storage.SQLStorage is SQLStorage
 
 
 def test_upgrade_is_idempotent_concurrent_and_recorded(target: Target) -> None:
@@ -299,7 +299,7 @@ def test_upgrade_is_idempotent_concurrent_and_recorded(target: Target) -> None:
 
 
 def test_missing_tables_are_a_permanent_storage_error(tmp_path: Path) -> None:
-    with SQLStore(f"sqlite:///{tmp_path / 'ct.db'}") as store:
+    with SQLStorage(f"sqlite:///{tmp_path / 'ct.db'}") as store:
         with pytest.raises(StorageError) as info:
             store.get("0" * 32)
     assert not info.value.transient
@@ -315,7 +315,7 @@ def test_missing_tables_are_a_permanent_storage_error(tmp_path: Path) -> None:
     ["postgresql+psycopg://postgres@127.0.0.1:1/test", "mysql+pymysql://root@127.0.0.1:1/test"],
 )
 def test_unreachable_server_is_a_transient_storage_error(url: str) -> None:
-    store = SQLStore(url, connect_args={"connect_timeout": 2})  # no I/O yet
+    store = SQLStorage(url, connect_args={"connect_timeout": 2})  # no I/O yet
     with pytest.raises(StorageError) as info:
         store.get_or_create(make_alias(), now=T0)
     assert info.value.transient
@@ -325,7 +325,7 @@ def test_unreachable_server_is_a_transient_storage_error(url: str) -> None:
     assert "creating an alias" in str(info.value)
 
 
-def test_failed_creation_leaves_nothing_behind(sql_store: SQLStore) -> None:
+def test_failed_creation_leaves_nothing_behind(sql_store: SQLStorage) -> None:
     alias = make_alias()
     good = make_entry()
     bad = make_entry(data={"not json": object()})  # fails after the alias row is inserted
@@ -342,7 +342,7 @@ def test_failed_creation_leaves_nothing_behind(sql_store: SQLStore) -> None:
 def test_a_value_the_database_refuses_fails_the_whole_transaction(
     request: pytest.FixtureRequest, backend: str
 ) -> None:
-    store: SQLStore = request.getfixturevalue(f"{backend}_store")
+    store: SQLStorage = request.getfixturevalue(f"{backend}_store")
     clear(store)
     alias = make_alias()
     too_long = make_entry(name="n" * 65)  # VARCHAR(64)
@@ -359,7 +359,7 @@ def test_a_value_the_database_refuses_fails_the_whole_transaction(
     assert store.get(alias.key) == alias
 
 
-def test_failed_update_changes_nothing(sql_store: SQLStore) -> None:
+def test_failed_update_changes_nothing(sql_store: SQLStorage) -> None:
     alias = make_alias()
     sql_store.get_or_create(alias, now=T0)
     change = AliasChange(alias.key, AliasStatus.REVOKED, None, T0)
@@ -369,13 +369,13 @@ def test_failed_update_changes_nothing(sql_store: SQLStore) -> None:
     assert sql_store.entries("order-1") == []
 
 
-def test_naive_datetimes_are_refused(sql_store: SQLStore) -> None:
+def test_naive_datetimes_are_refused(sql_store: SQLStorage) -> None:
     naive = make_alias(created_at=datetime(2026, 1, 1))
     with pytest.raises(StorageError):
         sql_store.get_or_create(naive, now=T0)
 
 
-def test_other_time_zones_are_stored_as_utc(sql_store: SQLStore) -> None:
+def test_other_time_zones_are_stored_as_utc(sql_store: SQLStorage) -> None:
     brt = timezone(timedelta(hours=-3))
     alias = make_alias(created_at=T0.astimezone(brt))
     sql_store.get_or_create(alias, now=T0)
@@ -385,7 +385,7 @@ def test_other_time_zones_are_stored_as_utc(sql_store: SQLStore) -> None:
     assert stored.created_at.tzinfo is UTC
 
 
-def _backend_pid(store: SQLStore) -> int:
+def _backend_pid(store: SQLStorage) -> int:
     query = (
         "SELECT pg_backend_pid()"
         if store.engine.dialect.name == "postgresql"
@@ -421,7 +421,7 @@ def test_reconnects_after_the_server_drops_the_connection(
 
 
 def test_serialisation_failures_are_retried(
-    postgresql: Target, postgresql_store: SQLStore, caplog: pytest.LogCaptureFixture
+    postgresql: Target, postgresql_store: SQLStorage, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Under SERIALIZABLE, racing inserts into one slot fail with SQLSTATE 40001:
     # the store runs the transaction again and everyone gets the one alias.
@@ -461,7 +461,7 @@ def _driver_error(dialect: str, code: str | int) -> sa.exc.DBAPIError:
 
 
 @pytest.mark.parametrize(
-    ("dialect", "code", "fate"),
+    ("dialect", "code", "expected"),
     [
         ("postgresql", "40001", "retry"),
         ("postgresql", "40P01", "retry"),
@@ -477,8 +477,8 @@ def _driver_error(dialect: str, code: str | int) -> sa.exc.DBAPIError:
         ("mysql", 1406, "permanent"),
     ],
 )
-def test_driver_errors_are_classified_by_code(dialect: str, code: str | int, fate: str) -> None:
-    assert _fate(_driver_error(dialect, code), dialect) == fate
+def test_driver_errors_are_classified_by_code(dialect: str, code: str | int, expected: str) -> None:
+    assert fate(_driver_error(dialect, code), dialect) == expected
 
 
 def test_upgrade_creates_a_missing_postgresql_schema(postgresql: Target) -> None:
@@ -486,7 +486,7 @@ def test_upgrade_creates_a_missing_postgresql_schema(postgresql: Target) -> None
     admin = sa.create_engine(postgresql.url, isolation_level="AUTOCOMMIT")
     try:
         assert upgrade(postgresql.url, schema=schema) == SCHEMA_VERSION
-        with SQLStore(postgresql.url, schema=schema) as store:
+        with SQLStorage(postgresql.url, schema=schema) as store:
             alias = make_alias()
             store.get_or_create(alias, now=T0)
             assert store.get(alias.key) == alias
@@ -498,8 +498,8 @@ def test_upgrade_creates_a_missing_postgresql_schema(postgresql: Target) -> None
 
 def test_host_engine(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'ct.db'}")
-    first = SQLStore(engine)
-    second = SQLStore(engine, prefix="other_")
+    first = SQLStorage(engine)
+    second = SQLStorage(engine, prefix="other_")
     first.upgrade()
     second.upgrade()
     alias = make_alias()
@@ -518,7 +518,7 @@ def test_host_engine(tmp_path: Path) -> None:
 
 
 def test_in_memory_sqlite_is_one_database_for_all_threads() -> None:
-    with SQLStore("sqlite://") as store:
+    with SQLStorage("sqlite://") as store:
         store.upgrade()
         slot = make_alias().slot
         results: list[tuple[Alias, bool]] = []
@@ -537,7 +537,7 @@ def test_in_memory_sqlite_is_one_database_for_all_threads() -> None:
 
 def test_context_manager_and_reuse_after_close(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ct.db'}"
-    with SQLStore(url) as store:
+    with SQLStorage(url) as store:
         store.upgrade()
         alias = make_alias()
         store.get_or_create(alias, now=T0)
@@ -557,8 +557,8 @@ json_values = st.recursive(
 
 
 @pytest.fixture(scope="module")
-def memory_sqlite() -> Iterator[SQLStore]:
-    with SQLStore("sqlite://") as store:
+def memory_sqlite() -> Iterator[SQLStorage]:
+    with SQLStorage("sqlite://") as store:
         store.upgrade()
         yield store
 
@@ -573,7 +573,7 @@ def memory_sqlite() -> Iterator[SQLStore]:
     conversation=st.text(min_size=1, max_size=255),
 )
 def test_entries_round_trip_any_json_and_time(
-    memory_sqlite: SQLStore, data: dict[str, Any], at: datetime, conversation: str
+    memory_sqlite: SQLStorage, data: dict[str, Any], at: datetime, conversation: str
 ) -> None:
     clear(memory_sqlite)
     entry = TimelineEntry(conversation, EntryKind.MESSAGE, "inbound", at, data)
@@ -587,10 +587,11 @@ def test_entries_round_trip_any_json_and_time(
 
 CHILD_PRELUDE = """
 import json, sys
-from ct_alias.storage.sql import SQLStore
+from ct_alias.storage.sql import SQLStorage
+from ct_alias.storage.sql.transactions import fate
 from ct_alias.testing import T0, make_alias, make_entry
 url, options, slot, conversation = json.loads(sys.argv[1])
-store = SQLStore(url, **options)
+store = SQLStorage(url, **options)
 """
 
 
@@ -702,9 +703,9 @@ print(json.dumps({{"results": results, "errors": errors}}))
 
 
 def test_tracker_on_sqlite(tmp_path: Path) -> None:
-    def make(store: SQLStore) -> Tracker:
+    def make(store: SQLStorage) -> Tracker:
         return Tracker(
-            store=store,
+            storage=store,
             keys=["k1"],
             default_policy=Policy(domain="ct.example.com"),
             clock=FrozenClock(T0),
@@ -712,10 +713,10 @@ def test_tracker_on_sqlite(tmp_path: Path) -> None:
         )
 
     url = f"sqlite:///{tmp_path / 'ct.db'}"
-    with SQLStore(url) as store:
+    with SQLStorage(url) as store:
         store.upgrade()
         tracker = make(store)
         alias = tracker.mask("maria@example.com", conversation="order-9")
         assert tracker.mask("maria@example.com", conversation="order-9") == alias
-    with SQLStore(url) as store:
+    with SQLStorage(url) as store:
         assert make(store).unmask(alias.address).real_address == "maria@example.com"

@@ -14,7 +14,7 @@ from ct_alias import (
     ForgedAlias,
     FrozenClock,
     MalformedAlias,
-    MemoryStore,
+    MemoryStorage,
     Policy,
     Role,
     Tracker,
@@ -154,7 +154,7 @@ def test_the_store_address_is_masked_the_same_way(tracker: Tracker) -> None:
 
 def test_nested_alias_domains(clock: FrozenClock) -> None:
     tracker = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["k"],
         default_policy=Policy(domain="ct.example.com", strategy="simple"),
         clock=clock,
@@ -189,7 +189,7 @@ domains = st.builds(
 @given(local=locals_, domain=domains, store=st.sampled_from(["default", "simple-store"]))
 def test_round_trip_property(local: str, domain: str, store: str) -> None:
     tracker = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["k1", "k2"],
         default_policy=Policy(domain=DOMAIN),
         clock=FrozenClock(START),
@@ -219,7 +219,7 @@ def test_round_trip_property(local: str, domain: str, store: str) -> None:
 @given(local=st.text(string.ascii_lowercase, min_size=64, max_size=64), domain=domains)
 def test_64_char_local_parts(local: str, domain: str) -> None:
     tracker = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["k"],
         default_policy=Policy(domain=DOMAIN, strategy="simple"),
         clock=FrozenClock(START),

@@ -21,7 +21,7 @@ from ct_alias import (
     ForgedAlias,
     FrozenClock,
     InvalidArgument,
-    MemoryStore,
+    MemoryStorage,
     MissingParticipant,
     OrderEvent,
     Policy,
@@ -46,7 +46,7 @@ STEPS = [
 @pytest.fixture
 def shop(clock: FrozenClock) -> Tracker:
     tracker = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["k"],
         default_policy=Policy(
             domain=DOMAIN,
@@ -159,7 +159,7 @@ def test_default_policy_ends_nothing(tracker: Tracker, clock: FrozenClock) -> No
 
 def test_policy_without_grace_ends_at_once(clock: FrozenClock) -> None:
     tracker = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["k"],
         default_policy=Policy(domain=DOMAIN, end_on={"order-closed"}),
         clock=clock,
@@ -223,7 +223,7 @@ def test_revoke_errors(shop: Tracker, clock: FrozenClock) -> None:
     with pytest.raises(ForgedAlias):
         shop.revoke("1" + "0" * 39 + "@" + DOMAIN)
     other = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=["k"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
@@ -542,14 +542,22 @@ def test_whole_order_scenario(shop: Tracker, clock: FrozenClock) -> None:
 
 
 def test_notify_never_sends_from_an_alias_whose_key_was_retired(clock: FrozenClock) -> None:
-    store = MemoryStore()
+    store = MemoryStorage()
     old = Tracker(
-        store=store, keys=["old"], default_policy=Policy(domain=DOMAIN), clock=clock, index_key="ix"
+        storage=store,
+        keys=["old"],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+        index_key="ix",
     )
     old.mask("maria@example.com", conversation="o1")
     old.mask("vendas@loja.example.com", conversation="o1", role=Role.STORE)
     new = Tracker(
-        store=store, keys=["new"], default_policy=Policy(domain=DOMAIN), clock=clock, index_key="ix"
+        storage=store,
+        keys=["new"],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+        index_key="ix",
     )
     with pytest.raises(MissingParticipant):
         new.notify("o1", OrderEvent.DISPATCHED, subject="s", text="t")

@@ -18,7 +18,7 @@ from ct_alias import (
     InvalidAddress,
     InvalidArgument,
     MalformedAlias,
-    MemoryStore,
+    MemoryStorage,
     Policy,
     Role,
     Tracker,
@@ -29,8 +29,8 @@ from ct_alias.errors import AliasCollision
 from .conftest import DOMAIN
 
 
-class CountingStore(MemoryStore):
-    """A real MemoryStore that counts the calls made to it."""
+class CountingStorage(MemoryStorage):
+    """A real MemoryStorage that counts the calls made to it."""
 
     calls = 0
 
@@ -45,7 +45,7 @@ class CountingStore(MemoryStore):
 
 def make_tracker(store, clock: FrozenClock, keys=("k1",), **kw) -> Tracker:  # type: ignore[no-untyped-def]
     return Tracker(
-        store=store, keys=list(keys), default_policy=Policy(domain=DOMAIN), clock=clock, **kw
+        storage=store, keys=list(keys), default_policy=Policy(domain=DOMAIN), clock=clock, **kw
     )
 
 
@@ -110,7 +110,7 @@ def test_expiry_and_fresh_alias_after(tracker: Tracker, clock: FrozenClock) -> N
 
 
 def test_key_rotation(clock: FrozenClock) -> None:
-    store = MemoryStore()
+    store = MemoryStorage()
     old = make_tracker(store, clock, keys=["k1"], index_key="ix")
     a = old.mask("maria@example.com", conversation="o1")
     rotated = make_tracker(store, clock, keys=["k1", "k2"], index_key="ix")
@@ -124,7 +124,7 @@ def test_key_rotation(clock: FrozenClock) -> None:
 
 
 def test_no_storage_call_for_forged_malformed_or_expired(clock: FrozenClock) -> None:
-    store = CountingStore()
+    store = CountingStorage()
     tracker = make_tracker(store, clock)
     a = tracker.mask("maria@example.com", conversation="o1")
     store.calls = 0
@@ -145,10 +145,10 @@ def test_no_storage_call_for_forged_malformed_or_expired(clock: FrozenClock) -> 
 
 def test_unknown_alias(clock: FrozenClock) -> None:
     # Signed by our key but never stored (another tracker, another store).
-    other = make_tracker(MemoryStore(), clock)
+    other = make_tracker(MemoryStorage(), clock)
     a = other.mask("maria@example.com", conversation="o1")
     with pytest.raises(UnknownAlias) as info:
-        make_tracker(MemoryStore(), clock).unmask(a.address)
+        make_tracker(MemoryStorage(), clock).unmask(a.address)
     assert info.value.alias == a.address
     assert isinstance(info.value, LookupError)
 
@@ -195,7 +195,7 @@ def test_every_single_character_change_is_rejected(tracker: Tracker) -> None:
     ],
 )
 def test_bad_addresses_are_refused_and_nothing_is_stored(
-    tracker: Tracker, store: MemoryStore, bad: object
+    tracker: Tracker, store: MemoryStorage, bad: object
 ) -> None:
     with pytest.raises(InvalidAddress) as info:
         tracker.mask(bad, conversation="o1")  # type: ignore[arg-type]
@@ -219,7 +219,7 @@ def test_bad_addresses_are_refused_and_nothing_is_stored(
         ({"conversation": "o1", "role": 3}, "role"),
     ],
 )
-def test_bad_arguments(tracker: Tracker, store: MemoryStore, kwargs: dict, name: str) -> None:
+def test_bad_arguments(tracker: Tracker, store: MemoryStorage, kwargs: dict, name: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         tracker.mask("maria@example.com", **kwargs)
     assert info.value.name == name
@@ -259,26 +259,28 @@ def test_policies(tracker: Tracker) -> None:
 
 def test_tracker_needs_a_policy_and_keys(clock: FrozenClock) -> None:
     with pytest.raises(ConfigurationError):
-        Tracker(store=MemoryStore(), keys=[], default_policy=Policy(domain=DOMAIN))
+        Tracker(storage=MemoryStorage(), keys=[], default_policy=Policy(domain=DOMAIN))
     with pytest.raises(ConfigurationError):
-        Tracker(store=MemoryStore(), keys=["k"], default_policy=None)  # type: ignore[arg-type]
+        Tracker(storage=MemoryStorage(), keys=["k"], default_policy=None)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
-        Tracker(store=MemoryStore(), keys=["k"], default_policy=Policy(domain=DOMAIN), index_key="")
+        Tracker(
+            storage=MemoryStorage(), keys=["k"], default_policy=Policy(domain=DOMAIN), index_key=""
+        )
 
 
 def test_repr_hides_secrets(clock: FrozenClock) -> None:
-    t = make_tracker(MemoryStore(), clock, keys=["super-secret-key"], index_key="index-secret")
+    t = make_tracker(MemoryStorage(), clock, keys=["super-secret-key"], index_key="index-secret")
     assert "super-secret" not in repr(t)
     assert "index-secret" not in repr(t)
 
 
 def test_default_clock_is_utc() -> None:
-    t = Tracker(store=MemoryStore(), keys=["k"], default_policy=Policy(domain=DOMAIN))
+    t = Tracker(storage=MemoryStorage(), keys=["k"], default_policy=Policy(domain=DOMAIN))
     a = t.mask("maria@example.com", conversation="o1")
     assert a.created_at.utcoffset() == timedelta(0)
 
 
-def test_concurrent_mask_yields_one_alias(tracker: Tracker, store: MemoryStore) -> None:
+def test_concurrent_mask_yields_one_alias(tracker: Tracker, store: MemoryStorage) -> None:
     results: list[str] = []
     barrier = threading.Barrier(8)
 
@@ -296,7 +298,7 @@ def test_concurrent_mask_yields_one_alias(tracker: Tracker, store: MemoryStore) 
     assert len(store) == 1
 
 
-class CollidingStore(MemoryStore):
+class CollidingStorage(MemoryStorage):
     def __init__(self, collisions: int) -> None:
         super().__init__()
         self.collisions = collisions
@@ -309,17 +311,17 @@ class CollidingStore(MemoryStore):
 
 
 def test_collision_is_retried(clock: FrozenClock) -> None:
-    t = make_tracker(CollidingStore(2), clock)
+    t = make_tracker(CollidingStorage(2), clock)
     assert t.mask("maria@example.com", conversation="o1").address
 
 
 def test_endless_collisions_are_reported(clock: FrozenClock) -> None:
-    t = make_tracker(CollidingStore(100), clock)
+    t = make_tracker(CollidingStorage(100), clock)
     with pytest.raises(AliasCollision):
         t.mask("maria@example.com", conversation="o1")
 
 
-def test_memory_store_detects_key_collision(tracker: Tracker, store: MemoryStore) -> None:
+def test_memory_store_detects_key_collision(tracker: Tracker, store: MemoryStorage) -> None:
     a = tracker.mask("maria@example.com", conversation="o1")
     with pytest.raises(AliasCollision):
         store.get_or_create(evolve(a, slot="another-slot"), now=a.created_at)

@@ -31,7 +31,7 @@ from ct_alias import (
     CorruptRecord,
     ForgedAlias,
     FrozenClock,
-    MemoryStore,
+    MemoryStorage,
     Policy,
     Role,
     Tracker,
@@ -178,7 +178,7 @@ def test_alias_vector_spells_its_real_address(vector: dict[str, Any]) -> None:
 @pytest.mark.parametrize("vector", VECTORS["aliases"], ids=_ids(VECTORS["aliases"], "alias"))
 def test_tracker_verifies_alias_vector(vector: dict[str, Any]) -> None:
     tracker = Tracker(
-        store=MemoryStore(),
+        storage=MemoryStorage(),
         keys=SIGNING_KEYS,
         default_policy=Policy(domain=vector["alias_domain"]),
         clock=FrozenClock(datetime.fromisoformat(VECTORS["tracker"]["now"])),
@@ -339,8 +339,8 @@ def test_key_missing_from_the_list_is_named() -> None:
 TRACKED = VECTORS["tracker"]
 
 
-def _tracker_over_vectors() -> tuple[Tracker, MemoryStore]:
-    store = MemoryStore()
+def _tracker_over_vectors() -> tuple[Tracker, MemoryStorage]:
+    store = MemoryStorage()
     now = datetime.fromisoformat(TRACKED["now"])
     for vector in TRACKED["records"]:
         stored = vector["stored"]
@@ -360,7 +360,7 @@ def _tracker_over_vectors() -> tuple[Tracker, MemoryStore]:
         _, created = store.get_or_create(record, now=now)
         assert created
     tracker = Tracker(
-        store=store,
+        storage=store,
         keys=SIGNING_KEYS,
         default_policy=Policy(domain=TRACKED["alias_domain"]),
         clock=FrozenClock(now),

@@ -1,9 +1,9 @@
-"""An example storage backend: the AliasStore protocol on the standard library's sqlite3.
+"""An example storage backend: the Storage protocol on the standard library's sqlite3.
 
 This file is the example of the "Writing your own backend" section of the
 storage guide. It is complete and it passes ``ct_alias.testing.StorageContract``
 (see ``tests/test_docs_examples.py``), but it is an example: ct_alias's own
-``SQLStore`` is the supported way to keep aliases in SQLite.
+``SQLStorage`` is the supported way to keep aliases in SQLite.
 
 It shows what a backend has to get right:
 

@@ -3,8 +3,8 @@
 Mask the addresses of a shop and its customers for the length of an order::
 
     >>> from datetime import UTC, datetime
-    >>> from ct_alias import FrozenClock, MemoryStore, Policy, Role, Tracker
-    >>> tracker = Tracker(store=MemoryStore(), keys=["a-long-random-secret"],
+    >>> from ct_alias import FrozenClock, MemoryStorage, Policy, Role, Tracker
+    >>> tracker = Tracker(storage=MemoryStorage(), keys=["a-long-random-secret"],
     ...                   default_policy=Policy(domain="ct.example.com"),
     ...                   clock=FrozenClock(datetime(2026, 1, 1, tzinfo=UTC)))
     >>> alias = tracker.mask("Maria@Example.com", conversation="order-1", role=Role.CUSTOMER)
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 
+from ._deprecated import renamed
 from .addresses import RealAddress, normalize_address
 from .aliases import Alias, AliasStatus, Role
 from .clock import Clock, FrozenClock, SystemClock
@@ -41,8 +42,8 @@ from .errors import (
 )
 from .policy import DEFAULT_TTL, Fallback, Policy
 from .relay import Outcome, Relay, RelayResult
-from .storage import AliasStore, MemoryStore, Tombstone
-from .storage.registry import register_store_scheme, store_from_url
+from .storage import MemoryStorage, Storage, Tombstone
+from .storage.registry import register_storage_scheme, storage_from_url
 from .strategies import AliasStrategy, available_strategies, register_strategy
 from .timeline import AliasEvent, Direction, EntryKind, OrderEvent, Timeline, TimelineEntry
 from .tracker import DEFAULT_STORE, Rotation, Tracker, Verified
@@ -54,7 +55,6 @@ __all__ = [
     "AliasCodec",
     "AliasEvent",
     "AliasStatus",
-    "AliasStore",
     "AliasStrategy",
     "Clock",
     "ConfigurationError",
@@ -71,7 +71,7 @@ __all__ = [
     "InvalidAddress",
     "InvalidArgument",
     "MalformedAlias",
-    "MemoryStore",
+    "MemoryStorage",
     "MissingExtra",
     "MissingParticipant",
     "OrderEvent",
@@ -83,6 +83,7 @@ __all__ = [
     "RevokedAlias",
     "Role",
     "Rotation",
+    "Storage",
     "StorageError",
     "SystemClock",
     "Timeline",
@@ -97,11 +98,23 @@ __all__ = [
     "Verified",
     "available_strategies",
     "normalize_address",
-    "register_store_scheme",
+    "register_storage_scheme",
     "register_strategy",
-    "store_from_url",
+    "storage_from_url",
 ]
 
 __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+#: Old names, deprecated (they warn); removed in the next release.
+__getattr__ = renamed(
+    __name__,
+    {
+        "AliasStore": "Storage",
+        "MemoryStore": "MemoryStorage",
+        "register_store_scheme": "register_storage_scheme",
+        "store_from_url": "storage_from_url",
+    },
+    globals(),
+)

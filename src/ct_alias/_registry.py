@@ -1,6 +1,6 @@
 """A registry of named factories, extended by functions and entry points.
 
-Strategies and store URL schemes both use it: an explicit ``register`` call,
+Strategies and storage URL schemes both use it: an explicit ``register`` call,
 or an entry point in the named group, loaded once on the first miss.
 """
 

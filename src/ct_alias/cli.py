@@ -25,16 +25,20 @@ import logging
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .aliases import Role
 from .errors import ConfigurationError, CtAliasError, StorageError
 from .policy import Policy
-from .storage.base import AliasStore
+from .storage.base import Storage
 from .tracker import DEFAULT_STORE, Rotation, Tracker
+
+if TYPE_CHECKING:
+    from .auth import Authenticator
 
 __all__ = ["main"]
 
@@ -72,10 +76,10 @@ def _domain(args: argparse.Namespace) -> str:
     return domain
 
 
-def _open_store(url: str, *, upgrade: bool = False) -> AliasStore:
-    from .storage.registry import store_from_url  # noqa: PLC0415 - keeps startup light
+def _open_storage(url: str, *, upgrade: bool = False) -> Storage:
+    from .storage.registry import storage_from_url  # noqa: PLC0415 - keeps startup light
 
-    store = store_from_url(url)
+    store = storage_from_url(url)
     if upgrade:
         upgrade_schema = getattr(store, "upgrade", None)
         if upgrade_schema is not None:
@@ -91,7 +95,7 @@ def _tracker(args: argparse.Namespace) -> Tracker:
     )
     address_keys = _key_list(args.address_keys, "CT_ALIAS_ADDRESS_KEYS")
     return Tracker(
-        store=_open_store(args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB),
+        storage=_open_storage(args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB),
         keys=keys,
         default_policy=policy,
         index_key=args.index_key or _env("CT_ALIAS_INDEX_KEY"),
@@ -160,7 +164,7 @@ def _cmd_purge(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
     url = args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB
-    _open_store(url, upgrade=True)
+    _open_storage(url, upgrade=True)
     print(f"database schema is up to date: {_redact(url)}", file=out)
     return 0
 
@@ -197,15 +201,17 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from .relay import Relay  # noqa: PLC0415
     from .server import RelayHandler, SMTPDeliverer, run_server  # noqa: PLC0415
 
-    logging.basicConfig(  # an application may configure logging; the library never does
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(args.log_level)
     host, port = _host_port(args.listen, "--listen")
     deliver = args.deliver.removeprefix("smtp://")
     down_host, down_port = _host_port(deliver, "--deliver")
+    if args.handoffs < 1:
+        raise UsageError("--handoffs must be a positive number")
     tracker = _tracker(args)
-    relay = Relay(tracker, max_size=args.max_size)
-    handler = RelayHandler(relay, SMTPDeliverer(down_host, down_port))
+    deliverer = SMTPDeliverer(down_host, down_port)
+    _check_before_serving(tracker, deliverer, wait=args.wait)
+    relay = Relay(tracker, authenticator=_authenticator(args), max_size=args.max_size)
+    relay_handler = RelayHandler(relay, deliverer, handoffs=args.handoffs)
 
     def ready(address: tuple[str, int]) -> None:
         print(
@@ -215,8 +221,97 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
             flush=True,
         )
 
-    run_server(handler, host, port, hostname=args.hostname, ready=ready)
+    run_server(relay_handler, host, port, hostname=args.hostname, ready=ready)
     return 0
+
+
+#: aiosmtpd's protocol logger: at INFO it writes every envelope address it is given.
+_PROTOCOL_LOGGER = "mail.log"
+
+
+def _configure_logging(level_name: str) -> None:
+    """Log to stderr, one line per record; an application may do this, the library never does.
+
+    Real addresses are never written at the levels a default run enables:
+    ct_alias's own lines name aliases, conversations and codes, and
+    aiosmtpd's protocol logger (which names every ``MAIL FROM`` and ``RCPT
+    TO``) stays at WARNING unless ``--log-level debug`` asks for it.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    level = logging.getLevelName(level_name.upper())
+    logging.basicConfig(level=level, handlers=[handler])
+    logging.getLogger(_PROTOCOL_LOGGER).setLevel(max(level, logging.WARNING))
+    if level <= logging.DEBUG:
+        logging.getLogger(_PROTOCOL_LOGGER).setLevel(logging.DEBUG)
+        logging.getLogger(__name__).warning(
+            "--log-level debug writes real addresses (the SMTP protocol log): do not keep it on"
+        )
+
+
+def _authenticator(args: argparse.Namespace) -> Authenticator | None:
+    """The sender authenticator ``serve`` was asked for, or None (nobody is authenticated)."""
+    from .auth import DKIM, AuthenticationResults  # noqa: PLC0415 - the auth extra
+
+    authserv_id = args.authserv_id or _env("CT_ALIAS_AUTHSERV_ID")
+    if authserv_id and args.dkim:
+        raise UsageError("give --authserv-id or --dkim, not both")
+    if args.dkim:
+        return DKIM()
+    if authserv_id:
+        return AuthenticationResults(authserv_id)
+    logging.getLogger(__name__).warning(
+        "no sender authentication (--authserv-id or --dkim): every sender is shown unverified "
+        "and no outside sender gets an alias"
+    )
+    return None
+
+
+class _Unavailable(CtAliasError):
+    """Something ``serve`` needs is not there."""
+
+
+def _check_before_serving(tracker: Tracker, deliverer: Any, *, wait: bool) -> None:
+    """Read the database and greet the downstream server; wait for both with ``--wait``."""
+    delay = 1.0
+    while True:
+        problems = []
+        try:
+            tracker.timeline("ct-alias-start-up-check", limit=1)
+        except StorageError as exc:
+            hint = "" if exc.transient else " (has the schema been created? `ct-alias db upgrade`)"
+            problems.append(f"database unavailable: {_one_line(exc)}{hint}")
+        try:
+            deliverer.check()
+        except CtAliasError as exc:
+            problems.append(f"downstream {deliverer.host}:{deliverer.port} unavailable: {exc}")
+        if not problems:
+            return
+        if not wait:
+            raise _Unavailable("cannot serve: " + "; ".join(problems))
+        print(
+            f"ct-alias: waiting: {'; '.join(problems)}; trying again in {delay:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log records on one line: an exception is its type and message, not a traceback."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
+        """``Type: message`` of the exception, on the record's line."""
+        return f"{ei[0].__name__}: {_one_line(ei[1])}"
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record on one line."""
+        return super().format(record).replace("\n", " | ")
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -328,6 +423,33 @@ def _admin_commands(sub: Any) -> None:
     )
     serve.add_argument("--max-size", type=int, default=25 * 1024 * 1024, help="bytes")
     serve.add_argument("--hostname", help="the name the relay greets with")
+    serve.add_argument(
+        "--authserv-id",
+        help="trust the Authentication-Results of this authserv-id (your MTA's) "
+        "[CT_ALIAS_AUTHSERV_ID]",
+    )
+    serve.add_argument(
+        "--dkim",
+        action="store_true",
+        help="verify DKIM signatures in process instead (the auth extra; needs DNS)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="what to log (default info; no level but debug writes a real address)",
+    )
+    serve.add_argument(
+        "--handoffs",
+        type=int,
+        default=8,
+        help="deliveries that may run at once; more transactions get 451 4.3.2 (default 8)",
+    )
+    serve.add_argument(
+        "--wait",
+        action="store_true",
+        help="if the database or the downstream server is down at start, wait for them",
+    )
     _config_flags(serve)
     serve.set_defaults(func=_cmd_serve)
 

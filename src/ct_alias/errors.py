@@ -257,18 +257,37 @@ class CorruptRecord(CtAliasError, ValueError):
         )
 
 
+class MalformedMessage(CtAliasError, ValueError):
+    """A message cannot be read safely: a field nested too deeply, a header part out of bounds.
+
+    The relay answers such a message ``554 5.6.0``; nothing is delivered.
+
+    Attributes:
+        reason: what could not be read (never a real address).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"malformed message: {reason}")
+
+
 class DeliveryError(CtAliasError, ConnectionError):
     """The downstream mail server did not take a message.
 
     Attributes:
         code: the SMTP reply code it gave (or 451 when it could not be reached).
         temporary: True when trying again later may succeed.
+        status: the RFC 3463 enhanced status code it gave (``4.0.0`` or
+            ``5.0.0`` when it gave none; ``4.4.1`` when it could not be reached).
     """
 
-    def __init__(self, code: int, detail: str, *, temporary: bool) -> None:
+    def __init__(
+        self, code: int, detail: str, *, temporary: bool, status: str | None = None
+    ) -> None:
         self.code = code
         self.temporary = temporary
-        super().__init__(f"downstream delivery failed ({code}): {detail}")
+        self.status = status or ("4.0.0" if temporary else "5.0.0")
+        super().__init__(f"downstream delivery failed ({code} {self.status}): {detail}")
 
 
 class AliasCollision(StorageError):

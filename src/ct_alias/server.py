@@ -6,14 +6,28 @@ Needs the ``smtp`` extra (aiosmtpd). ``ct-alias serve`` runs it::
         --domain ct.example.com --db sqlite:///ct_alias.db
 
 * Each ``RCPT TO`` is answered with the relay's decision, so refused mail is
-  bounced by the sender's own server (no backscatter).
+  refused by the sender's own server (no backscatter).
+* **One alias per transaction.** Different aliases need different rewrites,
+  hence different downstream transactions whose results may differ; SMTP has
+  one reply per message. So the first acceptable alias of a transaction is
+  taken and every other one is answered ``452 4.5.3`` at ``RCPT``: the client
+  sends it in a new transaction (RFC 5321 4.5.3.1.10). The same alias named
+  twice is accepted once and delivered once.
+* **Exactly once, no queue.** The message is answered ``250`` only after the
+  downstream server took it; a downstream refusal is passed back (``4xx`` or
+  ``5xx``), so the client keeps the message or bounces it. Nothing is answered
+  ``5xx`` that was delivered, nor ``250`` that was not.
+* **Recorded after delivery.** The message goes on the timeline when the
+  downstream took it (:meth:`~ct_alias.relay.Relay.delivered`); a refusal is
+  a ``delivery-failed`` event (:meth:`~ct_alias.relay.Relay.delivery_failed`).
+* **Isolation.** ``RCPT`` decisions run in their own threads, never behind
+  hand-offs; hand-offs run in a bounded pool, and when it is full new
+  transactions are answered ``451 4.3.2`` (try again later).
 * ``SIZE`` is advertised and enforced; ``SMTPUTF8`` is accepted and used
   downstream when the downstream server supports it.
-* Accepted mail is forwarded to the downstream MTA with :mod:`smtplib`; when
-  the downstream fails temporarily the client gets ``451`` and retries, so
-  nothing accepted is ever lost.
-* SIGTERM (or SIGINT) stops accepting connections, lets messages in flight
-  finish, and exits.
+* SIGTERM (or SIGINT) stops accepting connections at once, closes idle
+  client connections, lets hand-offs in flight finish (up to ``grace``
+  seconds), then closes the rest and exits.
 """
 
 from __future__ import annotations
@@ -22,19 +36,30 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import signal
 import smtplib
 import socket
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final, Protocol
 
-from .errors import DeliveryError, MissingExtra
+from .errors import DeliveryError, InvalidArgument, MissingExtra, StorageError
 from .relay import Outcome, Relay
 
 __all__ = ["Deliverer", "RelayHandler", "SMTPDeliverer", "run_server", "start_server"]
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
+
+#: Hand-offs (downstream deliveries) that may run at once, by default.
+DEFAULT_HANDOFFS: Final = 8
+#: Threads answering ``RCPT`` (each a storage lookup), by default.
+DEFAULT_RCPT_WORKERS: Final = 4
+
+_STATUS = re.compile(rb"\s*([245]\.\d{1,3}\.\d{1,3})\b")
+_SHUTTING_DOWN: Final = "421 4.3.2 relay shutting down, try again later"
+_BUSY: Final = "451 4.3.2 relay busy, try again later"
+_ONE_ALIAS: Final = "452 4.5.3 one alias per message: send this one in a new transaction"
 
 
 class Deliverer(Protocol):
@@ -42,13 +67,40 @@ class Deliverer(Protocol):
 
     def deliver(
         self, mail_from: str, rcpt_tos: Sequence[str], message: bytes, *, smtputf8: bool
-    ) -> None:
+    ) -> Mapping[str, DeliveryError] | None:
         """Hand one message to the next hop.
 
+        The server passes one recipient per call. A deliverer given several
+        reports the ones refused while others were taken.
+
+        Returns:
+            The recipients that were refused while others were taken, each
+            with its error; ``None`` or empty when every recipient was taken.
+
         Raises:
-            DeliveryError: it was not taken (``temporary`` says whether to retry).
+            DeliveryError: no recipient was taken (``temporary`` says whether
+                to retry).
         """
         ...
+
+
+_LINE_END: Final = re.compile(rb"\r\n|\r|\n")
+
+
+def wire_lines(message: bytes) -> bytes:
+    r"""``message`` with every line ending CRLF: no bare CR or bare LF goes on the wire.
+
+    A bare CR or LF means different things to different mail systems (the
+    ``<CR>.<CR><LF>`` and ``<LF>.<LF>`` SMTP smuggling forms end a message
+    early for some of them), so the hand-off normalises them rather than
+    pass them on. smtplib then dot-stuffs every line that starts with ``.``.
+
+    >>> wire_lines(b"a\rb\nc\r\n.\r")
+    b'a\r\nb\r\nc\r\n.\r\n'
+    """
+    if b"\r" not in message and b"\n" not in message:
+        return message
+    return _LINE_END.sub(b"\r\n", message)
 
 
 class SMTPDeliverer:
@@ -57,7 +109,7 @@ class SMTPDeliverer:
     Args:
         host: the downstream server.
         port: its port.
-        timeout: seconds to wait for it.
+        timeout: seconds to wait for it (each read and write).
         local_hostname: the name to greet it with (default: this host's FQDN).
     """
 
@@ -72,138 +124,291 @@ class SMTPDeliverer:
     def __repr__(self) -> str:
         return f"SMTPDeliverer({self.host!r}, {self.port})"
 
+    def check(self) -> None:
+        """Connect, greet and quit: is the downstream server there and willing?
+
+        Raises:
+            DeliveryError: it could not be reached or refused the greeting.
+        """
+        with self._failures(), self._connect() as client:
+            client.ehlo_or_helo_if_needed()
+            code, text = client.noop()
+            if code != 250:
+                raise smtplib.SMTPResponseException(code, text)
+
     def deliver(
         self, mail_from: str, rcpt_tos: Sequence[str], message: bytes, *, smtputf8: bool
-    ) -> None:
+    ) -> dict[str, DeliveryError]:
         """Send ``message`` in one SMTP transaction; see :meth:`Deliverer.deliver`."""
+        with self._failures(), self._connect() as client:
+            client.ehlo_or_helo_if_needed()
+            options: list[str] = []
+            if smtputf8:
+                if not client.has_extn("smtputf8"):
+                    raise DeliveryError(
+                        553,
+                        "the downstream server does not support SMTPUTF8",
+                        temporary=False,
+                        status="5.6.7",
+                    )
+                options.append("SMTPUTF8")
+            message = wire_lines(message)
+            if client.has_extn("size"):
+                options.append(f"SIZE={len(message)}")
+            refused = client.sendmail(mail_from, list(rcpt_tos), message, mail_options=options)
+        return {rcpt: _reply_error(code, text) for rcpt, (code, text) in refused.items()}
+
+    def _connect(self) -> smtplib.SMTP:
+        return smtplib.SMTP(
+            self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname
+        )
+
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[None]:
+        """Turn smtplib's and the socket's failures into :class:`DeliveryError`."""
         try:
-            with smtplib.SMTP(
-                self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname
-            ) as client:
-                client.ehlo_or_helo_if_needed()
-                options: list[str] = []
-                if smtputf8:
-                    if not client.has_extn("smtputf8"):
-                        raise DeliveryError(
-                            553, "the downstream server does not support SMTPUTF8", temporary=False
-                        )
-                    options.append("SMTPUTF8")
-                if client.has_extn("size"):
-                    options.append(f"SIZE={len(message)}")
-                refused = client.sendmail(mail_from, list(rcpt_tos), message, mail_options=options)
+            yield
+        except DeliveryError:
+            raise
         except smtplib.SMTPRecipientsRefused as exc:
-            code = min(code for code, _ in exc.recipients.values())
-            raise DeliveryError(code, "every recipient was refused", temporary=code < 500) from exc
+            # every recipient refused: the most hopeful reply decides
+            code, text = min(exc.recipients.values())
+            raise _reply_error(code, text) from None
         except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(
-                exc.smtp_code, _text(exc.smtp_error), temporary=exc.smtp_code < 500
-            ) from exc
+            raise _reply_error(exc.smtp_code, exc.smtp_error) from None
         except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(451, f"{type(exc).__name__}: {exc}", temporary=True) from exc
-        if refused:
-            code = min(code for code, _ in refused.values())
-            raise DeliveryError(code, f"{len(refused)} recipient(s) refused", temporary=code < 500)
+            # the exception text names host and port at most, never a recipient
+            raise DeliveryError(
+                451, f"{type(exc).__name__}: {exc}", temporary=True, status="4.4.1"
+            ) from None
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+def _reply_error(code: int, text: bytes | str) -> DeliveryError:
+    """A downstream reply as an error; its text is not kept (it may quote the real address)."""
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "replace")
+    found = _STATUS.match(raw)
+    temporary = code < 500
+    status = found.group(1).decode() if found else None
+    if status is not None and status[0] != ("4" if temporary else "5"):
+        status = None
+    return DeliveryError(code, "refused", temporary=temporary, status=status)
 
 
 class RelayHandler:
     """The aiosmtpd handler: RCPT and DATA answered by the relay, delivery by a deliverer.
 
-    The relay and the deliverer are synchronous (they may wait on a database
-    or a socket); they run in the default thread pool, never on the event loop.
+    The relay and the deliverer are synchronous (they wait on a database or a
+    socket), so they run in threads, never on the event loop: ``RCPT``
+    decisions in a pool of their own, hand-offs in another that holds at most
+    ``handoffs`` of them; when it is full, new transactions are answered
+    ``451 4.3.2``.
+
+    Args:
+        relay: the relay that decides.
+        deliverer: where accepted mail goes.
+        handoffs: hand-offs that may run at once (each holds about four
+            copies of one message: received, rewritten, and smtplib's).
+        rcpt_workers: threads answering ``RCPT``.
     """
 
-    def __init__(self, relay: Relay, deliverer: Deliverer) -> None:
+    def __init__(
+        self,
+        relay: Relay,
+        deliverer: Deliverer,
+        *,
+        handoffs: int = DEFAULT_HANDOFFS,
+        rcpt_workers: int = DEFAULT_RCPT_WORKERS,
+    ) -> None:
+        for name, value in (("handoffs", handoffs), ("rcpt_workers", rcpt_workers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidArgument(name, "must be a positive int")
         self.relay = relay
         self.deliverer = deliverer
+        self.handoffs = handoffs
+        self._rcpt_pool = ThreadPoolExecutor(rcpt_workers, thread_name_prefix="ct-alias-rcpt")
+        self._handoff_pool = ThreadPoolExecutor(handoffs, thread_name_prefix="ct-alias-handoff")
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._stopping = False
+        self._connections: set[Any] = set()
+        self._busy: set[Any] = set()
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(fn, *args))
+    def __repr__(self) -> str:
+        return f"<RelayHandler {self.deliverer!r} handoffs={self.handoffs}>"
+
+    # -- SMTP hooks ------------------------------------------------------------
+
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        """Start a transaction, unless the relay is stopping or its hand-offs are all busy."""
+        del server, session
+        if self._stopping:
+            return _SHUTTING_DOWN
+        if self._in_flight >= self.handoffs:
+            return _BUSY
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
-        """Accept or refuse one recipient with the relay's decision."""
+        """Accept or refuse one recipient: the relay's decision, one alias per transaction."""
         del server, session, rcpt_options
-        refusal: Outcome | None = await self._run(self.relay.check_recipient, address)
+        if self._stopping:
+            return _SHUTTING_DOWN
+        key = _recipient_key(address)
+        if any(_recipient_key(taken) == key for taken in envelope.rcpt_tos):
+            return "250 2.1.5 OK (the same alias again: delivered once)"
+        loop = asyncio.get_running_loop()
+        refusal: Outcome | None = await loop.run_in_executor(
+            self._rcpt_pool, self.relay.check_recipient, address
+        )
         if refusal is not None:
             return refusal.reply
+        if envelope.rcpt_tos:
+            return _ONE_ALIAS
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
     async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
         self, server: Any, session: Any, envelope: Any
     ) -> str:
-        """Relay the message: all accepted recipients are delivered, or the client retries."""
-        del server, session
+        """Relay the message: ``250`` only once the downstream server took it."""
+        del session
+        if self._stopping:
+            return _SHUTTING_DOWN
+        if self._in_flight >= self.handoffs:
+            return _BUSY
         self._in_flight += 1
         self._idle.clear()
+        self._busy.add(server)
         try:
-            return await self._data(envelope)
+            loop = asyncio.get_running_loop()
+            hand_off = functools.partial(
+                self._hand_off,
+                envelope.mail_from or "",
+                list(envelope.rcpt_tos),
+                envelope.original_content,
+                utf8=bool(getattr(envelope, "smtp_utf8", False)),
+            )
+            return await loop.run_in_executor(self._handoff_pool, hand_off)
         finally:
+            self._busy.discard(server)
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()
 
-    async def _data(self, envelope: Any) -> str:
-        data: bytes = envelope.original_content or envelope.content
-        result = await self._run(
-            self.relay.handle, envelope.mail_from or "", list(envelope.rcpt_tos), data
-        )
-        temporary = [o for o in result.outcomes if 400 <= o.code < 500]
-        if temporary:
-            return temporary[0].reply
-        accepted = result.accepted
-        if not accepted:
-            return result.outcomes[0].reply
-        if len(accepted) < len(result.outcomes):
-            # A recipient stopped working between RCPT and DATA: let the client
-            # retry, so the RCPT answers sort the recipients out. Nothing is lost.
-            return "451 4.2.0 a recipient changed state, please try again"
-        smtputf8 = bool(getattr(envelope, "smtp_utf8", False)) or not all(
-            o.deliver_to is not None and o.deliver_to.isascii() for o in accepted
-        )
-        groups: dict[tuple[str, bytes], list[str]] = {}
-        for outcome in accepted:
-            if outcome.message is None or outcome.deliver_to is None:  # pragma: no cover
-                raise AssertionError("an accepted outcome carries a message and an address")
-            groups.setdefault((outcome.mail_from or "", outcome.message), []).append(
-                outcome.deliver_to
+    async def handle_exception(self, error: Exception) -> str:
+        """A bug must not become a permanent refusal: log it, and let the client retry."""
+        logger.error("internal error while serving a client: %s", type(error).__name__)
+        return "451 4.3.0 internal error, try again later"
+
+    # -- the hand-off (in a thread) -------------------------------------------
+
+    def _hand_off(self, mail_from: str, rcpt_tos: list[str], data: bytes, *, utf8: bool) -> str:
+        result = self.relay.handle(mail_from, rcpt_tos, data)
+        if len(result.outcomes) != 1:  # pragma: no cover - handle_RCPT takes one alias
+            raise AssertionError("a transaction carries exactly one alias")
+        (outcome,) = result.outcomes
+        if not outcome.accepted:
+            return outcome.reply
+        if outcome.deliver_to is None or outcome.message is None:  # pragma: no cover
+            raise AssertionError("an accepted outcome carries a message and an address")
+        smtputf8 = utf8 or not outcome.deliver_to.isascii()
+        try:
+            refused = self.deliverer.deliver(
+                outcome.mail_from or "", [outcome.deliver_to], outcome.message, smtputf8=smtputf8
             )
-        for (mail_from, message), rcpts in groups.items():
-            try:
-                await self._run(
-                    functools.partial(self.deliverer.deliver, smtputf8=smtputf8),
-                    mail_from,
-                    rcpts,
-                    message,
-                )
-            except DeliveryError as exc:
-                # the downstream's own text often quotes the (real) recipient
-                logger.warning(
-                    "downstream delivery failed with %s (%s)",
-                    exc.code,
-                    "temporary" if exc.temporary else "permanent",
-                )
-                if exc.temporary:
-                    return "451 4.4.1 downstream server unavailable, please try again"
-                return f"554 5.0.0 downstream server refused the message ({exc.code})"
+        except DeliveryError as exc:
+            return self._failed(outcome, exc)
+        if refused:
+            return self._failed(outcome, next(iter(refused.values())))
+        try:
+            self.relay.delivered(outcome)
+        except StorageError as exc:
+            # delivered: the client must not send it again, whatever the timeline says
+            logger.error(  # noqa: TRY400 - one line per failure, no traceback
+                "relayed a message in conversation %r but could not record it: %s",
+                outcome.conversation,
+                exc,
+            )
         return "250 2.0.0 OK: relayed"
 
+    def _failed(self, outcome: Outcome, exc: DeliveryError) -> str:
+        kind = "temporary" if exc.temporary else "permanent"
+        logger.warning(
+            "downstream did not take a message for conversation %r: %s %s (%s)",
+            outcome.conversation,
+            exc.code,
+            exc.status,
+            kind,
+        )
+        try:
+            self.relay.delivery_failed(outcome, exc.code, exc.status, permanent=not exc.temporary)
+        except StorageError as storage:
+            logger.error(  # noqa: TRY400 - one line per failure, no traceback
+                "could not record a failed delivery for conversation %r: %s",
+                outcome.conversation,
+                storage,
+            )
+        if exc.temporary:
+            status = exc.status if exc.status != "4.0.0" else "4.4.1"
+            return f"451 {status} downstream server did not take the message, please try again"
+        code = exc.code if 550 <= exc.code <= 559 else 554
+        return f"{code} {exc.status} downstream server refused the message ({exc.code})"
+
+    # -- connections and shutdown ---------------------------------------------
+
+    def connection_opened(self, protocol: Any) -> None:
+        """Called by the server when a client connects."""
+        self._connections.add(protocol)
+
+    def connection_closed(self, protocol: Any) -> None:
+        """Called by the server when a client connection ends."""
+        self._connections.discard(protocol)
+        self._busy.discard(protocol)
+
+    def stop(self) -> None:
+        """Refuse new transactions and close every client connection not in a hand-off."""
+        self._stopping = True
+        for protocol in list(self._connections):
+            if protocol not in self._busy:
+                _close(protocol)
+
+    def close_connections(self) -> None:
+        """Close every client connection (after :meth:`stop` and :meth:`wait_idle`)."""
+        for protocol in list(self._connections):
+            _close(protocol)
+
     async def wait_idle(self, timeout: float) -> bool:
-        """Wait until no message is being relayed; ``False`` if ``timeout`` ran out."""
+        """Wait until no message is being handed off; ``False`` if ``timeout`` ran out."""
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
             return False
         return True
+
+    def shutdown(self) -> None:
+        """Release the threads (hand-offs still running finish on their own timeout)."""
+        self._rcpt_pool.shutdown(wait=False, cancel_futures=True)
+        self._handoff_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _recipient_key(address: str) -> str:
+    address = address.strip()
+    if address.startswith("<") and address.endswith(">"):
+        address = address[1:-1]
+    return address.lower()
+
+
+def _close(protocol: Any) -> None:
+    transport = getattr(protocol, "transport", None)
+    if transport is not None and not transport.is_closing():
+        transport.write(f"{_SHUTTING_DOWN}\r\n".encode())
+        transport.close()
 
 
 def _smtp_class() -> Any:
@@ -211,7 +416,19 @@ def _smtp_class() -> Any:
         from aiosmtpd.smtp import SMTP  # noqa: PLC0415 - optional dependency
     except ImportError:
         raise MissingExtra("smtp", "aiosmtpd", "The SMTP server") from None
-    return SMTP
+
+    class TrackedSMTP(SMTP):
+        """aiosmtpd's SMTP protocol, telling the handler about its connections."""
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self.event_handler.connection_opened(self)
+
+        def connection_lost(self, error: Exception | None) -> None:
+            self.event_handler.connection_closed(self)
+            super().connection_lost(error)
+
+    return TrackedSMTP
 
 
 async def start_server(
@@ -225,12 +442,13 @@ async def start_server(
     smtp = _smtp_class()
     loop = asyncio.get_running_loop()
     max_size = handler.relay.max_size
+    name = hostname or socket.getfqdn()
     return await loop.create_server(
         lambda: smtp(
             handler,
             data_size_limit=max_size,
             enable_SMTPUTF8=True,
-            hostname=hostname or socket.getfqdn(),
+            hostname=name,
             ident="ct_alias relay",
         ),
         host=host,
@@ -247,7 +465,12 @@ def run_server(
     grace: float = 30.0,
     ready: Callable[[tuple[str, int]], None] | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then finish messages in flight (up to ``grace`` s)."""
+    """Serve until SIGTERM or SIGINT, then stop (see the module's description).
+
+    On the signal the listening socket closes and idle client connections
+    are closed with ``421``; hand-offs in flight get up to ``grace`` seconds
+    to finish and answer their client; then every connection is closed.
+    """
 
     async def main() -> None:
         server = await start_server(handler, host, port, hostname=hostname)
@@ -260,11 +483,19 @@ def run_server(
         logger.info("listening on %s:%s", address[0], address[1])
         if ready is not None:
             ready((address[0], address[1]))
-        await stop.wait()
-        logger.info("stopping: no new connections, finishing messages in flight")
-        server.close()
-        if not await handler.wait_idle(grace):
-            logger.warning("stopped with messages still in flight after %s s", grace)
-        await server.wait_closed()
+        try:
+            await stop.wait()
+            logger.info("stopping: no new connections, finishing hand-offs in flight")
+            server.close()
+            handler.stop()
+            if not await handler.wait_idle(grace):
+                logger.warning("stopped with hand-offs still in flight after %s s", grace)
+            await asyncio.sleep(0)  # let the last replies reach their transports
+            handler.close_connections()
+            # since 3.12, wait_closed() waits for every client connection
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 5.0)
+        finally:
+            handler.shutdown()
 
     asyncio.run(main())

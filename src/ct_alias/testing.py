@@ -7,10 +7,10 @@ pytest then runs the whole behavioural suite against it::
     import pytest
     from ct_alias.testing import StorageContract
 
-    class TestMyStore(StorageContract):
+    class TestMyStorage(StorageContract):
         @pytest.fixture
         def store(self):
-            store = MyStore(...)
+            store = MyStorage(...)
             yield store
             store.drop_everything()
 
@@ -31,7 +31,7 @@ from attrs import evolve
 
 from .aliases import Alias, AliasStatus, Role
 from .errors import AliasCollision, ExpiryReason
-from .storage.base import AliasChange, AliasStore, Sealed, Tombstone
+from .storage.base import AliasChange, Sealed, Storage, Tombstone
 from .timeline import AliasEvent, EntryKind, OrderEvent, TimelineEntry
 
 __all__ = ["StorageContract", "make_alias", "make_entry"]
@@ -114,7 +114,7 @@ def _in_threads(count: int, work: Callable[[], T]) -> list[T]:
 
 
 class StorageContract:
-    """The behaviour every :class:`~ct_alias.storage.AliasStore` must have.
+    """The behaviour every :class:`~ct_alias.storage.Storage` must have.
 
     Subclass it (as ``Test…``) and override the ``store`` fixture.
     """
@@ -123,17 +123,17 @@ class StorageContract:
     threads = 8
 
     @pytest.fixture
-    def store(self) -> AliasStore:
+    def store(self) -> Storage:
         """Override: return (or yield) a fresh, empty store, and clean it up afterwards."""
         raise NotImplementedError("a StorageContract subclass must provide a `store` fixture")
 
     # -- get-or-create -------------------------------------------------------
 
-    def test_is_an_alias_store(self, store: AliasStore) -> None:
+    def test_is_an_alias_store(self, store: Storage) -> None:
         """Is an alias store."""
-        assert isinstance(store, AliasStore)
+        assert isinstance(store, Storage)
 
-    def test_creates_and_gets(self, store: AliasStore) -> None:
+    def test_creates_and_gets(self, store: Storage) -> None:
         """Creates and gets."""
         alias = make_alias()
         stored, created = store.get_or_create(alias, now=T0)
@@ -142,7 +142,7 @@ class StorageContract:
         assert store.get(alias.key) == alias
         assert store.get(_hex()) is None
 
-    def test_get_or_create_is_idempotent(self, store: AliasStore) -> None:
+    def test_get_or_create_is_idempotent(self, store: Storage) -> None:
         """Get or create is idempotent."""
         first = make_alias()
         store.get_or_create(first, now=T0)
@@ -152,7 +152,7 @@ class StorageContract:
         assert again == first
         assert store.get(second.key) is None
 
-    def test_unusable_alias_is_replaced_in_its_slot(self, store: AliasStore) -> None:
+    def test_unusable_alias_is_replaced_in_its_slot(self, store: Storage) -> None:
         """Unusable alias is replaced in its slot."""
         first = make_alias(ttl=timedelta(days=1))
         store.get_or_create(first, now=T0)
@@ -166,7 +166,7 @@ class StorageContract:
         assert old.slot is None
         assert store.get_or_create(make_alias(slot=first.slot), now=later) == (second, False)
 
-    def test_revoked_alias_is_replaced_in_its_slot(self, store: AliasStore) -> None:
+    def test_revoked_alias_is_replaced_in_its_slot(self, store: Storage) -> None:
         """Revoked alias is replaced in its slot."""
         first = make_alias()
         store.get_or_create(first, now=T0)
@@ -174,7 +174,7 @@ class StorageContract:
         second = make_alias(slot=first.slot)
         assert store.get_or_create(second, now=T0 + timedelta(seconds=1)) == (second, True)
 
-    def test_key_collision(self, store: AliasStore) -> None:
+    def test_key_collision(self, store: Storage) -> None:
         """Key collision."""
         first = make_alias()
         store.get_or_create(first, now=T0)
@@ -182,7 +182,7 @@ class StorageContract:
             store.get_or_create(make_alias(key=first.key), now=T0)
         assert store.get(first.key) == first
 
-    def test_creation_entries_are_stored_with_the_alias(self, store: AliasStore) -> None:
+    def test_creation_entries_are_stored_with_the_alias(self, store: Storage) -> None:
         """Creation entries are stored with the alias."""
         alias = make_alias()
         entry = make_entry(name=AliasEvent.CREATED.value, data={"ref": alias.key})
@@ -192,7 +192,7 @@ class StorageContract:
         store.get_or_create(make_alias(slot=alias.slot), now=T0, entries=[entry])
         assert len(store.entries("order-1")) == 1  # not created: entries not written
 
-    def test_concurrent_get_or_create_yields_one_alias(self, store: AliasStore) -> None:
+    def test_concurrent_get_or_create_yields_one_alias(self, store: Storage) -> None:
         """Concurrent get or create yields one alias."""
         slot = _hex()
         results = _in_threads(
@@ -202,7 +202,7 @@ class StorageContract:
         assert sum(created for _, created in results) == 1
         assert len(store.aliases("order-1")) == 1
 
-    def test_datetimes_are_aware_utc(self, store: AliasStore) -> None:
+    def test_datetimes_are_aware_utc(self, store: Storage) -> None:
         """Datetimes are aware utc."""
         alias = make_alias(ends_at=T0 + timedelta(days=3), revoked_at=T0 + timedelta(days=4))
         store.get_or_create(alias, now=T0)
@@ -213,7 +213,7 @@ class StorageContract:
             assert moment.utcoffset() == timedelta(0)
         assert stored == alias  # microseconds kept
 
-    def test_long_and_unicode_values(self, store: AliasStore) -> None:
+    def test_long_and_unicode_values(self, store: Storage) -> None:
         """Long and unicode values."""
         alias = make_alias(
             conversation="c" * 254 + "é",
@@ -225,7 +225,7 @@ class StorageContract:
         assert store.get(alias.key) == alias
         assert store.aliases(alias.conversation) == [alias]
 
-    def test_isolation_between_stores_and_conversations(self, store: AliasStore) -> None:
+    def test_isolation_between_stores_and_conversations(self, store: Storage) -> None:
         """Isolation between stores and conversations."""
         a = make_alias(store="shop-a")
         b = make_alias(store="shop-b")
@@ -236,7 +236,7 @@ class StorageContract:
         assert store.aliases("order-2") == [c]
         assert store.aliases("order-3") == []
 
-    def test_aliases_are_listed_oldest_first(self, store: AliasStore) -> None:
+    def test_aliases_are_listed_oldest_first(self, store: Storage) -> None:
         """Aliases are listed oldest first."""
         made = [make_alias(created_at=T0 + timedelta(seconds=i)) for i in (3, 1, 2)]
         for alias in made:
@@ -246,7 +246,7 @@ class StorageContract:
 
     # -- lifecycle -----------------------------------------------------------
 
-    def test_update_changes_and_entries(self, store: AliasStore) -> None:
+    def test_update_changes_and_entries(self, store: Storage) -> None:
         """Update changes and entries."""
         a, b = make_alias(), make_alias(role=Role.STORE)
         for alias in (a, b):
@@ -270,7 +270,7 @@ class StorageContract:
 
     # -- purge -----------------------------------------------------------------
 
-    def test_purge_leaves_tombstones(self, store: AliasStore) -> None:
+    def test_purge_leaves_tombstones(self, store: Storage) -> None:
         """Purge leaves tombstones."""
         expired = make_alias(ttl=timedelta(days=1))
         ended = make_alias(ends_at=T0 + timedelta(days=2), status=AliasStatus.ENDED)
@@ -297,7 +297,7 @@ class StorageContract:
         assert store.get(active.key) == active
         assert {a.key for a in store.aliases("order-1")} == {in_grace.key, active.key}
 
-    def test_purge_respects_before(self, store: AliasStore) -> None:
+    def test_purge_respects_before(self, store: Storage) -> None:
         """Purge respects before."""
         alias = make_alias(ttl=timedelta(days=1))
         store.get_or_create(alias, now=T0)
@@ -305,7 +305,7 @@ class StorageContract:
         assert store.purge(before=alias.expires_at, now=now) == 0
         assert store.purge(before=alias.expires_at + timedelta(seconds=1), now=now) == 1
 
-    def test_purged_slot_takes_a_new_alias_and_the_key_stays_taken(self, store: AliasStore) -> None:
+    def test_purged_slot_takes_a_new_alias_and_the_key_stays_taken(self, store: Storage) -> None:
         """Purged slot takes a new alias and the key stays taken."""
         old = make_alias(ttl=timedelta(days=1))
         store.get_or_create(old, now=T0)
@@ -319,7 +319,7 @@ class StorageContract:
 
     # -- timeline ------------------------------------------------------------
 
-    def test_append_assigns_sequence(self, store: AliasStore) -> None:
+    def test_append_assigns_sequence(self, store: Storage) -> None:
         """Append assigns sequence."""
         first, new = store.append(make_entry())
         assert new
@@ -329,7 +329,7 @@ class StorageContract:
         assert second.seq > first.seq
         assert store.entries("order-1") == [first, second]
 
-    def test_entries_round_trip(self, store: AliasStore) -> None:
+    def test_entries_round_trip(self, store: Storage) -> None:
         """Entries round trip."""
         data = {
             "subject": "Pedido faturado ✓",
@@ -345,7 +345,7 @@ class StorageContract:
         assert stored == evolve(entry, seq=stored.seq)
         assert stored.at.utcoffset() == timedelta(0)
 
-    def test_duplicates_are_recorded_once(self, store: AliasStore) -> None:
+    def test_duplicates_are_recorded_once(self, store: Storage) -> None:
         """Duplicates are recorded once."""
         first, new = store.append(make_entry(dedup_key="mid:1"))
         again, new_again = store.append(make_entry(dedup_key="mid:1", data={"other": 1}))
@@ -357,21 +357,21 @@ class StorageContract:
         assert other_conversation.conversation == "order-2"
         assert len(store.entries("order-1")) == 1
 
-    def test_concurrent_duplicates_are_recorded_once(self, store: AliasStore) -> None:
+    def test_concurrent_duplicates_are_recorded_once(self, store: Storage) -> None:
         """Concurrent duplicates are recorded once."""
         results = _in_threads(self.threads, lambda: store.append(make_entry(dedup_key="mid:c")))
         assert sum(new for _, new in results) == 1
         assert len({entry.seq for entry, _ in results}) == 1
         assert len(store.entries("order-1")) == 1
 
-    def test_entries_are_ordered_by_time_then_sequence(self, store: AliasStore) -> None:
+    def test_entries_are_ordered_by_time_then_sequence(self, store: Storage) -> None:
         """Entries are ordered by time then sequence."""
         late = store.append(make_entry(at=T0 + timedelta(hours=1), data={"i": 0}))[0]
         a = store.append(make_entry(at=T0, data={"i": 1}))[0]
         b = store.append(make_entry(at=T0, data={"i": 2}))[0]
         assert store.entries("order-1") == [a, b, late]
 
-    def test_pagination(self, store: AliasStore) -> None:
+    def test_pagination(self, store: Storage) -> None:
         """Pagination."""
         stored = [
             store.append(make_entry(at=T0 + timedelta(minutes=i // 2), data={"i": i}))[0]
@@ -393,7 +393,7 @@ class StorageContract:
 
     # -- rekeying ------------------------------------------------------------------
 
-    def test_scan_and_reseal(self, store: AliasStore) -> None:
+    def test_scan_and_reseal(self, store: Storage) -> None:
         """Scan and reseal."""
         made = [make_alias() for _ in range(5)]
         for alias in made:

@@ -1,6 +1,6 @@
 """The order timeline: every message and event of a conversation, in order.
 
-Entries are stored by the :class:`~ct_alias.storage.AliasStore`; this module
+Entries are stored by the :class:`~ct_alias.storage.Storage`; this module
 holds their types and the JSON export. Entries never hold a real address, nor
 an alias address (a simple alias contains one): participants are referenced
 by their storage key (``"ref"``) and resolved when the timeline is read, so
@@ -18,6 +18,7 @@ from typing import Any, overload
 from attrs import field, frozen
 
 from .aliases import Alias
+from .vocabulary import OrderEvent
 
 __all__ = [
     "FORMAT_VERSION",
@@ -33,17 +34,6 @@ __all__ = [
 FORMAT_VERSION = 1
 
 
-class OrderEvent(enum.StrEnum):
-    """The steps of an order's flow."""
-
-    PAYMENT_APPROVED = "payment-approved"
-    PREPARING_DELIVERY = "preparing-delivery"
-    INVOICED = "invoiced"
-    DISPATCHED = "dispatched"
-    DELIVERED = "delivered"
-    CANCELED = "canceled"
-
-
 class AliasEvent(enum.StrEnum):
     """What the tracker and the relay record about aliases."""
 
@@ -53,6 +43,7 @@ class AliasEvent(enum.StrEnum):
     REACTIVATED = "alias-reactivated"
     REVOKED = "alias-revoked"
     DELIVERY_REJECTED = "delivery-rejected"
+    DELIVERY_FAILED = "delivery-failed"
 
 
 class Direction(enum.StrEnum):

@@ -22,7 +22,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from ct_alias import Alias, AliasCodec, FrozenClock, MemoryStore, Policy, Tracker
+from ct_alias import Alias, AliasCodec, FrozenClock, MemoryStorage, Policy, Tracker
 from ct_alias.blind_index import BlindIndex
 from ct_alias.codec import COMPLEX_V1, SIMPLE_V1, TokenFormat
 from ct_alias.crypto import AddressCipher
@@ -173,9 +173,9 @@ def sealed() -> dict[str, Any]:
 
 def records() -> list[dict[str, Any]]:
     """What a tracker with every key set stores for one complex and one simple alias."""
-    store = MemoryStore()
+    store = MemoryStorage()
     tracker = Tracker(
-        store=store,
+        storage=store,
         keys=SIGNING_KEYS,
         default_policy=Policy(domain=DOMAIN),
         clock=FrozenClock(NOW),

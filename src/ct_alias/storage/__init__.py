@@ -1,10 +1,10 @@
 """Storage backends for aliases and timelines.
 
-:class:`AliasStore` is the protocol; :class:`MemoryStore` keeps everything in
-memory; ``SQLStore`` (the ``sql`` extra) keeps it in SQLite, PostgreSQL or
-MariaDB/MySQL. :func:`store_from_url` picks one by URL.
+:class:`Storage` is the protocol; :class:`MemoryStorage` keeps everything in
+memory; ``SQLStorage`` (the ``sql`` extra) keeps it in SQLite, PostgreSQL or
+MariaDB/MySQL. :func:`storage_from_url` picks one by URL.
 
-``SQLStore``, ``upgrade``, ``metadata`` and ``build_metadata`` are loaded on
+``SQLStorage``, ``upgrade``, ``metadata`` and ``build_metadata`` are loaded on
 first use, so importing this package never imports SQLAlchemy.
 """
 
@@ -12,28 +12,38 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import AliasChange, AliasStore, Sealed, Tombstone, stopped_working
-from .memory import MemoryStore
+from .._deprecated import renamed
+from .base import AliasChange, Sealed, Storage, Tombstone, stopped_working
+from .memory import MemoryStorage
 
 if TYPE_CHECKING:
     from .registry import available_schemes as available_schemes
-    from .registry import register_store_scheme as register_store_scheme
-    from .registry import store_from_url as store_from_url
-    from .sql import SQLStore as SQLStore
+    from .registry import register_storage_scheme as register_storage_scheme
+    from .registry import storage_from_url as storage_from_url
+    from .sql import SQLStorage as SQLStorage
     from .sql import build_metadata as build_metadata
     from .sql import metadata as metadata
     from .sql import upgrade as upgrade
 
-__all__ = ["AliasChange", "AliasStore", "MemoryStore", "Sealed", "Tombstone", "stopped_working"]
+__all__ = ["AliasChange", "MemoryStorage", "Sealed", "Storage", "Tombstone", "stopped_working"]
 
 _LAZY = {
-    "SQLStore": "sql",
+    "SQLStorage": "sql",
     "build_metadata": "sql",
     "metadata": "sql",
     "upgrade": "sql",
     "available_schemes": "registry",
-    "register_store_scheme": "registry",
-    "store_from_url": "registry",
+    "register_storage_scheme": "registry",
+    "storage_from_url": "registry",
+}
+
+#: Old names, deprecated (they warn); removed in the next release.
+_RENAMED = {
+    "AliasStore": "Storage",
+    "MemoryStore": "MemoryStorage",
+    "SQLStore": "SQLStorage",
+    "register_store_scheme": "register_storage_scheme",
+    "store_from_url": "storage_from_url",
 }
 
 
@@ -41,8 +51,10 @@ def __getattr__(name: str) -> Any:
     """Load the SQL store (and the URL registry) on first use.
 
     Raises:
-        MissingExtra: ``SQLStore`` & co. were asked for without SQLAlchemy installed.
+        MissingExtra: ``SQLStorage`` & co. were asked for without SQLAlchemy installed.
     """
+    if name in _RENAMED:
+        return renamed(__name__, _RENAMED, globals())(name)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

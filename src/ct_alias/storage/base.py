@@ -23,11 +23,12 @@ from typing import Protocol, runtime_checkable
 
 from attrs import frozen
 
+from .._deprecated import renamed
 from ..aliases import Alias, AliasStatus, Role
 from ..errors import ExpiryReason
 from ..timeline import TimelineEntry
 
-__all__ = ["AliasChange", "AliasStore", "Sealed", "Tombstone"]
+__all__ = ["AliasChange", "Sealed", "Storage", "Tombstone"]
 
 
 @frozen
@@ -55,7 +56,7 @@ class Tombstone:
 
 @frozen
 class AliasChange:
-    """A lifecycle change of one alias, for :meth:`AliasStore.update`.
+    """A lifecycle change of one alias, for :meth:`Storage.update`.
 
     Attributes:
         key: which alias.
@@ -72,7 +73,7 @@ class AliasChange:
 
 @frozen
 class Sealed:
-    """New sealed forms of one alias's addresses, for :meth:`AliasStore.reseal`.
+    """New sealed forms of one alias's addresses, for :meth:`Storage.reseal`.
 
     Attributes:
         key: which alias.
@@ -86,7 +87,7 @@ class Sealed:
 
 
 @runtime_checkable
-class AliasStore(Protocol):
+class Storage(Protocol):
     """Where aliases and timelines live. Implementations must be thread-safe."""
 
     def get_or_create(
@@ -184,3 +185,7 @@ def stopped_working(alias: Alias) -> tuple[datetime, ExpiryReason]:
     if alias.ends_at is not None and alias.ends_at < alias.expires_at:
         return alias.ends_at, ExpiryReason.ENDED
     return alias.expires_at, ExpiryReason.TTL
+
+
+#: Old names, deprecated (they warn); removed in the next release.
+__getattr__ = renamed(__name__, {"AliasStore": "Storage"}, globals())

@@ -1,4 +1,4 @@
-"""An in-memory, thread-safe store, for tests and short-lived processes."""
+"""In-memory, thread-safe storage, for tests and short-lived processes."""
 
 from __future__ import annotations
 
@@ -10,19 +10,20 @@ from datetime import datetime
 
 from attrs import evolve
 
+from .._deprecated import renamed
 from ..aliases import Alias
 from ..errors import AliasCollision, InvalidArgument
 from ..timeline import TimelineEntry
 from .base import AliasChange, Sealed, Tombstone, stopped_working
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStorage"]
 
 
-class MemoryStore:
+class MemoryStorage:
     """Keeps aliases and timelines in dictionaries guarded by one lock.
 
     Nothing survives the process. It implements the whole
-    :class:`~ct_alias.storage.AliasStore` protocol and passes
+    :class:`~ct_alias.storage.Storage` protocol and passes
     :class:`ct_alias.testing.StorageContract`.
     """
 
@@ -36,7 +37,7 @@ class MemoryStore:
         self._seq = itertools.count(1)
 
     def __repr__(self) -> str:
-        return f"<MemoryStore with {len(self._aliases)} alias(es)>"
+        return f"<MemoryStorage with {len(self._aliases)} alias(es)>"
 
     def __len__(self) -> int:
         """How many alias records (tombstones included) are stored."""
@@ -47,7 +48,7 @@ class MemoryStore:
     def get_or_create(
         self, candidate: Alias, *, now: datetime, entries: Sequence[TimelineEntry] = ()
     ) -> tuple[Alias, bool]:
-        """See :meth:`AliasStore.get_or_create`."""
+        """See :meth:`Storage.get_or_create`."""
         slot = candidate.slot
         if slot is None:
             raise InvalidArgument("candidate", "a candidate alias needs a slot")
@@ -70,11 +71,11 @@ class MemoryStore:
             return candidate, True
 
     def get(self, key: str) -> Alias | Tombstone | None:
-        """See :meth:`AliasStore.get`."""
+        """See :meth:`Storage.get`."""
         return self._aliases.get(key)
 
     def aliases(self, conversation: str) -> list[Alias]:
-        """See :meth:`AliasStore.aliases`."""
+        """See :meth:`Storage.aliases`."""
         with self._lock:
             records = [self._aliases[k] for k in self._by_conversation.get(conversation, ())]
         aliases = [r for r in records if isinstance(r, Alias)]
@@ -84,7 +85,7 @@ class MemoryStore:
     def update(
         self, changes: Sequence[AliasChange], *, entries: Sequence[TimelineEntry] = ()
     ) -> tuple[list[Alias], list[TimelineEntry]]:
-        """See :meth:`AliasStore.update`."""
+        """See :meth:`Storage.update`."""
         changed = []
         with self._lock:
             for change in changes:
@@ -103,7 +104,7 @@ class MemoryStore:
         return changed, stored
 
     def purge(self, *, before: datetime, now: datetime) -> int:
-        """See :meth:`AliasStore.purge`."""
+        """See :meth:`Storage.purge`."""
         purged = 0
         with self._lock:
             for key, record in self._aliases.items():
@@ -127,7 +128,7 @@ class MemoryStore:
         return purged
 
     def scan(self, *, after: str | None, limit: int) -> list[Alias]:
-        """See :meth:`AliasStore.scan`."""
+        """See :meth:`Storage.scan`."""
         with self._lock:
             keys = sorted(k for k, r in self._aliases.items() if isinstance(r, Alias))
             start = 0 if after is None else bisect.bisect_right(keys, after)
@@ -135,7 +136,7 @@ class MemoryStore:
         return [r for r in chosen if isinstance(r, Alias)]
 
     def reseal(self, records: Sequence[Sealed]) -> int:
-        """See :meth:`AliasStore.reseal`."""
+        """See :meth:`Storage.reseal`."""
         done = 0
         with self._lock:
             for sealed in records:
@@ -162,7 +163,7 @@ class MemoryStore:
         return stored, True
 
     def append(self, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
-        """See :meth:`AliasStore.append`."""
+        """See :meth:`Storage.append`."""
         with self._lock:
             return self._append(entry)
 
@@ -173,7 +174,7 @@ class MemoryStore:
         after: tuple[datetime, int] | None = None,
         limit: int | None = None,
     ) -> list[TimelineEntry]:
-        """See :meth:`AliasStore.entries`."""
+        """See :meth:`Storage.entries`."""
         with self._lock:
             timeline = self._timelines.get(conversation, [])
             start = 0 if after is None else bisect.bisect_right(timeline, after, key=_order)
@@ -183,3 +184,7 @@ class MemoryStore:
 
 def _order(entry: TimelineEntry) -> tuple[datetime, int]:
     return entry.at, entry.seq or 0
+
+
+#: Old names, deprecated (they warn); removed in the next release.
+__getattr__ = renamed(__name__, {"MemoryStore": "MemoryStorage"}, globals())

@@ -1,11 +1,11 @@
-"""Choosing a store by URL: ``memory://``, ``sqlite:///ct.db``, ``postgresql://…``, yours.
+"""Choosing a storage by URL: ``memory://``, ``sqlite:///ct.db``, ``postgresql://…``, yours.
 
-:func:`store_from_url` looks the URL's scheme up in a registry. The built-in
-schemes are ``memory`` (:class:`~ct_alias.storage.MemoryStore`) and the SQL
-ones (:class:`~ct_alias.storage.sql.SQLStore`: ``sqlite``, ``postgresql``,
+:func:`storage_from_url` looks the URL's scheme up in a registry. The built-in
+schemes are ``memory`` (:class:`~ct_alias.storage.MemoryStorage`) and the SQL
+ones (:class:`~ct_alias.storage.sql.SQLStorage`: ``sqlite``, ``postgresql``,
 ``postgres``, ``postgresql+psycopg``, ``mysql``, ``mysql+pymysql``,
 ``mariadb``, ``mariadb+pymysql``). A third-party backend adds its scheme with
-:func:`register_store_scheme`, or with an entry point in the
+:func:`register_storage_scheme`, or with an entry point in the
 ``ct_alias.stores`` group (loaded the first time an unknown scheme is asked for)::
 
     [project.entry-points."ct_alias.stores"]
@@ -18,44 +18,45 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from .._deprecated import renamed
 from .._registry import Registry
 from ..errors import ConfigurationError
-from .base import AliasStore
-from .memory import MemoryStore
+from .base import Storage
+from .memory import MemoryStorage
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "StoreFactory",
+    "StorageFactory",
     "available_schemes",
-    "register_store_scheme",
-    "store_from_url",
+    "register_storage_scheme",
+    "storage_from_url",
 ]
 
-#: The entry point group scanned for third-party store schemes.
+#: The entry point group scanned for third-party storage schemes.
 ENTRY_POINT_GROUP = "ct_alias.stores"
 
 
-class StoreFactory(Protocol):
-    """Makes a store from a URL of the scheme it is registered for."""
+class StorageFactory(Protocol):
+    """Makes a storage from a URL of the scheme it is registered for."""
 
-    def __call__(self, url: str, /, **options: Any) -> AliasStore:
-        """Return a new store for ``url``; ``options`` come from :func:`store_from_url`.
+    def __call__(self, url: str, /, **options: Any) -> Storage:
+        """Return a new storage for ``url``; ``options`` come from :func:`storage_from_url`.
 
         It should do no I/O: connecting (and creating tables) happens later.
         """
         ...
 
 
-def _memory(url: str, /, **options: Any) -> AliasStore:
+def _memory(url: str, /, **options: Any) -> Storage:
     if url != "memory://" or options:
         raise ConfigurationError("the memory store's URL is exactly 'memory://', without options")
-    return MemoryStore()
+    return MemoryStorage()
 
 
-def _sql(url: str, /, **options: Any) -> AliasStore:
-    from .sql import SQLStore  # noqa: PLC0415 - SQLAlchemy only when a SQL URL is used
+def _sql(url: str, /, **options: Any) -> Storage:
+    from .sql import SQLStorage  # noqa: PLC0415 - SQLAlchemy only when a SQL URL is used
 
-    return SQLStore(url, **options)
+    return SQLStorage(url, **options)
 
 
 _SQL_SCHEMES = (
@@ -71,11 +72,11 @@ _SQL_SCHEMES = (
 )
 
 
-def _new_registry() -> Registry[StoreFactory]:
-    builtins: dict[str, StoreFactory] = {"memory": _memory}
+def _new_registry() -> Registry[StorageFactory]:
+    builtins: dict[str, StorageFactory] = {"memory": _memory}
     builtins.update(dict.fromkeys(_SQL_SCHEMES, _sql))
     return Registry(
-        kind="store URL scheme",
+        kind="storage URL scheme",
         pattern=r"[a-z][a-z0-9+.-]{0,31}",
         rule="1-32 lower-case letters, digits, '+', '-' or '.', starting with a letter",
         group=ENTRY_POINT_GROUP,
@@ -86,20 +87,20 @@ def _new_registry() -> Registry[StoreFactory]:
 _registry = _new_registry()
 
 
-def store_from_url(url: str, **options: Any) -> AliasStore:
-    """Make the store a URL names, without connecting to anything yet.
+def storage_from_url(url: str, **options: Any) -> Storage:
+    """Make the storage a URL names, without connecting to anything yet.
 
     ======================================  =============================================
     URL                                     store
     ======================================  =============================================
-    ``memory://``                           :class:`~ct_alias.storage.MemoryStore`
-    ``sqlite:///ct.db``, ``sqlite://``      :class:`~ct_alias.storage.sql.SQLStore` on a
+    ``memory://``                           :class:`~ct_alias.storage.MemoryStorage`
+    ``sqlite:///ct.db``, ``sqlite://``      :class:`~ct_alias.storage.sql.SQLStorage` on a
                                             SQLite file, or in memory (one database
                                             shared by all threads)
-    ``postgresql://`` (``+psycopg``)        SQLStore on PostgreSQL, with psycopg 3
-    ``mysql://``, ``mariadb://``            SQLStore on MariaDB/MySQL, with PyMySQL
+    ``postgresql://`` (``+psycopg``)        SQLStorage on PostgreSQL, with psycopg 3
+    ``mysql://``, ``mariadb://``            SQLStorage on MariaDB/MySQL, with PyMySQL
     (``+pymysql``)
-    anything registered                     see :func:`register_store_scheme`
+    anything registered                     see :func:`register_storage_scheme`
     ======================================  =============================================
 
     SQL stores need their tables: run ``store.upgrade()`` (or ``ct-alias db
@@ -108,7 +109,7 @@ def store_from_url(url: str, **options: Any) -> AliasStore:
     Args:
         url: the storage URL. It may hold a password: it never appears in
             error messages.
-        **options: passed to the store's factory (for SQL: ``prefix``,
+        **options: passed to the storage's factory (for SQL: ``prefix``,
             ``schema`` and engine options).
 
     Raises:
@@ -116,22 +117,22 @@ def store_from_url(url: str, **options: Any) -> AliasStore:
         MissingExtra: the backend needs a package that is not installed.
     """
     if not isinstance(url, str):
-        raise ConfigurationError(f"a store URL is a str, not {type(url).__name__}")
+        raise ConfigurationError(f"a storage URL is a str, not {type(url).__name__}")
     scheme, separator, _ = url.partition("://")
     if not separator or not scheme:
         raise ConfigurationError(
-            "a store URL looks like scheme://…, e.g. memory:// or sqlite:///ct_alias.db"
+            "a storage URL looks like scheme://…, e.g. memory:// or sqlite:///ct_alias.db"
         )
     return _registry.get(scheme.lower())(url, **options)
 
 
-def register_store_scheme(scheme: str, factory: StoreFactory, *, replace: bool = False) -> None:
-    """Make :func:`store_from_url` open URLs of ``scheme`` with ``factory``.
+def register_storage_scheme(scheme: str, factory: StorageFactory, *, replace: bool = False) -> None:
+    """Make :func:`storage_from_url` open URLs of ``scheme`` with ``factory``.
 
     Args:
         scheme: 1-32 lower-case letters, digits, ``+``, ``-`` or ``.``, starting with a letter.
         factory: called with the whole URL and the options given to
-            :func:`store_from_url`; returns an :class:`~ct_alias.storage.AliasStore`.
+            :func:`storage_from_url`; returns an :class:`~ct_alias.storage.Storage`.
         replace: allow replacing the factory already registered for ``scheme``.
 
     Raises:
@@ -141,5 +142,17 @@ def register_store_scheme(scheme: str, factory: StoreFactory, *, replace: bool =
 
 
 def available_schemes() -> list[str]:
-    """The URL schemes :func:`store_from_url` knows so far, sorted."""
+    """The URL schemes :func:`storage_from_url` knows so far, sorted."""
     return _registry.names()
+
+
+#: Old names, deprecated (they warn); removed in the next release.
+__getattr__ = renamed(
+    __name__,
+    {
+        "StoreFactory": "StorageFactory",
+        "store_from_url": "storage_from_url",
+        "register_store_scheme": "register_storage_scheme",
+    },
+    globals(),
+)
