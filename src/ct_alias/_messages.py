@@ -10,12 +10,14 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .aliases import Alias
 from .errors import InvalidArgument
-from .mail import MessageSummary
 from .timeline import iso_utc
+
+if TYPE_CHECKING:
+    from .mail import MessageSummary
 
 __all__ = ["compose_notification", "message_data", "message_dedup_key", "wire_key"]
 

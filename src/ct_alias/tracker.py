@@ -32,7 +32,6 @@ from .errors import (
     RevokedAlias,
     UnknownAlias,
 )
-from .mail import summarize
 from .policy import Policy
 from .storage.base import Storage, Tombstone
 from .timeline import (
@@ -515,6 +514,8 @@ class Tracker:
         """
         conversation = check.conversation(conversation)
         direction = check.direction(direction)
+        from .mail import summarize  # noqa: PLC0415 - importing ct_alias skips mail parsing
+
         summary = summarize(check.message(message))
         data = message_data(summary, self.aliases(conversation))
         entry = TimelineEntry(
