@@ -8,11 +8,10 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _arguments as check
 from ._lifecycle import Changes, alias_event, ending, reactivation, retirement, revocation
-from ._messages import compose_notification, message_data, message_dedup_key
 from ._policies import PolicySet, Verified
 from ._sealing import RecordSealer, Rotation
 from .addresses import normalize_address
@@ -42,6 +41,9 @@ from .timeline import (
     Timeline,
     TimelineEntry,
 )
+
+if TYPE_CHECKING:
+    from .auth import Authentication
 
 __all__ = ["DEFAULT_STORE", "Rotation", "Tracker", "Verified"]
 
@@ -129,6 +131,11 @@ class Tracker:
         """Deprecated name of :attr:`storage` (a *store* is a shop)."""
         warnings.warn("Tracker.store is deprecated: use Tracker.storage", DeprecationWarning, 2)
         return self._storage
+
+    @property
+    def index(self) -> BlindIndex:
+        """The blind index (keyed hashes) storage keys and relayed message ids are made with."""
+        return self._index
 
     @property
     def clock(self) -> Clock:
@@ -494,6 +501,8 @@ class Tracker:
         message: bytes | bytearray | memoryview | EmailMessage,
         *,
         direction: Direction | str,
+        authentication: Authentication | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> TimelineEntry:
         """Record an e-mail message on the conversation's timeline.
 
@@ -508,16 +517,31 @@ class Tracker:
             conversation: the conversation.
             message: raw RFC 5322 bytes, or an :class:`email.message.EmailMessage`.
             direction: :class:`Direction` (``"inbound"`` or ``"outbound"``).
+            authentication: the verdict on the message's author (see
+                :mod:`ct_alias.auth`), recorded with it. Unless it vouches for
+                the ``From:`` domain, the author is recorded as unverified and
+                never as the participant whose address it claims.
+            details: JSON-compatible notes recorded under ``"relay"`` (the
+                relay records what it left out of the delivered header).
 
         Returns:
             The stored entry (the first one, for a duplicate).
         """
         conversation = check.conversation(conversation)
         direction = check.direction(direction)
-        from .mail import summarize  # noqa: PLC0415 - importing ct_alias skips mail parsing
+        # Mail parsing is imported on first use: importing ct_alias stays light.
+        from ._messages import message_data, message_dedup_key  # noqa: PLC0415
+        from .mail import summarize  # noqa: PLC0415
 
         summary = summarize(check.message(message))
-        data = message_data(summary, self.aliases(conversation))
+        data = message_data(
+            summary,
+            self.aliases(conversation),
+            authentication=authentication,
+            alias_domains=self.domains,
+        )
+        if details is not None:
+            data["relay"] = check.json_data(details)
         entry = TimelineEntry(
             conversation,
             EntryKind.MESSAGE,
@@ -579,6 +603,8 @@ class Tracker:
         shop = _latest(aliases, Role.STORE, customer.store)
         if shop is None:
             raise MissingParticipant(conversation, Role.STORE.value)
+        from ._messages import compose_notification  # noqa: PLC0415 - see record_message
+
         message = compose_notification(
             sender=shop,
             recipient=customer,
