@@ -265,7 +265,10 @@ def test_relay_storage_failures(clock: FrozenClock, caplog: pytest.LogCaptureFix
     store = FlakyStorage()
     tracker = make_tracker(store, clock)
     relay = Relay(tracker)
-    assert repr(relay) == f"<Relay max_size={relay.max_size} max_hops={relay.max_hops}>"
+    assert repr(relay) == (
+        f"<Relay authenticator=Unauthenticated() max_size={relay.max_size} "
+        f"max_hops={relay.max_hops}>"
+    )
     customer = tracker.mask(CUSTOMER, conversation="o1")
     store.failing = {"aliases"}
     with caplog.at_level(logging.ERROR, logger="ct_alias.relay"):

@@ -35,11 +35,11 @@ from ct_alias.storage.registry import available_schemes, register_storage_scheme
 from ct_alias.storage.sql import (
     SCHEMA_VERSION,
     SQLStorage,
-    _fate,
     build_metadata,
     metadata,
     upgrade,
 )
+from ct_alias.storage.sql.transactions import fate
 from ct_alias.testing import T0, StorageContract, make_alias, make_entry
 from ct_alias.timeline import EntryKind, TimelineEntry
 
@@ -461,7 +461,7 @@ def _driver_error(dialect: str, code: str | int) -> sa.exc.DBAPIError:
 
 
 @pytest.mark.parametrize(
-    ("dialect", "code", "fate"),
+    ("dialect", "code", "expected"),
     [
         ("postgresql", "40001", "retry"),
         ("postgresql", "40P01", "retry"),
@@ -477,8 +477,8 @@ def _driver_error(dialect: str, code: str | int) -> sa.exc.DBAPIError:
         ("mysql", 1406, "permanent"),
     ],
 )
-def test_driver_errors_are_classified_by_code(dialect: str, code: str | int, fate: str) -> None:
-    assert _fate(_driver_error(dialect, code), dialect) == fate
+def test_driver_errors_are_classified_by_code(dialect: str, code: str | int, expected: str) -> None:
+    assert fate(_driver_error(dialect, code), dialect) == expected
 
 
 def test_upgrade_creates_a_missing_postgresql_schema(postgresql: Target) -> None:
@@ -588,6 +588,7 @@ def test_entries_round_trip_any_json_and_time(
 CHILD_PRELUDE = """
 import json, sys
 from ct_alias.storage.sql import SQLStorage
+from ct_alias.storage.sql.transactions import fate
 from ct_alias.testing import T0, make_alias, make_entry
 url, options, slot, conversation = json.loads(sys.argv[1])
 store = SQLStorage(url, **options)

@@ -10,6 +10,7 @@ from typing import TextIO
 
 from ._render import render_timeline
 from .aliases import Alias, Role
+from .auth import AuthenticationResults
 from .clock import FrozenClock
 from .policy import Policy
 from .relay import Outcome, Relay
@@ -22,6 +23,8 @@ __all__ = ["run_demo"]
 DOMAIN = "ct.example.com"
 CUSTOMER = "Maria.Silva@Example.com.br"
 CARRIER = "rastreio@transportadora.example.net"
+#: The receiving MTA whose Authentication-Results the demo's relay trusts.
+MTA = "mx.ct.example.com"
 ORDERS = {"loja-complexa": "1077540530277-01", "loja-simples": "1077540530277-02"}
 STEPS = [
     (OrderEvent.PAYMENT_APPROVED, "Pagamento aprovado", "Seu pagamento foi aprovado."),
@@ -32,9 +35,15 @@ STEPS = [
 ]
 
 
-def _mail(sender: str, to: str, subject: str, body: str, message_id: str) -> bytes:
+def _mail(
+    sender: str, to: str, subject: str, body: str, message_id: str, *, passed: str | None = None
+) -> bytes:
+    """A message; ``passed`` is the domain the receiving MTA found DMARC-aligned, if any."""
+    verdict = (
+        f"Authentication-Results: {MTA}; dmarc=pass header.from={passed}\r\n" if passed else ""
+    )
     return (
-        f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+        f"{verdict}From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
         f"Message-ID: <{message_id}>\r\nDate: Thu, 01 Jan 2026 12:00:00 +0000\r\n"
         f"\r\n{body}\r\n"
     ).encode()
@@ -67,7 +76,7 @@ class _Demo:
             index_key="demo-index-key",
         )
         self.tracker.set_policy("loja-simples", Policy(domain=DOMAIN, strategy="simple"))
-        self.relay = Relay(self.tracker)
+        self.relay = Relay(self.tracker, authenticator=AuthenticationResults(MTA))
         self.customers: dict[str, Alias] = {}
 
     def say(self, text: str = "") -> None:
@@ -85,6 +94,7 @@ class _Demo:
         self.mask_participants()
         self.order_flow(ORDERS["loja-complexa"])
         self.simple_store(ORDERS["loja-simples"])
+        self.forged_store(ORDERS["loja-complexa"])
         self.refusals(ORDERS["loja-complexa"])
         self.show_timelines()
 
@@ -121,6 +131,7 @@ class _Demo:
             "Re: Entrega agendada",
             "Obrigada! Estarei em casa.",
             "reply-1@example.com.br",
+            passed="example.com.br",
         )
         outcome = self.relay_one(CUSTOMER, contact.address, reply)
         from_line = next(
@@ -142,7 +153,27 @@ class _Demo:
             "Entrega agendada",
             "Sua entrega chega amanhã.",
             "track-1@transportadora",
+            passed="transportadora.example.net",
         )
+
+    def forged_store(self, order: str) -> None:
+        customer = self.customers[order]
+        self.say("\n== a stranger writes as the store, without authentication ==")
+        forged = _mail(
+            "Loja <vendas@loja-complexa.example.com>",
+            customer.address,
+            "Seu pedido foi bloqueado: clique aqui",
+            "Confirme seus dados em https://phishing.example/",
+            "forged-1@evil.example",
+        )
+        outcome = self.relay_one("x@evil.example", customer.address, forged)
+        from_line = next(
+            line
+            for line in (outcome.message or b"").split(b"\r\n")
+            if line.lower().startswith(b"from:")
+        )
+        self.say(f"relay     {outcome.reply}: shown as {from_line.decode()!r}")
+        self.say("          not as the store's alias, and no alias was issued to the stranger")
 
     def simple_store(self, order: str) -> None:
         self.say(f"\n== the simple store's order {order}: readable aliases route the same ==")

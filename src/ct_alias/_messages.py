@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import email.policy
 import hashlib
 from collections.abc import Sequence
@@ -10,56 +9,77 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .aliases import Alias
 from .errors import InvalidArgument
 from .mail import MessageSummary
+from .mail._addresses import wire_key
 from .timeline import iso_utc
+
+if TYPE_CHECKING:
+    from .auth import Authentication
 
 __all__ = ["compose_notification", "message_data", "message_dedup_key", "wire_key"]
 
 
-def wire_key(address: str) -> str:
-    """A comparison form of an address seen on the wire: local part lower-cased, domain in IDNA."""
-    local, _, domain = address.rpartition("@")
-    domain = domain.lower()
-    if not domain.isascii():
-        with contextlib.suppress(UnicodeError):
-            domain = domain.encode("idna").decode("ascii")
-    return f"{local.lower()}@{domain}"
-
-
-def message_data(summary: MessageSummary, participants: Sequence[Alias]) -> dict[str, Any]:
+def message_data(
+    summary: MessageSummary,
+    participants: Sequence[Alias],
+    *,
+    authentication: Authentication | None = None,
+    alias_domains: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     """The JSON-compatible record of a message; participants become references.
 
     An address that is a participant's alias, or a participant's real address,
     is kept as ``{"name", "ref", "role"}`` (the alias's storage key); any other
     address as it was on the wire. A display name that contains an ``@`` is
     dropped, since it may carry an address.
+
+    With an ``authentication`` that does not vouch for the author's domain,
+    the author fields (``From``, ``Reply-To``) are *claims*: a claimed
+    participant address or alias is recorded as ``{"name", "unverified":
+    true}`` without the address, never as that participant (so is an address
+    under one of ``alias_domains``); other claimed addresses keep their
+    address, marked unverified.
     """
     by_alias = {alias.address: alias for alias in participants}
     by_real = {wire_key(alias.real_address): alias for alias in participants}
 
-    def refs(pairs: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
-        out = []
+    def refs(pairs: Sequence[tuple[str, str]], *, verified: bool = True) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
         for name, address in pairs:
             shown = "" if "@" in name else name
             alias = by_alias.get(address.lower()) or by_real.get(wire_key(address))
-            if alias is None:
+            if not verified:
+                domain = wire_key(address).rpartition("@")[2]
+                claimed = alias is not None or any(
+                    domain == d or domain.endswith("." + d) for d in alias_domains
+                )
+                out.append(
+                    {"name": shown, "unverified": True}
+                    if claimed
+                    else {"name": shown, "address": address, "unverified": True}
+                )
+            elif alias is None:
                 out.append({"name": shown, "address": address})
             else:
                 out.append({"name": shown, "ref": alias.key, "role": alias.role.value})
         return out
 
-    return {
+    author = summary.from_[0][1] if summary.from_ else ""
+    verified = authentication is None or authentication.vouches_for(
+        wire_key(author).rpartition("@")[2]
+    )
+    data: dict[str, Any] = {
         "messageId": summary.message_id,
         "inReplyTo": list(summary.in_reply_to),
         "references": list(summary.references),
-        "from": refs(summary.from_),
+        "from": refs(summary.from_, verified=verified),
         "to": refs(summary.to),
         "cc": refs(summary.cc),
-        "replyTo": refs(summary.reply_to),
+        "replyTo": refs(summary.reply_to, verified=verified),
         "subject": summary.subject,
         "date": iso_utc(summary.date),
         "size": summary.size,
@@ -71,6 +91,9 @@ def message_data(summary: MessageSummary, participants: Sequence[Alias]) -> dict
         "contentHash": summary.content_hash,
         "defects": list(summary.defects),
     }
+    if authentication is not None:
+        data["authentication"] = authentication.to_dict()
+    return data
 
 
 def message_dedup_key(summary: MessageSummary) -> str:

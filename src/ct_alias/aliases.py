@@ -8,21 +8,9 @@ from datetime import datetime
 from attrs import field, frozen
 
 from .errors import ExpiredAlias, ExpiryReason, RevokedAlias
+from .vocabulary import Role
 
 __all__ = ["Alias", "AliasStatus", "Role"]
-
-
-class Role(enum.StrEnum):
-    """Whose address an alias stands for, within a conversation."""
-
-    CUSTOMER = "customer"
-    """The buyer."""
-    STORE = "store"
-    """The store's own sender address, masked like the customer's."""
-    FOLLOW_UP = "follow_up"
-    """Someone the store copies on the order (a second contact of the buyer, an agent)."""
-    CONTACT = "contact"
-    """An outside sender (a carrier, a marketplace) given a reverse alias."""
 
 
 class AliasStatus(enum.StrEnum):

@@ -30,7 +30,7 @@ class BlindIndex:
         key: the index secret (str or bytes), or ``None`` for the public default.
     """
 
-    __slots__ = ("_alias", "_keyed", "_slot")
+    __slots__ = ("_alias", "_keyed", "_message", "_slot")
 
     def __init__(self, key: str | bytes | None = None) -> None:
         if key is None:
@@ -43,6 +43,7 @@ class BlindIndex:
         derived = hashlib.sha256(b"ct_alias.blind_index.v1\x00" + secret).digest()
         self._alias = hashlib.blake2b(key=derived, digest_size=16, person=b"ct_alias.alias")
         self._slot = hashlib.blake2b(key=derived, digest_size=16, person=b"ct_alias.slot")
+        self._message = hashlib.blake2b(key=derived, digest_size=16, person=b"ct_alias.msgid")
 
     @property
     def keyed(self) -> bool:
@@ -59,6 +60,17 @@ class BlindIndex:
         """The storage key of the slot an alias occupies (32 hex characters)."""
         digest = self._slot.copy()
         digest.update("\x00".join((store, conversation, role, real_key)).encode("utf-8"))
+        return digest.hexdigest()
+
+    def message_key(self, conversation: str, message_id: str) -> str:
+        """The stand-in for a Message-ID relayed in ``conversation`` (32 hex characters).
+
+        The same id in the same conversation always gets the same stand-in, so
+        a reply's ``In-Reply-To`` can be mapped back; nobody without the index
+        key can tell which id it stands for.
+        """
+        digest = self._message.copy()
+        digest.update("\x00".join((conversation, message_id)).encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
 
     def __repr__(self) -> str:

@@ -257,6 +257,20 @@ class CorruptRecord(CtAliasError, ValueError):
         )
 
 
+class MalformedMessage(CtAliasError, ValueError):
+    """A message cannot be read safely: a field nested too deeply, a header part out of bounds.
+
+    The relay answers such a message ``554 5.6.0``; nothing is delivered.
+
+    Attributes:
+        reason: what could not be read (never a real address).
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"malformed message: {reason}")
+
+
 class DeliveryError(CtAliasError, ConnectionError):
     """The downstream mail server did not take a message.
 

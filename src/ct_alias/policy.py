@@ -10,14 +10,15 @@ from attrs import field, frozen
 from .addresses import normalize_domain
 from .codec import COMPLEX_V1
 from .errors import ConfigurationError
-from .strategies import MAX_ADDRESS
-from .timeline import OrderEvent
+from .vocabulary import MAX_ADDRESS, MAX_DURATION, OrderEvent
 
-__all__ = ["DEFAULT_TTL", "Fallback", "Policy"]
+__all__ = ["DEFAULT_MAX_CONTACTS", "DEFAULT_TTL", "Fallback", "Policy", "UnauthenticatedMail"]
 
 #: The seed's "valid for 2 months".
 DEFAULT_TTL = timedelta(days=60)
-_MAX_TTL = timedelta(days=3650)
+#: How many outside senders (contacts) one conversation may have by default.
+DEFAULT_MAX_CONTACTS = 20
+_MAX_CONTACTS = 10_000
 
 
 class Fallback(enum.StrEnum):
@@ -27,6 +28,28 @@ class Fallback(enum.StrEnum):
     """Issue a complex alias instead (the default)."""
     ERROR = "error"
     """Raise :class:`~ct_alias.errors.UnrepresentableAddress`."""
+
+
+class UnauthenticatedMail(enum.StrEnum):
+    """What the relay does with mail whose sender it cannot authenticate."""
+
+    DELIVER = "deliver"
+    """Deliver it, its sender shown under an address that accepts no mail (the default)."""
+    REFUSE = "refuse"
+    """Refuse it with ``550 5.7.1``."""
+
+
+def _to_unauthenticated(value: object) -> UnauthenticatedMail:
+    if isinstance(value, str) and value in UnauthenticatedMail._value2member_map_:
+        return UnauthenticatedMail(value)
+    choices = ", ".join(repr(f.value) for f in UnauthenticatedMail)
+    raise ConfigurationError(f"unauthenticated must be one of {choices}, not {value!r}")
+
+
+def _check_max_contacts(instance: Policy, attribute: object, value: object) -> None:
+    del instance, attribute
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_CONTACTS:
+        raise ConfigurationError(f"max_contacts must be an int between 0 and {_MAX_CONTACTS}")
 
 
 def _to_fallback(value: object) -> Fallback:
@@ -48,8 +71,8 @@ def _alias_domain(value: object) -> str:
 
 def _check_ttl(instance: Policy, attribute: object, value: object) -> None:
     del instance, attribute
-    if not isinstance(value, timedelta) or not timedelta(0) < value <= _MAX_TTL:
-        raise ConfigurationError(f"ttl must be a timedelta between 0 and {_MAX_TTL.days} days")
+    if not isinstance(value, timedelta) or not timedelta(0) < value <= MAX_DURATION:
+        raise ConfigurationError(f"ttl must be a timedelta between 0 and {MAX_DURATION.days} days")
 
 
 def _to_events(value: object) -> frozenset[str]:
@@ -65,8 +88,10 @@ def _to_events(value: object) -> frozenset[str]:
 
 def _check_grace(instance: Policy, attribute: object, value: object) -> None:
     del instance, attribute
-    if not isinstance(value, timedelta) or not timedelta(0) <= value <= _MAX_TTL:
-        raise ConfigurationError(f"grace must be a timedelta between 0 and {_MAX_TTL.days} days")
+    if not isinstance(value, timedelta) or not timedelta(0) <= value <= MAX_DURATION:
+        raise ConfigurationError(
+            f"grace must be a timedelta between 0 and {MAX_DURATION.days} days"
+        )
 
 
 def _check_strategy(instance: Policy, attribute: object, value: object) -> None:
@@ -89,6 +114,13 @@ class Policy:
             ``{OrderEvent.INVOICED, OrderEvent.CANCELED}``; empty by default, so
             only the time to live applies.
         grace: how long ended aliases keep working after the ending event.
+        max_contacts: how many outside senders (contact aliases) one
+            conversation may have (default 20); mail that would add one more
+            is refused ``550 5.7.1``. ``0`` admits no outside sender.
+        unauthenticated: what the relay does with mail whose sender is not
+            authenticated (see :mod:`ct_alias.auth`): ``"deliver"`` (default)
+            shows the sender under an address that accepts no mail;
+            ``"refuse"`` answers ``550 5.7.1``.
 
     Example:
         >>> Policy(domain="CT.Example.com", strategy="simple").domain
@@ -101,3 +133,7 @@ class Policy:
     on_unrepresentable: Fallback = field(default=Fallback.COMPLEX, converter=_to_fallback)
     end_on: frozenset[str] = field(default=frozenset(), converter=_to_events)
     grace: timedelta = field(default=timedelta(0), validator=_check_grace)
+    max_contacts: int = field(default=DEFAULT_MAX_CONTACTS, validator=_check_max_contacts)
+    unauthenticated: UnauthenticatedMail = field(
+        default=UnauthenticatedMail.DELIVER, converter=_to_unauthenticated
+    )

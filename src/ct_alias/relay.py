@@ -7,11 +7,16 @@ and an RFC 3463 enhanced status code. Nothing is sent and nothing is dropped:
 the SMTP server (:mod:`ct_alias.server`) or any other transport acts on the
 outcomes.
 
-Only the header fields that must change are rewritten — ``From``,
-``Reply-To``, ``Sender``, and participants' real addresses in ``To``/``Cc`` —
-and one trace field naming the conversation is added. Fields that would leak a
-participant's real address are removed. The body after the header block is
-delivered byte for byte.
+Who may speak as whom is decided by an :class:`~ct_alias.auth.Authenticator`:
+a sender is shown under a participant's alias, or given a contact alias, only
+when its domain authenticated the message; everything else is shown under an
+address that accepts no mail (or refused, by policy), so that nobody obtains a
+working alias for an address that never authenticated mail into the
+conversation. The delivered header is an allowlist (see
+:data:`~ct_alias.mail.KEPT_FIELDS`): address fields and message ids are
+rewritten, trace and provider fields dropped, and one trace field naming the
+conversation is added. The body after the header block is delivered byte for
+byte.
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Final
 
 from attrs import field, frozen
 
-from ._messages import wire_key
+from ._outgoing import MAILER_DAEMON_LOCAL, UNVERIFIED_LOCAL, Author, Outgoing, Refusal, author_of
 from .aliases import Alias, Role
+from .auth import NOT_AUTHENTICATED, Authentication, Authenticator, Unauthenticated
 from .errors import (
     CorruptRecord,
     CtAliasError,
@@ -34,19 +41,12 @@ from .errors import (
     InvalidAddress,
     InvalidArgument,
     MalformedAlias,
+    MalformedMessage,
     StorageError,
     UnknownAddressKey,
     UnknownAlias,
 )
-from .mail import (
-    HeaderField,
-    addresses,
-    format_address,
-    get_all,
-    parse_headers,
-    rewrite_headers,
-    split_message,
-)
+from .mail import has_bare_cr, parse_headers, split_message
 from .timeline import AliasEvent, Direction, TimelineEntry
 from .tracker import Tracker
 
@@ -61,9 +61,15 @@ DEFAULT_MAX_HOPS: Final = 3
 #: The largest header block the relay reads (Postfix's default is 100 KB).
 MAX_HEADER_BYTES: Final = 512 * 1024
 
-_ADDRESS_FIELDS = ("From", "Reply-To", "Sender")
-_RECIPIENT_FIELDS = ("To", "Cc")
 _INBOUND_ROLES = frozenset({Role.STORE, Role.CONTACT})
+#: Local parts at an alias domain that stand for nobody and accept no mail.
+_NO_MAIL: Final = {
+    UNVERIFIED_LOCAL: "this address accepts no mail: it stands for a sender who was not verified",
+    MAILER_DAEMON_LOCAL: "this address accepts no mail: it stands for a mail system",
+}
+#: A refusal of one alias for one reason is recorded at most once per this many seconds.
+REFUSAL_RECORD_INTERVAL: Final = 3600
+_MAX_REMEMBERED: Final = 10_000
 
 
 @frozen
@@ -84,6 +90,10 @@ class Outcome:
             records the message on the timeline.
         original: for an accepted recipient, the message as received (what
             :meth:`Relay.delivered` records; the same bytes object, not a copy).
+        authentication: for an accepted recipient, the verdict on the
+            message's author (recorded with it).
+        details: for an accepted recipient, what the rewrite left out
+            (counts, never addresses), recorded with the message.
     """
 
     recipient: str
@@ -96,6 +106,8 @@ class Outcome:
     conversation: str | None = None
     direction: Direction | None = None
     original: bytes | None = field(default=None, repr=False, eq=False)
+    authentication: Authentication | None = field(default=None, repr=False, eq=False)
+    details: Mapping[str, object] | None = field(default=None, repr=False, eq=False)
 
     @property
     def accepted(self) -> bool:
@@ -140,6 +152,10 @@ class Relay:
 
     Args:
         tracker: the tracker whose aliases and timelines are used.
+        authenticator: who vouches for senders (see :mod:`ct_alias.auth`);
+            default :class:`~ct_alias.auth.Unauthenticated`, which vouches for
+            nobody: mail is delivered, but no sender is shown under a
+            participant's alias or given a contact alias.
         max_size: the largest message accepted, in bytes (SMTP ``SIZE``).
         max_hops: refuse a message that already passed the relay this many times.
     """
@@ -148,6 +164,7 @@ class Relay:
         self,
         tracker: Tracker,
         *,
+        authenticator: Authenticator | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
         max_hops: int = DEFAULT_MAX_HOPS,
     ) -> None:
@@ -156,11 +173,18 @@ class Relay:
         if not isinstance(max_hops, int) or max_hops < 1:
             raise InvalidArgument("max_hops", "must be a positive int")
         self.tracker = tracker
+        self.authenticator: Authenticator = (
+            Unauthenticated() if authenticator is None else authenticator
+        )
         self.max_size = max_size
         self.max_hops = max_hops
+        self._recorded: dict[tuple[str, int, str], datetime] = {}
 
     def __repr__(self) -> str:
-        return f"<Relay max_size={self.max_size} max_hops={self.max_hops}>"
+        return (
+            f"<Relay authenticator={self.authenticator!r} max_size={self.max_size} "
+            f"max_hops={self.max_hops}>"
+        )
 
     # -- recipients ------------------------------------------------------------
 
@@ -191,6 +215,9 @@ class Relay:
             raise _Refused(
                 _reject(recipient, 550, "5.7.1", "relay access denied: not one of our aliases")
             )
+        local, _, domain = address.lower().rpartition("@")
+        if local in _NO_MAIL and domain in self.tracker.domains:
+            raise _Refused(_reject(recipient, 550, "5.7.1", _NO_MAIL[local]))
         try:
             alias = self.tracker.unmask(address)
         except (MalformedAlias, ForgedAlias, UnknownAlias) as exc:
@@ -320,9 +347,34 @@ class Relay:
                     conversation,
                 )
             )
-        rewrite = _Rewrite(self.tracker, alias, message)
+        if message.malformed is not None:
+            raise _Refused(_reject(recipient, 554, "5.6.0", message.malformed, conversation))
+        if message.bare_cr:
+            raise _Refused(
+                _reject(
+                    recipient,
+                    554,
+                    "5.6.0",
+                    "a header field holds a bare CR: readers would split it differently",
+                    conversation,
+                )
+            )
         try:
-            data = rewrite.message()
+            outgoing = Outgoing(
+                self.tracker,
+                alias,
+                message.fields,
+                author=message.author,
+                authentication=self._authenticate(message),
+                bounce=message.bounce,
+            )
+            headers = outgoing.header(trace=(TRACE_HEADER, alias.conversation))
+        except Refusal as refusal:
+            raise _Refused(
+                _reject(recipient, refusal.code, refusal.status, refusal.reason, conversation)
+            ) from None
+        except MalformedMessage as exc:
+            raise _Refused(_reject(recipient, 554, "5.6.0", exc.reason, conversation)) from None
         except InvalidAddress:
             raise _Refused(
                 _reject(
@@ -330,24 +382,44 @@ class Relay:
                 )
             ) from None
         direction = Direction.INBOUND if alias.role in _INBOUND_ROLES else Direction.OUTBOUND
+        logger.info(
+            "accepted for alias %s of conversation %r (sender %s)",
+            alias.address,
+            conversation,
+            "unverified" if outgoing.sender is None else outgoing.sender.address,
+        )
         return Outcome(
             recipient,
             250,
             "2.0.0",
             "accepted",
             deliver_to=alias.real_address,
-            mail_from="" if message.bounce else rewrite.envelope_sender,
-            message=data,
+            mail_from=outgoing.envelope_sender,
+            message=message.parts.join(headers),
             conversation=conversation,
             direction=direction,
             original=message.data,
+            authentication=self._authenticate(message),
+            details=outgoing.notes(),
         )
+
+    def _authenticate(self, message: _Message) -> Authentication:
+        """The authenticator's verdict on the message's author, asked once per message."""
+        if message.authentication is None:
+            author = message.author
+            if author is None or message.bounce or self.tracker.owns(author.address):
+                message.authentication = NOT_AUTHENTICATED
+            else:
+                message.authentication = self.authenticator.authenticate(
+                    message.fields, message.data, from_domain=author.domain
+                )
+        return message.authentication
 
     def _record_refusal(
         self, outcome: Outcome, message: _Message | None, alias: Alias | None
     ) -> None:
         conversation = outcome.conversation
-        if conversation is None:
+        if conversation is None or not self._first_refusal(outcome, alias):
             return
         data: dict[str, object] = {
             "code": outcome.code,
@@ -366,6 +438,23 @@ class Relay:
             logger.exception(
                 "could not record a refused delivery for conversation %r", conversation
             )
+
+    def _first_refusal(self, outcome: Outcome, alias: Alias | None) -> bool:
+        """Whether this refusal is the first of its alias and reason within the interval.
+
+        A probe that repeats one refused alias writes nothing after the first
+        time (per relay process).
+        """
+        now = self.tracker.clock.now()
+        subject = alias.key if alias is not None else outcome.recipient.lower()
+        key = (subject, outcome.code, outcome.reason)
+        last = self._recorded.get(key)
+        if last is not None and (now - last).total_seconds() < REFUSAL_RECORD_INTERVAL:
+            return False
+        if len(self._recorded) >= _MAX_REMEMBERED:
+            self._recorded.clear()
+        self._recorded[key] = now
+        return True
 
     # -- after the hand-off ----------------------------------------------------
 
@@ -389,7 +478,13 @@ class Relay:
                 delivered: do not report a failure to the sender).
         """
         conversation, direction, original = _delivery(outcome)
-        return self.tracker.record_message(conversation, original, direction=direction)
+        return self.tracker.record_message(
+            conversation,
+            original,
+            direction=direction,
+            authentication=outcome.authentication,
+            details=outcome.details,
+        )
 
     def delivery_failed(
         self, outcome: Outcome, code: int, status: str, *, permanent: bool
@@ -451,159 +546,18 @@ class _Message:
         self.parts = split_message(data)
         oversized = len(self.parts.headers) > MAX_HEADER_BYTES
         self.fields = [] if oversized else parse_headers(self.parts.headers)
+        self.bare_cr = has_bare_cr(self.parts.headers)
         self.envelope_sender = _strip_brackets(mail_from or "")
         self.bounce = not self.envelope_sender
         trace = TRACE_HEADER.lower()
         self.hops = sum(1 for f in self.fields if f.name.lower() == trace)
-
-    def field_values(self, name: str) -> list[HeaderField]:
-        return get_all(self.fields, name)
-
-
-class _Rewrite:
-    """The header rewrite of one message for one recipient alias's conversation."""
-
-    def __init__(self, tracker: Tracker, alias: Alias, message: _Message) -> None:
-        self._tracker = tracker
-        self._alias = alias
-        self._message = message
-        self._participants = tracker.aliases(alias.conversation)
-        self._by_real = {wire_key(a.real_address): a for a in self._participants}
-        self.envelope_sender = ""
-        self._masked_keys: set[str] = set()
-
-    def _masked(self, address: str) -> str:
-        """The alias that stands for ``address`` in this conversation (masking it if needed)."""
-        if self._tracker.owns(address):
-            return address.lower()
-        self._masked_keys.add(wire_key(address))
-        known = self._by_real.get(wire_key(address))
-        if known is not None and known.usable_at(self._tracker.clock.now()):
-            return known.address
-        contact = self._tracker.mask(
-            address,
-            conversation=self._alias.conversation,
-            store=self._alias.store,
-            role=Role.CONTACT,
-        )
-        self._by_real[wire_key(address)] = contact
-        return contact.address
-
-    def _first_masked(self, candidates: list[str]) -> str:
-        """The alias of the first candidate that can be masked.
-
-        Raises:
-            InvalidAddress: none of them can.
-        """
-        for candidate in candidates:
-            if candidate:
-                try:
-                    return self._masked(candidate)
-                except InvalidAddress:
-                    continue
-        raise InvalidAddress("", "neither the envelope sender nor From can be masked")
-
-    def _mask_field(
-        self, fields: list[HeaderField], mask: Callable[[str], str | None]
-    ) -> str | None:
-        """The new value of an address field, or ``None`` to keep it as it is.
-
-        Only the first of duplicate fields counts (they are folded into one).
-        When the field changes, a mailbox that cannot be written back safely
-        (an address with spaces or control characters) is left out of it.
-        """
-        changed = len(fields) > 1
-        mailboxes = []
-        pairs = [(name, address, mask(address)) for name, address in addresses(fields[0].unfolded)]
-        changed = changed or any(new is not None for _, _, new in pairs)
-        if not changed:
-            return None
-        for name, address, new in pairs:
-            shown = "" if "@" in name else name  # a display name may carry an address
-            try:
-                mailboxes.append(format_address(shown, address if new is None else new))
-            except InvalidArgument:
-                logger.debug("left an unwritable mailbox out of a rewritten field")
-        return ", ".join(mailboxes)
-
-    def message(self) -> bytes:
-        """The rewritten message bytes (the body is the original's, untouched)."""
-        message = self._message
-        replace: dict[str, str | None] = {}
-        sender_fields = message.field_values("from")
-        for name in _ADDRESS_FIELDS:
-            fields = message.field_values(name)
-            if not fields:
-                continue
-            try:
-                value = self._mask_field(fields, self._masked)
-            except InvalidAddress:
-                if name != "From":
-                    replace[name] = None  # an unmaskable Reply-To or Sender is dropped
-                    continue
-                if not message.bounce:
-                    raise
-                value = format_address(
-                    "Mail Delivery System", f"mailer-daemon@{self._alias_domain()}"
-                )
-            if value is not None:
-                replace[name] = value
-        for name in _RECIPIENT_FIELDS:
-            fields = message.field_values(name)
-            if fields:
-                value = self._mask_field(fields, self._participant_alias)
-                if value is not None:
-                    replace[name] = value
-        senders = [a for f in sender_fields[:1] for _, a in addresses(f.unfolded)]
-        if not message.bounce:
-            # the envelope sender's alias, else the From's: a message that has
-            # neither must not pass for a bounce downstream
-            candidates = [message.envelope_sender, *senders[:1]]
-            self.envelope_sender = self._first_masked(candidates)
-        leaks = self._leaks(senders)
-        rewritten = {name.lower() for name in replace}
-        kept = b"".join(
-            f.raw for f in message.fields if f.name.lower() in rewritten or not _mentions(f, leaks)
-        )
-        headers = rewrite_headers(
-            kept, replace=replace, add=[(TRACE_HEADER, self._alias.conversation)]
-        )
-        return message.parts.join(headers)
-
-    def _participant_alias(self, address: str) -> str | None:
-        known = self._by_real.get(wire_key(address))
-        return None if known is None or known.key == self._alias.key else known.address
-
-    def _leaks(self, senders: list[str]) -> list[str]:
-        """Real addresses the recipient must not see: everyone's but the recipient's own."""
-        own = wire_key(self._alias.real_address)
-        leaks = {wire_key(a.real_address) for a in self._participants}
-        leaks.update(wire_key(s) for s in senders if not self._tracker.owns(s))
-        if self._message.envelope_sender and not self._tracker.owns(self._message.envelope_sender):
-            leaks.add(wire_key(self._message.envelope_sender))
-        leaks.update(self._masked_keys)
-        leaks.discard(own)
-        spelled = set()
-        for leak in leaks:
-            if "@" not in leak:
-                continue
-            spelled.add(leak)
-            local, _, domain = leak.rpartition("@")
-            if "xn--" in domain:  # the Unicode spelling of an IDN domain leaks it too
-                with contextlib.suppress(UnicodeError):
-                    spelled.add(f"{local}@{domain.encode('ascii').decode('idna').lower()}")
-        return sorted(spelled)
-
-    def _alias_domain(self) -> str:
-        return self._tracker.policy_for(self._alias.store).domain
-
-
-def _mentions(f: HeaderField, needles: list[str]) -> bool:
-    if not needles:
-        return False
-    haystack = f.value.lower()
-    raw = f.raw.decode("utf-8", "replace").lower()
-    return any(n in haystack or n in raw for n in needles)
+        self.malformed: str | None = None
+        self.author: Author | None = None
+        try:
+            self.author = author_of(self.fields)
+        except MalformedMessage as exc:
+            self.malformed = exc.reason
+        self.authentication: Authentication | None = None
 
 
 def _strip_brackets(address: str) -> str:

@@ -29,6 +29,7 @@ from ._registry import Registry
 from .addresses import RealAddress
 from .codec import COMPLEX_V1, SIMPLE_V1, AliasCodec, Token
 from .errors import MalformedAlias, UnrepresentableAddress
+from .vocabulary import MAX_ADDRESS, MAX_DOMAIN, MAX_LABEL, MAX_LOCAL
 
 __all__ = [
     "AliasStrategy",
@@ -40,11 +41,6 @@ __all__ = [
     "strategy_factory",
 ]
 
-#: RFC 5321 limits, in octets.
-MAX_LOCAL = 64
-MAX_LABEL = 63
-MAX_DOMAIN = 253
-MAX_ADDRESS = 254
 
 ENTRY_POINT_GROUP = "ct_alias.strategies"
 

@@ -18,6 +18,7 @@ from typing import Any, overload
 from attrs import field, frozen
 
 from .aliases import Alias
+from .vocabulary import OrderEvent
 
 __all__ = [
     "FORMAT_VERSION",
@@ -31,17 +32,6 @@ __all__ = [
 
 #: The version of the JSON export's shape (``formatVersion``).
 FORMAT_VERSION = 1
-
-
-class OrderEvent(enum.StrEnum):
-    """The steps of an order's flow."""
-
-    PAYMENT_APPROVED = "payment-approved"
-    PREPARING_DELIVERY = "preparing-delivery"
-    INVOICED = "invoiced"
-    DISPATCHED = "dispatched"
-    DELIVERED = "delivered"
-    CANCELED = "canceled"
 
 
 class AliasEvent(enum.StrEnum):

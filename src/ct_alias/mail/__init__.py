@@ -24,25 +24,43 @@ b'From: Loja <x@ct.example>\r\nTo: b@example.com\r\n\r\nHi\r\n'
 
 from __future__ import annotations
 
-from ._addresses import addresses, format_address
+from ._addresses import addresses, format_address, wire_key
+from ._allowlist import (
+    ADDRESS_FIELDS,
+    ID_FIELDS,
+    KEPT_FIELDS,
+    PASSED_FIELDS,
+    TEXT_FIELDS,
+    address_candidates,
+    has_bare_cr,
+)
 from ._headers import HeaderField, SplitMessage, get_all, get_first, parse_headers, split_message
 from ._mime import MAX_DEPTH, MAX_PARTS
 from ._rewrite import rewrite_headers
-from ._summary import MAX_HEADER, MessageSummary, summarize
+from ._summary import MAX_HEADER, MessageSummary, message_ids, summarize
 
 __all__ = [
+    "ADDRESS_FIELDS",
+    "ID_FIELDS",
+    "KEPT_FIELDS",
     "MAX_DEPTH",
     "MAX_HEADER",
     "MAX_PARTS",
+    "PASSED_FIELDS",
+    "TEXT_FIELDS",
     "HeaderField",
     "MessageSummary",
     "SplitMessage",
+    "address_candidates",
     "addresses",
     "format_address",
     "get_all",
     "get_first",
+    "has_bare_cr",
+    "message_ids",
     "parse_headers",
     "rewrite_headers",
     "split_message",
     "summarize",
+    "wire_key",
 ]

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from email.charset import Charset
 from email.utils import getaddresses
 from typing import Final
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, MalformedMessage
 from ._headers import decode_words, safe_text
 
-__all__ = ["addresses", "encoded_words", "format_address", "parse_addresses"]
+__all__ = [
+    "addresses",
+    "encoded_words",
+    "format_address",
+    "parse_addresses",
+    "wire_key",
+]
 
 #: RFC 5321: a path (and so an address) is at most 254 octets long.
 _MAX_ADDRESS: Final = 254
@@ -50,10 +57,17 @@ def parse_addresses(value: str) -> tuple[list[tuple[str, str]], int]:
 
     Unusable means :func:`format_address` would refuse the address (for
     one of its cheaper reasons).
+
+    Raises:
+        MalformedMessage: the value is nested too deeply to parse.
     """
     pairs: list[tuple[str, str]] = []
     unusable = 0
-    for name, address in getaddresses([safe_text(value)]):
+    try:
+        parsed = getaddresses([safe_text(value)])
+    except RecursionError:  # comments nested hundreds deep: the stdlib parser recurses
+        raise MalformedMessage("an address field is nested too deeply to read") from None
+    for name, address in parsed:
         address = address.strip()  # noqa: PLW2901
         if not address:
             continue  # an empty group, ``<>``, or what the parser could not read at all
@@ -90,6 +104,8 @@ def addresses(value: str) -> list[tuple[str, str]]:
 
     Raises:
         InvalidArgument: ``value`` is not a str.
+        MalformedMessage: the value is nested too deeply to parse (hundreds of
+            nested comments): no reader agrees on such a value.
     """
     if not isinstance(value, str):
         raise InvalidArgument("value", f"expected a str, not {type(value).__name__}")
@@ -161,3 +177,13 @@ def format_address(display_name: str, address: str) -> str:
         raise InvalidArgument("display_name", f"expected a str, not {type(display_name).__name__}")
     name = " ".join(safe_text(display_name).split())
     return f"{_phrase(name)} <{address}>" if name else address
+
+
+def wire_key(address: str) -> str:
+    """A comparison form of an address seen on the wire: local part lower-cased, domain in IDNA."""
+    local, _, domain = address.rpartition("@")
+    domain = domain.lower()
+    if not domain.isascii():
+        with contextlib.suppress(UnicodeError):
+            domain = domain.encode("idna").decode("ascii")
+    return f"{local.lower()}@{domain}"

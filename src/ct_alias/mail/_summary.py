@@ -11,7 +11,7 @@ from typing import Final
 
 from attrs import field, frozen
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, MalformedMessage
 from ._addresses import parse_addresses
 from ._headers import (
     LF,
@@ -24,7 +24,7 @@ from ._headers import (
 from ._mime import Structure, content_of
 from ._text import first_words
 
-__all__ = ["MAX_HEADER", "MessageSummary", "summarize"]
+__all__ = ["MAX_HEADER", "MessageSummary", "message_ids", "summarize"]
 
 #: Fields RFC 5322 3.6 allows at most once.
 _SINGLE: Final = (
@@ -97,7 +97,7 @@ class MessageSummary:
     defects: tuple[str, ...]
 
 
-def _message_ids(value: str, *, single: bool = False) -> tuple[str, ...]:
+def message_ids(value: str, *, single: bool = False) -> tuple[str, ...]:
     """The ``<...>`` message ids of a field, brackets and whitespace removed.
 
     Without any bracket, the whitespace-separated words are taken (the
@@ -159,7 +159,11 @@ class _Headers:
         fields = self.by_name.get(name.lower(), [])
         pairs: list[tuple[str, str]] = []
         for f in fields if every else fields[:1]:
-            found, unusable = parse_addresses(f.unfolded)
+            try:
+                found, unusable = parse_addresses(f.unfolded)
+            except MalformedMessage as exc:
+                self.defects.append(f"the {name} field: {exc.reason}")
+                continue
             pairs += found
             if unusable:
                 self.defects.append(f"{unusable} unusable address(es) in the {name} field")
@@ -171,7 +175,7 @@ class _Headers:
 
     def ids(self, name: str, *, single: bool = False) -> tuple[str, ...]:
         found = self.first(name)
-        return () if found is None else _message_ids(found.unfolded, single=single)
+        return () if found is None else message_ids(found.unfolded, single=single)
 
 
 def _is_utf8(raw: bytes) -> bool:

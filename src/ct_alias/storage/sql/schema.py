@@ -1,4 +1,4 @@
-"""The SQL schema of :class:`~ct_alias.storage.sql.SQLStorage`: column types, tables, migrations.
+"""The SQL schema of :class:`~ct_alias.storage.sql.SQLStorage`: column types and tables.
 
 Three tables, named with a configurable prefix (``ct_alias_`` by default):
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +32,6 @@ from sqlalchemy import (
     CHAR,
     BigInteger,
     Column,
-    Connection,
     DateTime,
     Dialect,
     Index,
@@ -47,13 +46,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.types import TypeEngine
 
-from ..errors import ConfigurationError
+from ...errors import ConfigurationError
+from ...vocabulary import MAX_CONVERSATION, MAX_EVENT, MAX_STORE, MYSQL_DIALECTS
 
 __all__ = [
     "DEFAULT_PREFIX",
-    "SCHEMA_VERSION",
     "JSONText",
-    "MigrationStep",
     "SQLTables",
     "UTCDateTime",
     "build_metadata",
@@ -64,18 +62,18 @@ __all__ = [
 DEFAULT_PREFIX = "ct_alias_"
 
 _PREFIX = re.compile(r"(?:[a-z_][a-z0-9_]{0,23})?")
-_MYSQL = ("mysql", "mariadb")
+_MYSQL = MYSQL_DIALECTS
 
 # Lengths, from the RFCs and the tracker's limits.
 _KEY = 32  # blind indexes: 32 hex characters
 _ADDRESS = 512  # an address is at most 254 characters (RFC 5321); room for a sealed form
-_CONVERSATION = 255
-_STORE = 64
+_CONVERSATION = MAX_CONVERSATION
+_STORE = MAX_STORE
 _ROLE = 16
 _STRATEGY = 32
 _STATUS = 16
 _KIND = 16
-_NAME = 64
+_NAME = MAX_EVENT
 _DEDUP = 80
 
 
@@ -275,31 +273,3 @@ def build_tables(prefix: str = DEFAULT_PREFIX, schema: str | None = None) -> SQL
         **table_options,
     )
     return SQLTables(metadata=metadata, aliases=aliases, timeline=timeline, versions=versions)
-
-
-@frozen
-class MigrationStep:
-    """One step of the schema's history, applied once, in order.
-
-    Attributes:
-        version: the schema version after this step.
-        description: what it does (recorded in the version table).
-        apply: runs the step's DDL on a connection inside a transaction.
-    """
-
-    version: int
-    description: str
-    apply: Callable[[Connection, SQLTables], None]
-
-
-def _create_tables(conn: Connection, tables: SQLTables) -> None:
-    tables.metadata.create_all(conn, tables=[tables.aliases, tables.timeline], checkfirst=True)
-
-
-#: Every migration step, oldest first. Never edit a released step: append a new one.
-STEPS: tuple[MigrationStep, ...] = (
-    MigrationStep(1, "create the alias and timeline tables", _create_tables),
-)
-
-#: The schema version this release of ct_alias writes and reads.
-SCHEMA_VERSION = STEPS[-1].version

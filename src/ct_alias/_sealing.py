@@ -1,0 +1,129 @@
+"""Record sealing and address-key rotation, behind the :class:`~ct_alias.crypto.Sealer` protocol.
+
+The tracker hands storage alias records whose addresses a
+:class:`~ct_alias.crypto.Sealer` has sealed, and opens them again on the way
+out. Which sealer it is (:class:`~ct_alias.crypto.Cleartext` without address
+keys, :class:`~ct_alias.crypto.AddressCipher` with them) is decided once, when
+the tracker is built; nothing here asks which one it got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from attrs import evolve, frozen
+
+from .aliases import Alias
+from .crypto import AddressCipher, Cleartext, Sealer
+from .errors import ConfigurationError
+from .storage.base import Sealed, Storage
+
+__all__ = ["RecordSealer", "Rotation"]
+
+
+@frozen
+class Rotation:
+    """Progress of :meth:`Tracker.rotate_address_keys <ct_alias.Tracker.rotate_address_keys>`.
+
+    Attributes:
+        scanned: records read so far.
+        resealed: records re-sealed with the newest key so far.
+        last_key: the storage key of the last record read (resume after it).
+        done: whether every record has been read.
+    """
+
+    scanned: int
+    resealed: int
+    last_key: str | None
+    done: bool
+
+
+class RecordSealer:
+    """Seals the addresses of alias records for storage, and opens them again.
+
+    Args:
+        sealer: what seals one address.
+        keyed: whether ``sealer`` encrypts (then its keys can be rotated).
+        allow_plaintext: open records whose addresses are not sealed too.
+    """
+
+    def __init__(self, sealer: Sealer, *, keyed: bool, allow_plaintext: bool) -> None:
+        self._sealer = sealer
+        self._keyed = keyed
+        self._allow_plaintext = allow_plaintext
+
+    @classmethod
+    def from_keys(
+        cls, address_keys: Iterable[str | bytes] | None, *, allow_plaintext: bool
+    ) -> RecordSealer:
+        """Encrypting with ``address_keys`` (oldest → newest), or not at all without them."""
+        if address_keys is None:
+            return cls(Cleartext(), keyed=False, allow_plaintext=allow_plaintext)
+        return cls(AddressCipher(address_keys), keyed=True, allow_plaintext=allow_plaintext)
+
+    def seal(self, alias: Alias) -> Alias:
+        """The alias as storage keeps it: each address sealed, bound to the record's key."""
+        address = self._sealer.seal(alias.address, context=alias.key + ":alias")
+        real = self._sealer.seal(alias.real_address, context=alias.key + ":real")
+        if address is alias.address and real is alias.real_address:
+            return alias
+        return evolve(alias, address=address, real_address=real)
+
+    def present(
+        self, record: Alias, address: str | None = None, *, migrating: bool = False
+    ) -> Alias:
+        """The record as callers see it: addresses opened, the alias in canonical form.
+
+        Args:
+            record: as storage returned it.
+            address: the alias address when the caller already knows it (then
+                the stored one is not opened).
+            migrating: let plaintext records through (for a key rotation).
+
+        Raises:
+            UnknownAddressKey: it was sealed with an address key that is gone.
+            CorruptRecord: its sealed addresses do not authenticate.
+        """
+        plaintext = migrating or self._allow_plaintext
+        real = self._sealer.open(
+            record.real_address, context=record.key + ":real", allow_plaintext=plaintext
+        )
+        if address is None:
+            address = self._sealer.open(
+                record.address, context=record.key + ":alias", allow_plaintext=plaintext
+            )
+        if real == record.real_address and address == record.address:
+            return record
+        return evolve(record, address=address, real_address=real)
+
+    def rotate(
+        self,
+        storage: Storage,
+        *,
+        batch_size: int,
+        after: str | None,
+        progress: Callable[[Rotation], None] | None,
+    ) -> Rotation:
+        """Re-seal every stored record not sealed with the newest key, in batches.
+
+        Raises:
+            ConfigurationError: there are no address keys.
+            UnknownAddressKey: a record was sealed with a key that is not configured.
+        """
+        if not self._keyed:
+            raise ConfigurationError("rotate_address_keys() needs address_keys")
+        sealer = self._sealer
+        scanned = resealed = 0
+        cursor = after
+        while batch := storage.scan(after=cursor, limit=batch_size):
+            updates = []
+            for record in batch:
+                if sealer.needs_reseal(record.real_address) or sealer.needs_reseal(record.address):
+                    sealed = self.seal(self.present(record, migrating=True))
+                    updates.append(Sealed(record.key, sealed.address, sealed.real_address))
+            resealed += storage.reseal(updates) if updates else 0
+            scanned += len(batch)
+            cursor = batch[-1].key
+            if progress is not None:
+                progress(Rotation(scanned, resealed, cursor, done=False))
+        return Rotation(scanned, resealed, cursor, done=True)

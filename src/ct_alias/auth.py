@@ -1,0 +1,290 @@
+"""Sender authentication: who really sent a message, by whose verdict.
+
+The relay never believes a ``From:`` field on its own word: anyone can write
+any address there. A message's author is *authenticated* when a domain that
+vouches for it — by DMARC, or by a DKIM signature or an SPF pass aligned with
+the ``From:`` domain — passes, by the verdict of an :class:`Authenticator`:
+
+- :class:`AuthenticationResults` trusts the ``Authentication-Results`` field
+  (RFC 8601) that the receiving MTA (Postfix with OpenDMARC/OpenDKIM, rspamd…)
+  added under its own ``authserv-id``. Only the topmost field of that id
+  counts: fields of that id further down were written by someone else (the
+  sender) and are ignored. Needs the ``auth`` extra (``authres``).
+- :class:`DKIM` verifies DKIM signatures in process with ``dkimpy`` (the
+  ``auth`` extra); the DNS lookup is injectable, so tests run offline.
+- :class:`Unauthenticated` vouches for nobody: the relay's default, so that a
+  relay set up without thought is safe rather than open.
+
+Alignment (whether the vouching domain may speak for the ``From:`` domain) is
+decided here without a public suffix list: the vouching domain must be the
+``From:`` domain itself or a parent of it (``d=example.com`` vouches for
+``news.example.com``, never the other way round). That is stricter than
+DMARC's relaxed mode in one direction and never looser, so it needs no list
+of registrable domains to be safe. A DMARC pass whose ``header.from`` is the
+``From:`` domain is taken as it is: the MTA did that work.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from attrs import frozen
+
+from .errors import ConfigurationError, MissingExtra
+from .mail import HeaderField, get_all
+
+__all__ = [
+    "DKIM",
+    "Authentication",
+    "AuthenticationResults",
+    "Authenticator",
+    "Unauthenticated",
+    "Verdict",
+    "aligned",
+]
+
+
+class Verdict(enum.StrEnum):
+    """The outcome of authenticating a message's author."""
+
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
+    """A domain aligned with the ``From:`` domain vouched for the message."""
+    FAIL = "fail"
+    """Authentication was attempted and failed (a forgery, or a broken signature)."""
+    NONE = "none"
+    """Nothing vouched for the message (no verdict, no signature, no trusted field)."""
+
+
+@frozen
+class Authentication:
+    """The authenticator's verdict on one message.
+
+    Attributes:
+        verdict: pass, fail or none.
+        domain: for a pass, the domain that vouched (the DKIM ``d=``, the SPF
+            domain, or the DMARC ``header.from``); ``None`` otherwise.
+        method: how: ``"dmarc"``, ``"dkim"``, ``"spf"``, or ``"none"``.
+    """
+
+    verdict: Verdict
+    domain: str | None = None
+    method: str = "none"
+
+    @property
+    def passed(self) -> bool:
+        """Whether the author is authenticated."""
+        return self.verdict is Verdict.PASS
+
+    def vouches_for(self, domain: str) -> bool:
+        """Whether this verdict covers addresses under ``domain`` (see :func:`aligned`)."""
+        return self.passed and self.domain is not None and aligned(self.domain, domain)
+
+    def to_dict(self) -> dict[str, str | None]:
+        """The JSON-compatible form recorded on the timeline."""
+        return {"verdict": self.verdict.value, "method": self.method, "domain": self.domain}
+
+
+NOT_AUTHENTICATED = Authentication(Verdict.NONE)
+
+
+def aligned(vouching: str, author: str) -> bool:
+    """Whether ``vouching`` may speak for ``author``: the same domain, or a parent of it.
+
+    >>> aligned("example.com", "news.example.com"), aligned("news.example.com", "example.com")
+    (True, False)
+    >>> aligned("ample.com", "example.com")
+    False
+    """
+    vouching = vouching.lower().rstrip(".")
+    author = author.lower().rstrip(".")
+    return bool(vouching) and (author == vouching or author.endswith("." + vouching))
+
+
+class Authenticator(Protocol):
+    """Decides whether a message's ``From:`` domain is authenticated. One method."""
+
+    def authenticate(
+        self, fields: Sequence[HeaderField], data: bytes, *, from_domain: str
+    ) -> Authentication:
+        """The verdict on a message whose (first) ``From:`` address is under ``from_domain``.
+
+        Args:
+            fields: the message's header fields, in order, as received.
+            data: the whole raw message.
+            from_domain: the domain of the author's address, lower case.
+        """
+        ...
+
+
+class Unauthenticated:
+    """Vouches for nobody: every message is unauthenticated (the relay's default)."""
+
+    def authenticate(
+        self, fields: Sequence[HeaderField], data: bytes, *, from_domain: str
+    ) -> Authentication:
+        """Always :attr:`Verdict.NONE`."""
+        del fields, data, from_domain
+        return NOT_AUTHENTICATED
+
+    def __repr__(self) -> str:
+        return "Unauthenticated()"
+
+
+def _authres() -> Any:
+    try:
+        import authres  # type: ignore[import-untyped]  # noqa: PLC0415 - an optional extra, imported when used
+    except ImportError as exc:
+        raise MissingExtra("auth", "authres", "Reading Authentication-Results") from exc
+    return authres
+
+
+def _dkim() -> Any:
+    try:
+        import dkim  # type: ignore[import-untyped]  # noqa: PLC0415 - an optional extra, imported when used
+    except ImportError as exc:
+        raise MissingExtra("auth", "dkim", "Verifying DKIM") from exc
+    return dkim
+
+
+def _domain_of(value: str) -> str:
+    """The domain of ``value``: an address (``a@b``), an identity (``@b``) or a domain."""
+    return value.rpartition("@")[2].strip().strip(".").lower()
+
+
+class AuthenticationResults:
+    """Trusts the ``Authentication-Results`` field written by the receiving MTA.
+
+    Args:
+        authserv_id: the ``authserv-id`` the MTA writes (Postfix with
+            OpenDMARC: its ``AuthservID``; rspamd: its configured id). Only
+            the topmost field with this id is read; every other field of that
+            id was written by someone else and is ignored. The relay removes
+            every ``Authentication-Results`` field before delivering.
+
+    The verdict is a pass when the field has ``dmarc=pass`` with
+    ``header.from`` equal to the ``From:`` domain, or ``dkim=pass`` (its
+    ``header.d``) or ``spf=pass`` (its ``smtp.mailfrom`` domain) aligned with
+    it; a fail when it has ``dmarc=fail`` (or only failing DKIM/SPF); none
+    otherwise, or when the field cannot be read.
+    """
+
+    def __init__(self, authserv_id: str) -> None:
+        if not isinstance(authserv_id, str) or not authserv_id.strip():
+            raise ConfigurationError(
+                "authserv_id must be the MTA's authserv-id, e.g. mx.example.com"
+            )
+        self.authserv_id = authserv_id.strip().lower()
+        self._parse = _authres().AuthenticationResultsHeader.parse
+        self._error = _authres().AuthResError
+
+    def __repr__(self) -> str:
+        return f"AuthenticationResults(authserv_id={self.authserv_id!r})"
+
+    def _topmost(self, fields: Sequence[HeaderField]) -> Any:
+        for found in get_all(fields, "Authentication-Results"):
+            try:
+                header = self._parse(f"Authentication-Results: {found.unfolded}")
+            except (self._error, ValueError, IndexError, RecursionError):
+                continue  # unreadable: not the MTA's (its fields parse), so not trusted
+            if str(header.authserv_id).lower() == self.authserv_id:
+                return header
+        return None
+
+    def authenticate(
+        self, fields: Sequence[HeaderField], data: bytes, *, from_domain: str
+    ) -> Authentication:
+        """Read the verdict of the topmost field of :attr:`authserv_id`."""
+        del data
+        header = self._topmost(fields)
+        if header is None:
+            return NOT_AUTHENTICATED
+        failed = False
+        passes: list[Authentication] = []
+        for result in header.results:
+            method = str(result.method).lower()
+            outcome = str(result.result).lower()
+            props = {(p.type.lower(), p.name.lower()): str(p.value) for p in result.properties}
+            if method == "dmarc":
+                if (
+                    outcome == "pass"
+                    and _domain_of(props.get(("header", "from"), "")) == from_domain
+                ):
+                    return Authentication(Verdict.PASS, from_domain, "dmarc")
+                failed = failed or outcome == "fail"
+                continue
+            vouching = {
+                "dkim": props.get(("header", "d")) or props.get(("header", "i")),
+                "spf": props.get(("smtp", "mailfrom")) or props.get(("smtp", "helo")),
+            }.get(method)
+            if vouching is None:
+                continue
+            if outcome == "pass" and aligned(_domain_of(vouching), from_domain):
+                passes.append(Authentication(Verdict.PASS, _domain_of(vouching), method))
+            elif outcome in {"fail", "permerror"}:
+                failed = True
+        if passes:  # DKIM before SPF, the widest vouching domain first
+            return min(passes, key=lambda a: (a.method != "dkim", len(a.domain or "")))
+        return Authentication(Verdict.FAIL) if failed else NOT_AUTHENTICATED
+
+
+#: A DNS TXT lookup: the record name (bytes, e.g. ``b"sel._domainkey.example.com."``)
+#: to the record's text (bytes), or ``None`` when there is none.
+DNSLookup = Callable[[bytes], bytes | None]
+
+
+class DKIM:
+    """Verifies DKIM signatures in process (``dkimpy``, the ``auth`` extra).
+
+    Args:
+        dns: the TXT lookup for public keys; default: dkimpy's resolver
+            (``dnspython``). Tests pass a dict-backed function.
+        minkey: the smallest RSA key accepted, in bits.
+
+    The verdict is a pass when a signature verifies whose ``d=`` is aligned
+    with the ``From:`` domain (see :func:`aligned`); a fail when signatures
+    are present and none of the aligned ones verifies; none when there is no
+    aligned signature.
+    """
+
+    def __init__(self, *, dns: DNSLookup | None = None, minkey: int = 1024) -> None:
+        self._dkim = _dkim()
+        self._dns = dns
+        self.minkey = minkey
+
+    def __repr__(self) -> str:
+        return f"DKIM(minkey={self.minkey})"
+
+    def _lookup(self, name: bytes, timeout: int = 5) -> bytes | None:
+        del timeout
+        if self._dns is None:  # pragma: no cover - only installed when given
+            raise ConfigurationError("no DNS lookup configured")
+        return self._dns(name)
+
+    def authenticate(
+        self, fields: Sequence[HeaderField], data: bytes, *, from_domain: str
+    ) -> Authentication:
+        """Verify each DKIM signature aligned with ``from_domain``, widest domain first."""
+        signatures = get_all(fields, "DKIM-Signature")
+        candidates = []
+        for index, found in enumerate(signatures):
+            tags = dict(
+                part.strip().partition("=")[::2]
+                for part in found.unfolded.split(";")
+                if "=" in part
+            )
+            domain = "".join(tags.get("d", "").split()).lower()
+            if domain and aligned(domain, from_domain):
+                candidates.append((len(domain), index, domain))
+        if not candidates:
+            return NOT_AUTHENTICATED
+        lookup = self._dkim.get_txt if self._dns is None else self._lookup
+        verifier = self._dkim.DKIM(data, minkey=self.minkey)
+        for _, index, domain in sorted(candidates):
+            try:
+                if verifier.verify(idx=index, dnsfunc=lookup):
+                    return Authentication(Verdict.PASS, domain, "dkim")
+            except (self._dkim.DKIMException, ValueError, IndexError, RecursionError):
+                continue
+        return Authentication(Verdict.FAIL)

@@ -1,0 +1,319 @@
+"""The SQL storage's statements, built once, and the mapping between rows and records.
+
+Statements are built once per storage so SQLAlchemy's compiled cache always
+hits. :class:`InsertOnce` is insert-unless-a-unique-key-is-taken in each
+dialect's own words; the ``*_values`` and ``*_from_row`` functions map
+records to rows and back.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, Final, TypeAlias
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.sql import ColumnElement, Executable
+from sqlalchemy.sql.schema import Table
+
+from ...aliases import Alias, AliasStatus, Role
+from ...errors import ExpiryReason
+from ...timeline import EntryKind, TimelineEntry
+from ...vocabulary import MYSQL_DIALECTS
+from ..base import Tombstone
+from .schema import SQLTables, UTCDateTime
+
+__all__ = [
+    "InsertOnce",
+    "Statements",
+    "alias_from_row",
+    "alias_values",
+    "entry_from_row",
+    "record_from_row",
+]
+
+DbRow: TypeAlias = "Row[*tuple[Any, ...]]"
+
+_ALIAS_COLUMNS: Final = (
+    "key",
+    "slot",
+    "address",
+    "real_address",
+    "conversation",
+    "store",
+    "role",
+    "strategy",
+    "created_at",
+    "expires_at",
+    "status",
+    "ends_at",
+    "revoked_at",
+    "purged_at",
+    "expired_at",
+    "expiry_reason",
+)
+_ENTRY_COLUMNS: Final = ("conversation", "kind", "name", "at", "data", "dedup_key", "seq")
+
+
+class Statements:
+    """The storage's statements, built once per storage so SQLAlchemy's compiled cache hits."""
+
+    def __init__(self, tables: SQLTables, dialect: str) -> None:
+        a = tables.aliases
+        t = tables.timeline
+        self._aliases = a
+        self._timeline = t
+        self._dialect = dialect
+        columns = [a.c[name] for name in _ALIAS_COLUMNS]
+        select_alias = sa.select(*columns)
+        self.by_key = select_alias.where(a.c.key == sa.bindparam("key"))
+        self.by_slot = select_alias.where(a.c.slot == sa.bindparam("slot"))
+        # MariaDB/MySQL: a locking read sees the latest committed row whatever the isolation.
+        locking = dialect in MYSQL_DIALECTS
+        self.by_slot_for_update = self.by_slot.with_for_update() if locking else self.by_slot
+        self.key_taken = sa.select(a.c.id).where(a.c.key == sa.bindparam("key"))
+        self.retire = (
+            sa.update(a)
+            .where(a.c.key == sa.bindparam("b_key"), a.c.slot == sa.bindparam("b_slot"))
+            .values(slot=None)
+        )
+        self.by_conversation = (
+            select_alias.where(a.c.conversation == sa.bindparam("conversation"))
+            .where(a.c.purged_at.is_(None))
+            .order_by(a.c.created_at, a.c.id)
+        )
+        self.change = sa.update(a).where(a.c.key == sa.bindparam("b_key"), a.c.purged_at.is_(None))
+        self.by_keys = select_alias.where(a.c.key.in_(sa.bindparam("keys", expanding=True)))
+        live = select_alias.where(a.c.purged_at.is_(None)).order_by(a.c.key)
+        self.scan_first = live.limit(sa.bindparam("limit", type_=sa.Integer))
+        self.scan_after = live.where(a.c.key > sa.bindparam("after")).limit(
+            sa.bindparam("limit", type_=sa.Integer)
+        )
+        self.reseal = sa.update(a).where(a.c.key == sa.bindparam("b_key"), a.c.purged_at.is_(None))
+        self._insert_alias = InsertOnce(a, a.c.id, dialect)
+
+        entry_columns = [t.c[name] for name in _ENTRY_COLUMNS]
+        select_entry = sa.select(*entry_columns)
+        self.insert_entry = sa.insert(t)
+        self._insert_entry_once = InsertOnce(t, t.c.seq, dialect)
+        by_dedup = select_entry.where(
+            t.c.conversation == sa.bindparam("conversation"),
+            t.c.dedup_key == sa.bindparam("dedup_key"),
+        )
+        self.entry_by_dedup = by_dedup.with_for_update() if locking else by_dedup
+        timeline = select_entry.where(t.c.conversation == sa.bindparam("conversation")).order_by(
+            t.c.at, t.c.seq
+        )
+        later = sa.or_(
+            t.c.at > sa.bindparam("at", type_=UTCDateTime()),
+            sa.and_(
+                t.c.at == sa.bindparam("at", type_=UTCDateTime()),
+                t.c.seq > sa.bindparam("seq", type_=sa.BigInteger),
+            ),
+        )
+        limit = sa.bindparam("limit", type_=sa.Integer)
+        self._entries = {
+            (False, False): timeline,
+            (False, True): timeline.limit(limit),
+            (True, False): timeline.where(later),
+            (True, True): timeline.where(later).limit(limit),
+        }
+
+    def read_key(self, key: str) -> Callable[[Connection], DbRow | None]:
+        """Read the alias row of ``key``."""
+        statement = self.by_key
+        params = {"key": key}
+        return lambda conn: conn.execute(statement, params).first()
+
+    def read_slot(self, slot: str) -> Callable[[Connection], DbRow | None]:
+        """Read the alias row in ``slot``."""
+        statement = self.by_slot
+        params = {"slot": slot}
+        return lambda conn: conn.execute(statement, params).first()
+
+    def insert_alias(self, conn: Connection, values: Mapping[str, Any]) -> int | None:
+        """Insert an alias unless its key or slot is taken."""
+        return self._insert_alias(conn, values)
+
+    def insert_entry_once(self, conn: Connection, values: Mapping[str, Any]) -> int | None:
+        """Insert an entry unless its dedup key is taken."""
+        return self._insert_entry_once(conn, values)
+
+    def entries(
+        self, conversation: str, after: tuple[datetime, int] | None, limit: int | None
+    ) -> tuple[Executable, dict[str, Any]]:
+        """The statement and parameters reading a page of a conversation's timeline."""
+        params: dict[str, Any] = {"conversation": conversation}
+        if after is not None:
+            params["at"], params["seq"] = after
+        if limit is not None:
+            params["limit"] = limit
+        return self._entries[after is not None, limit is not None], params
+
+    def purge(self, before: datetime, now: datetime) -> Executable:
+        """The statement turning aliases stopped before ``before`` into tombstones."""
+        a = self._aliases
+        revoked = a.c.status == AliasStatus.REVOKED.value
+        ended_first = sa.and_(a.c.ends_at.is_not(None), a.c.ends_at < a.c.expires_at)
+        stopped: ColumnElement[datetime] = sa.case(
+            (revoked, sa.func.coalesce(a.c.revoked_at, a.c.created_at, type_=UTCDateTime())),
+            (ended_first, a.c.ends_at),
+            else_=a.c.expires_at,
+        )
+        reason = sa.case(
+            (revoked, ExpiryReason.REVOKED.value),
+            (ended_first, ExpiryReason.ENDED.value),
+            else_=ExpiryReason.TTL.value,
+        )
+        cutoff = sa.literal(before, UTCDateTime())
+        return (
+            sa.update(a)
+            .where(
+                a.c.purged_at.is_(None),
+                sa.or_(a.c.expires_at < cutoff, a.c.ends_at < cutoff, revoked),
+                stopped < cutoff,
+            )
+            .values(
+                address=None,
+                real_address=None,
+                slot=None,
+                purged_at=sa.literal(now, UTCDateTime()),
+                expired_at=stopped,
+                expiry_reason=reason,
+            )
+        )
+
+
+class Upsert(enum.Enum):
+    """How a dialect inserts a row unless a unique key is taken."""
+
+    RETURNING = enum.auto()
+    """``ON CONFLICT DO NOTHING RETURNING pk``: a row back only when inserted."""
+    ROWCOUNT = enum.auto()
+    """``ON CONFLICT DO NOTHING``, then the row count and last row id (SQLite before 3.35)."""
+    INSERT_ID = enum.auto()
+    """A no-op ``ON DUPLICATE KEY UPDATE``: the insert id is 0 when nothing was inserted."""
+    SAVEPOINT = enum.auto()
+    """A plain ``INSERT`` in a savepoint: an integrity error means "taken"."""
+
+
+class InsertOnce:
+    """Insert a row unless a unique key is taken; return its new primary key, or ``None``.
+
+    PostgreSQL and SQLite: ``INSERT … ON CONFLICT DO NOTHING RETURNING pk``.
+    MariaDB/MySQL: ``INSERT … ON DUPLICATE KEY UPDATE pk = pk``. Other
+    databases: a plain ``INSERT`` in a savepoint.
+    """
+
+    def __init__(self, table: Table, pk: sa.Column[Any], dialect: str) -> None:
+        self._statement: Executable
+        self._fallback: Executable | None = None
+        if dialect == "postgresql":
+            self._how = Upsert.RETURNING
+            self._statement = postgresql.insert(table).on_conflict_do_nothing().returning(pk)
+        elif dialect == "sqlite":
+            self._how = Upsert.RETURNING
+            ignore = sqlite.insert(table).on_conflict_do_nothing()
+            self._statement = ignore.returning(pk)
+            self._fallback = ignore
+        elif dialect in MYSQL_DIALECTS:
+            self._how = Upsert.INSERT_ID
+            self._statement = mysql.insert(table).on_duplicate_key_update({pk.name: pk})
+        else:
+            self._how = Upsert.SAVEPOINT
+            self._statement = sa.insert(table)
+
+    def __call__(self, conn: Connection, values: Mapping[str, Any]) -> int | None:
+        """Insert ``values``; return the new primary key, or ``None`` if a key was taken."""
+        how = self._how
+        if self._fallback is not None and not conn.dialect.insert_returning:  # old SQLite
+            how = Upsert.ROWCOUNT
+        if how is Upsert.RETURNING:
+            found: int | None = conn.execute(self._statement, values).scalar()
+            return found
+        if how is Upsert.ROWCOUNT and self._fallback is not None:
+            result = conn.execute(self._fallback, values)
+            return result.lastrowid if result.rowcount == 1 else None
+        if how is Upsert.INSERT_ID:
+            return conn.execute(self._statement, values).lastrowid or None
+        try:
+            with conn.begin_nested():
+                result = conn.execute(self._statement, values)
+        except sa_exc.IntegrityError:
+            return None
+        inserted = result.inserted_primary_key
+        return int(inserted[0]) if inserted else None
+
+
+# -- rows ---------------------------------------------------------------------------
+
+
+def alias_values(alias: Alias) -> dict[str, Any]:
+    """The alias table's values of a new alias record."""
+    return {
+        "key": alias.key,
+        "slot": alias.slot,
+        "address": alias.address,
+        "real_address": alias.real_address,
+        "conversation": alias.conversation,
+        "store": alias.store,
+        "role": alias.role.value,
+        "strategy": alias.strategy,
+        "created_at": alias.created_at,
+        "expires_at": alias.expires_at,
+        "status": alias.status.value,
+        "ends_at": alias.ends_at,
+        "revoked_at": alias.revoked_at,
+    }
+
+
+def alias_from_row(row: DbRow) -> Alias:
+    """The alias record of an alias row that is not purged."""
+    return Alias(
+        address=row[2],
+        real_address=row[3],
+        conversation=row[4],
+        store=row[5],
+        role=Role(row[6]),
+        strategy=row[7],
+        created_at=row[8],
+        expires_at=row[9],
+        status=AliasStatus(row[10]),
+        ends_at=row[11],
+        revoked_at=row[12],
+        key=row[0],
+        slot=row[1],
+    )
+
+
+def record_from_row(row: DbRow) -> Alias | Tombstone:
+    """The alias record of an alias row, or its tombstone if purged."""
+    if row[13] is None:
+        return alias_from_row(row)
+    return Tombstone(
+        key=row[0],
+        conversation=row[4],
+        store=row[5],
+        role=Role(row[6]),
+        expired_at=row[14],
+        reason=ExpiryReason(row[15]),
+        purged_at=row[13],
+    )
+
+
+def entry_from_row(row: DbRow) -> TimelineEntry:
+    """The timeline entry of a timeline row."""
+    return TimelineEntry(
+        conversation=row[0],
+        kind=EntryKind(row[1]),
+        name=row[2],
+        at=row[3],
+        data=row[4],
+        dedup_key=row[5],
+        seq=row[6],
+    )

@@ -1,0 +1,416 @@
+"""The SQL storage: :class:`SQLStorage` and :func:`upgrade`.
+
+How get-or-create stays atomic and race-free on every database: the alias
+table's ``key`` and ``slot`` are unique; a new alias is inserted with the
+dialect's insert-or-ignore (``ON CONFLICT DO NOTHING`` on PostgreSQL and
+SQLite, a no-op ``ON DUPLICATE KEY UPDATE`` on MariaDB/MySQL) and the winner is
+read back; an unusable alias leaves its slot by a compare-and-set ``UPDATE``
+(on its key *and* slot) in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar
+
+from attrs import evolve
+from sqlalchemy import Connection, Engine
+from sqlalchemy.engine import URL
+
+from ...aliases import Alias
+from ...errors import AliasCollision, ConfigurationError, InvalidArgument, StorageError
+from ...timeline import TimelineEntry
+from ..base import AliasChange, Sealed, Tombstone
+from .engine import create_engine
+from .migrations import Migrator
+from .schema import DEFAULT_PREFIX, SQLTables, build_tables
+from .statements import (
+    Statements,
+    alias_from_row,
+    alias_values,
+    entry_from_row,
+    record_from_row,
+)
+from .transactions import Contention, Transactions
+
+__all__ = ["SQLStorage", "upgrade"]
+
+T = TypeVar("T")
+
+#: Rounds of get-or-create within one transaction before giving up on a contended slot.
+_SLOT_ROUNDS: Final = 8
+
+
+class SQLStorage:
+    """An :class:`~ct_alias.storage.Storage` in a SQL database, through SQLAlchemy Core.
+
+    Works with SQLite (``sqlite:///path.db``, or ``sqlite://`` in memory),
+    PostgreSQL (``postgresql+psycopg://…``) and MariaDB/MySQL
+    (``mysql+pymysql://…``). ``postgresql://`` and ``mysql://`` URLs use
+    those drivers. It is thread-safe, and any number of processes may share
+    one database.
+
+    Args:
+        url_or_engine: a database URL, or an :class:`~sqlalchemy.Engine` the
+            host already has (the storage then neither configures nor disposes
+            it: set ``pool_pre_ping``, and on SQLite a busy timeout and WAL,
+            yourself).
+        prefix: prepended to the names of the storage's tables.
+        schema: the PostgreSQL schema (or MariaDB/MySQL database) of the tables.
+        **engine_options: passed to :func:`sqlalchemy.create_engine`, over the
+            store's defaults (``pool_pre_ping=True``; ``READ COMMITTED`` on
+            MariaDB/MySQL; a 30 s busy timeout and WAL on SQLite files).
+
+    Raises:
+        ConfigurationError: a malformed URL, an unknown database, a bad prefix,
+            or engine options given with an engine.
+        MissingExtra: the database's driver is not installed.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: str | URL | Engine,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        schema: str | None = None,
+        **engine_options: Any,
+    ) -> None:
+        self._tables = build_tables(prefix, schema)
+        self._prefix = prefix
+        self._schema = schema
+        if isinstance(url_or_engine, Engine):
+            if engine_options:
+                raise ConfigurationError("engine options can only be given with a URL")
+            engine = url_or_engine
+            self._owns_engine = False
+        else:
+            engine = create_engine(url_or_engine, engine_options)
+            self._owns_engine = True
+        self._engine = engine
+        self._transactions = Transactions(engine)
+        self._dialect = self._transactions.dialect
+        self._migrator = Migrator(
+            self._tables,
+            dialect=self._dialect,
+            database=engine.url.database or "",
+            schema=schema,
+            prefix=prefix,
+            begin_writing=self._transactions.begin_writing,
+        )
+        self._sql = Statements(self._tables, self._dialect)
+
+    def __repr__(self) -> str:
+        url = self._engine.url.render_as_string(hide_password=True)
+        return f"<SQLStorage {url} prefix={self._prefix!r}>"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine the storage uses."""
+        return self._engine
+
+    @property
+    def tables(self) -> SQLTables:
+        """The store's tables, as SQLAlchemy Core tables."""
+        return self._tables
+
+    def close(self) -> None:
+        """Close the pooled connections of the engine the storage created.
+
+        An engine passed in by the host is left alone. The store can still
+        be used afterwards: it opens new connections as needed (for SQLite in
+        memory, ``sqlite://``, that is a new, empty database).
+        """
+        if self._owns_engine:
+            self._engine.dispose()
+
+    def dispose(self) -> None:
+        """Same as :meth:`close`."""
+        self.close()
+
+    # -- schema ----------------------------------------------------------------
+
+    def upgrade(self) -> int:
+        """Create the tables, or bring them up to date; safe to run again and concurrently.
+
+        Returns:
+            The schema version now in place.
+
+        Raises:
+            StorageError: the database failed (or refused the DDL).
+        """
+        return self._run(
+            "upgrading the schema", self._migrator.apply, write=True, retry_lost=True, begin=False
+        )
+
+    def schema_version(self) -> int:
+        """The schema version in place: 0 before :meth:`upgrade` ever ran.
+
+        Raises:
+            StorageError: the database failed.
+        """
+        return self._run(
+            "reading the schema version", self._migrator.version, write=False, retry_lost=True
+        )
+
+    # -- aliases ---------------------------------------------------------------
+
+    def get_or_create(
+        self, candidate: Alias, *, now: datetime, entries: Sequence[TimelineEntry] = ()
+    ) -> tuple[Alias, bool]:
+        """See :meth:`Storage.get_or_create`."""
+        slot = candidate.slot
+        if slot is None:
+            raise InvalidArgument("candidate", "a candidate alias needs a slot")
+        operation = "creating an alias"
+        # Most calls find a usable alias: a plain read, without a write transaction.
+        row = self._run(operation, self._sql.read_slot(slot), write=False, retry_lost=True)
+        if row is not None:
+            current = alias_from_row(row)
+            if current.usable_at(now):
+                return current, False
+        values = alias_values(candidate)
+        look_first = row is not None  # an empty slot is tried with an insert straight away
+
+        def work(conn: Connection) -> tuple[Alias, bool]:
+            return self._get_or_create(
+                conn, candidate, values, now=now, entries=entries, look_first=look_first
+            )
+
+        return self._run(operation, work, write=True, retry_lost=True)
+
+    def _get_or_create(
+        self,
+        conn: Connection,
+        candidate: Alias,
+        values: dict[str, Any],
+        *,
+        now: datetime,
+        entries: Sequence[TimelineEntry],
+        look_first: bool,
+    ) -> tuple[Alias, bool]:
+        """Get-or-create inside a write transaction.
+
+        Each round looks at the slot (a locking read on MariaDB/MySQL, which
+        sees the latest committed row whatever the isolation level), returns
+        a usable alias, retires an unusable one by compare-and-set, then
+        inserts the candidate unless a unique key is taken. A taken key with
+        a free slot is a collision; a taken slot means a concurrent caller
+        won: the next round returns its alias.
+        """
+        sql = self._sql
+        slot = {"slot": candidate.slot}
+        conflicted = False
+        for _ in range(_SLOT_ROUNDS):
+            if look_first or conflicted:
+                row = conn.execute(sql.by_slot_for_update, slot).first()
+                if row is not None:
+                    current = alias_from_row(row)
+                    if current.usable_at(now):
+                        return current, False
+                    retire = {"b_key": current.key, "b_slot": candidate.slot}
+                    if conn.execute(sql.retire, retire).rowcount != 1:
+                        continue  # someone else changed it first: look again
+                elif conflicted and conn.execute(sql.key_taken, {"key": candidate.key}).first():
+                    raise AliasCollision()
+            if sql.insert_alias(conn, values) is not None:
+                for entry in entries:
+                    self._append(conn, entry)
+                return candidate, True
+            conflicted = True
+        raise StorageError("creating an alias: the slot stayed contended", transient=True)
+
+    def get(self, key: str) -> Alias | Tombstone | None:
+        """See :meth:`Storage.get`."""
+        row = self._run("reading an alias", self._sql.read_key(key), write=False, retry_lost=True)
+        return None if row is None else record_from_row(row)
+
+    def aliases(self, conversation: str) -> list[Alias]:
+        """See :meth:`Storage.aliases`."""
+        statement = self._sql.by_conversation
+        params = {"conversation": conversation}
+
+        def work(conn: Connection) -> list[Alias]:
+            return [alias_from_row(row) for row in conn.execute(statement, params)]
+
+        return self._run("listing aliases", work, write=False, retry_lost=True)
+
+    def update(
+        self, changes: Sequence[AliasChange], *, entries: Sequence[TimelineEntry] = ()
+    ) -> tuple[list[Alias], list[TimelineEntry]]:
+        """See :meth:`Storage.update`."""
+        if not changes and not entries:
+            return [], []
+        sql = self._sql
+
+        def work(conn: Connection) -> tuple[list[Alias], list[TimelineEntry]]:
+            keys = []
+            for change in changes:
+                params = {
+                    "b_key": change.key,
+                    "status": change.status.value,
+                    "ends_at": change.ends_at,
+                    "revoked_at": change.revoked_at,
+                }
+                if conn.execute(sql.change, params).rowcount:
+                    keys.append(change.key)
+            changed: list[Alias] = []
+            if keys:
+                found = {
+                    row[0]: alias_from_row(row) for row in conn.execute(sql.by_keys, {"keys": keys})
+                }
+                changed = [found[key] for key in keys]
+            stored = [self._append(conn, entry)[0] for entry in entries]
+            return changed, stored
+
+        idempotent = all(entry.dedup_key is not None for entry in entries)
+        return self._run("updating aliases", work, write=True, retry_lost=idempotent)
+
+    def purge(self, *, before: datetime, now: datetime) -> int:
+        """See :meth:`Storage.purge`."""
+        statement = self._sql.purge(before, now)
+
+        def work(conn: Connection) -> int:
+            return conn.execute(statement).rowcount
+
+        return self._run("purging aliases", work, write=True, retry_lost=True)
+
+    def scan(self, *, after: str | None, limit: int) -> list[Alias]:
+        """See :meth:`Storage.scan`."""
+        params: dict[str, Any] = {"limit": limit}
+        statement = self._sql.scan_first
+        if after is not None:
+            statement = self._sql.scan_after
+            params["after"] = after
+
+        def work(conn: Connection) -> list[Alias]:
+            return [alias_from_row(row) for row in conn.execute(statement, params)]
+
+        return self._run("scanning aliases", work, write=False, retry_lost=True)
+
+    def reseal(self, records: Sequence[Sealed]) -> int:
+        """See :meth:`Storage.reseal`."""
+        if not records:
+            return 0
+        statement = self._sql.reseal
+
+        def work(conn: Connection) -> int:
+            done = 0
+            for sealed in records:
+                params = {
+                    "b_key": sealed.key,
+                    "address": sealed.address,
+                    "real_address": sealed.real_address,
+                }
+                done += conn.execute(statement, params).rowcount
+            return done
+
+        return self._run("resealing aliases", work, write=True, retry_lost=True)
+
+    # -- timeline --------------------------------------------------------------
+
+    def append(self, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
+        """See :meth:`Storage.append`."""
+
+        def work(conn: Connection) -> tuple[TimelineEntry, bool]:
+            return self._append(conn, entry)
+
+        retry_lost = entry.dedup_key is not None
+        return self._run("appending to a timeline", work, write=True, retry_lost=retry_lost)
+
+    def _append(self, conn: Connection, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
+        sql = self._sql
+        values = {
+            "conversation": entry.conversation,
+            "at": entry.at,
+            "kind": entry.kind.value,
+            "name": entry.name,
+            "data": entry.data,
+            "dedup_key": entry.dedup_key,
+        }
+        if entry.dedup_key is None:
+            inserted = conn.execute(sql.insert_entry, values).inserted_primary_key
+            return evolve(entry, seq=inserted[0] if inserted else None), True
+        seq = sql.insert_entry_once(conn, values)
+        if seq is not None:
+            return evolve(entry, seq=seq), True
+        key = {"conversation": entry.conversation, "dedup_key": entry.dedup_key}
+        row = conn.execute(sql.entry_by_dedup, key).first()
+        if row is None:  # the conflicting entry is not visible yet: run the transaction again
+            raise Contention()
+        return entry_from_row(row), False
+
+    def entries(
+        self,
+        conversation: str,
+        *,
+        after: tuple[datetime, int] | None = None,
+        limit: int | None = None,
+    ) -> list[TimelineEntry]:
+        """See :meth:`Storage.entries`."""
+        statement, params = self._sql.entries(conversation, after, limit)
+
+        def work(conn: Connection) -> list[TimelineEntry]:
+            return [entry_from_row(row) for row in conn.execute(statement, params)]
+
+        return self._run("reading a timeline", work, write=False, retry_lost=True)
+
+    def _run(
+        self,
+        operation: str,
+        work: Callable[[Connection], T],
+        *,
+        write: bool,
+        retry_lost: bool,
+        begin: bool = True,
+    ) -> T:
+        """Run ``work`` (see :meth:`Transactions.run`)."""
+        return self._transactions.run(
+            operation, work, write=write, retry_lost=retry_lost, begin=begin
+        )
+
+
+def upgrade(
+    target: str | URL | Engine | SQLStorage,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    schema: str | None = None,
+    **engine_options: Any,
+) -> int:
+    """Create ct_alias's tables, or migrate them to :data:`SCHEMA_VERSION`.
+
+    Idempotent (running it again does nothing) and safe to run from several
+    processes at once. Run it when deploying, never from a constructor.
+
+    Args:
+        target: a database URL, an engine, or a :class:`SQLStorage` (whose
+            prefix and schema are then used).
+        prefix: the table name prefix (ignored for a store).
+        schema: the PostgreSQL schema, created if missing, or MariaDB/MySQL
+            database (ignored for a store).
+        **engine_options: for :func:`sqlalchemy.create_engine`, with a URL.
+
+    Returns:
+        The schema version now in place.
+
+    Raises:
+        StorageError: the database failed.
+        ConfigurationError: a bad URL, prefix or option.
+        MissingExtra: the database's driver is not installed.
+    """
+    if isinstance(target, SQLStorage):
+        return target.upgrade()
+    with SQLStorage(target, prefix=prefix, schema=schema, **engine_options) as store:
+        return store.upgrade()

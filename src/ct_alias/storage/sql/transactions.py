@@ -1,0 +1,188 @@
+"""Running a unit of work in a transaction: retries, and what a driver error means.
+
+:class:`Transactions` runs a function on a pooled connection, in a
+transaction when it writes; deadlocks and serialisation failures are run
+again, a connection lost mid-way too when the work is idempotent, and every
+other failure becomes a :class:`~ct_alias.errors.StorageError`. :func:`fate`
+classifies a driver error by its SQLSTATE (PostgreSQL), errno
+(MariaDB/MySQL) or message (SQLite).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Final, TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy import exc as sa_exc
+
+from ...errors import StorageError
+from ...vocabulary import MYSQL_DIALECTS
+from .engine import is_memory
+
+__all__ = [
+    "ATTEMPTS",
+    "Contention",
+    "Fate",
+    "Transactions",
+    "fate",
+    "mysql_fate",
+    "postgresql_fate",
+]
+
+logger = logging.getLogger("ct_alias.storage.sql")
+
+T = TypeVar("T")
+
+#: Attempts of one transaction that meets deadlocks or serialisation failures.
+ATTEMPTS: Final = 5
+# MariaDB/MySQL error numbers.
+MYSQL_RETRY: Final = frozenset({1205, 1213})  # lock wait timeout, deadlock
+MYSQL_TRANSIENT: Final = frozenset(
+    {1040, 1053, 1077, 1317, 1927, 2002, 2003, 2006, 2013, 2055, 4031}
+)  # too many connections, shutdown, interrupted, killed, cannot connect, gone away, lost
+
+
+class Transactions:
+    """Runs units of work on an engine's connections, retrying what may succeed again.
+
+    Args:
+        engine: the storage's engine.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.dialect = engine.dialect.name
+        # Who may use a connection at once: reads and writes on SQLite in memory share
+        # one connection (one at a time); SQLite file writers queue here rather than
+        # in SQLite's sleeping busy handler (other processes still wait there).
+        self._read_guard: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        self._write_guard: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+        self._reader: Engine = engine
+        if self.dialect == "sqlite":
+            self._write_guard = threading.Lock()
+            if is_memory(engine.url):
+                self._read_guard = self._write_guard
+        elif self.dialect == "postgresql":
+            # Single-statement reads need no transaction: no BEGIN/ROLLBACK round trips.
+            self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    def begin_writing(self, conn: Connection) -> None:
+        """Start a write transaction: on SQLite, take the write lock first (waiting for it).
+
+        A deferred ``BEGIN`` would take a read lock and fail, not wait, when
+        it needs the write lock another connection holds. The driver sends
+        no ``BEGIN`` of its own inside a transaction already begun.
+        """
+        if self.dialect == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def run(
+        self,
+        operation: str,
+        work: Callable[[Connection], T],
+        *,
+        write: bool,
+        retry_lost: bool,
+        begin: bool = True,
+    ) -> T:
+        """Run ``work`` on a pooled connection, in a transaction when it writes.
+
+        Deadlocks and serialisation failures are retried; a connection lost
+        mid-way is retried when ``retry_lost`` (the work is idempotent).
+        Everything else becomes a :class:`StorageError`. With ``begin=False``
+        a writer's work manages its transactions itself.
+        """
+        engine, guard = (
+            (self._engine, self._write_guard) if write else (self._reader, self._read_guard)
+        )
+        attempt = 1
+        while True:
+            try:
+                with guard, engine.connect() as conn:
+                    if not (write and begin):
+                        return work(conn)
+                    with conn.begin():
+                        self.begin_writing(conn)
+                        return work(conn)
+            except Contention:
+                outcome = Fate.RETRY
+                cause: BaseException | None = None
+            except sa_exc.DBAPIError as exc:
+                outcome = fate(exc, self.dialect)
+                cause = exc
+            except sa_exc.SQLAlchemyError as exc:
+                transient = isinstance(exc, sa_exc.TimeoutError)
+                raise StorageError(operation, exc, transient=transient) from exc
+            retry = outcome is Fate.RETRY or (outcome is Fate.LOST and retry_lost)
+            if not retry or attempt >= ATTEMPTS:
+                transient = outcome is not Fate.PERMANENT
+                raise StorageError(operation, cause, transient=transient) from cause
+            logger.debug(
+                "retrying %s (attempt %d): %s",
+                operation,
+                attempt + 1,
+                type(cause).__name__ if cause is not None else "contention",
+            )
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not a secret
+            attempt += 1
+
+
+class Contention(Exception):
+    """A transaction met a row it cannot see yet; it is run again."""
+
+
+class Fate(enum.StrEnum):
+    """What to do about a failed transaction."""
+
+    RETRY = "retry"
+    """Rolled back by a deadlock or a serialisation failure: run it again."""
+    LOST = "lost"
+    """The connection broke during the work: run it again if the work is idempotent."""
+    TRANSIENT = "transient"
+    """May work later (cannot connect, the server is shutting down…)."""
+    PERMANENT = "permanent"
+    """Will fail the same way again."""
+
+
+def fate(exc: sa_exc.DBAPIError, dialect: str) -> Fate:
+    """Classify a driver error by its code (SQLSTATE on PostgreSQL, errno on MariaDB/MySQL)."""
+    if exc.connection_invalidated:
+        return Fate.LOST
+    if dialect == "postgresql":
+        return postgresql_fate(getattr(exc.orig, "sqlstate", None))
+    if dialect in MYSQL_DIALECTS:
+        args = getattr(exc.orig, "args", ())
+        return mysql_fate(args[0] if args and isinstance(args[0], int) else None)
+    if dialect == "sqlite":
+        text = str(exc.orig).lower()
+        return Fate.TRANSIENT if "locked" in text or "busy" in text else Fate.PERMANENT
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return Fate.TRANSIENT
+    return Fate.PERMANENT
+
+
+def postgresql_fate(sqlstate: str | None) -> Fate:
+    """Classify a PostgreSQL error by its SQLSTATE."""
+    if sqlstate in ("40001", "40P01"):  # serialization failure, deadlock
+        return Fate.RETRY
+    # No SQLSTATE: the client lost or could not open the connection. 08: connection
+    # exception, 53: insufficient resources, 57: operator intervention, 58: system error.
+    if sqlstate is None or sqlstate[:2] in ("08", "53", "57", "58") or sqlstate == "55P03":
+        return Fate.TRANSIENT
+    return Fate.PERMANENT
+
+
+def mysql_fate(errno: int | None) -> Fate:
+    """Classify a MariaDB/MySQL error by its errno."""
+    if errno in MYSQL_RETRY:
+        return Fate.RETRY
+    if errno is None or errno in MYSQL_TRANSIENT:
+        return Fate.TRANSIENT
+    return Fate.PERMANENT

@@ -1,0 +1,77 @@
+"""The words and limits several layers share: order events, roles, RFC and identifier limits.
+
+Everything here is a plain value with no dependency inside the package, so
+any layer (policy, strategies, the tracker, storage schemas, the relay) can
+use it without reaching up. Each limit is declared once, here; the SQL
+schema sizes its columns from the same numbers.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import timedelta
+from typing import Final
+
+__all__ = [
+    "MAX_ADDRESS",
+    "MAX_CONVERSATION",
+    "MAX_DOMAIN",
+    "MAX_DURATION",
+    "MAX_EVENT",
+    "MAX_LABEL",
+    "MAX_LOCAL",
+    "MAX_STORE",
+    "MYSQL_DIALECTS",
+    "OrderEvent",
+    "Role",
+]
+
+
+class OrderEvent(enum.StrEnum):
+    """The steps of an order's flow."""
+
+    PAYMENT_APPROVED = "payment-approved"
+    PREPARING_DELIVERY = "preparing-delivery"
+    INVOICED = "invoiced"
+    DISPATCHED = "dispatched"
+    DELIVERED = "delivered"
+    CANCELED = "canceled"
+
+
+class Role(enum.StrEnum):
+    """Whose address an alias stands for, within a conversation."""
+
+    CUSTOMER = "customer"
+    """The buyer."""
+    STORE = "store"
+    """The store's own sender address, masked like the customer's."""
+    FOLLOW_UP = "follow_up"
+    """Someone the store copies on the order (a second contact of the buyer, an agent)."""
+    CONTACT = "contact"
+    """An outside sender (a carrier, a marketplace) given a reverse alias."""
+
+
+# -- RFC 5321 limits, in octets ---------------------------------------------------
+
+#: The longest local part (RFC 5321 §4.5.3.1.1).
+MAX_LOCAL: Final = 64
+#: The longest DNS label (RFC 1035 §2.3.4).
+MAX_LABEL: Final = 63
+#: The longest domain (RFC 5321 §4.5.3.1.2).
+MAX_DOMAIN: Final = 253
+#: The longest address that fits a forward path (RFC 5321 §4.5.3.1.3, less the brackets).
+MAX_ADDRESS: Final = 254
+
+# -- identifier limits (the SQL columns are this wide) -----------------------------
+
+#: The longest conversation id (an order id), in characters.
+MAX_CONVERSATION: Final = 255
+#: The longest store (tenant) name, in characters.
+MAX_STORE: Final = 64
+#: The longest timeline event name, in characters.
+MAX_EVENT: Final = 64
+#: The longest time to live, grace period or reactivation (ten years).
+MAX_DURATION: Final = timedelta(days=3650)
+
+#: SQLAlchemy dialect names of MariaDB/MySQL (shared by the schema and the storage).
+MYSQL_DIALECTS: Final = ("mysql", "mariadb")

@@ -1,0 +1,241 @@
+"""Sender authentication: Authentication-Results of a trusted MTA, DKIM in process."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ct_alias.auth import (
+    DKIM,
+    Authentication,
+    AuthenticationResults,
+    Unauthenticated,
+    Verdict,
+    aligned,
+)
+from ct_alias.errors import ConfigurationError
+from ct_alias.mail import parse_headers, split_message
+
+MTA = "mx.ct.example.com"
+
+
+def verdict_of(authenticator: object, *lines: str, from_domain: str) -> Authentication:
+    data = ("\r\n".join(lines) + "\r\n\r\nbody\r\n").encode()
+    fields = parse_headers(split_message(data).headers)
+    return authenticator.authenticate(fields, data, from_domain=from_domain)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("vouching", "author", "expected"),
+    [
+        ("example.com", "example.com", True),
+        ("example.com", "news.example.com", True),
+        ("Example.COM.", "news.example.com", True),
+        ("news.example.com", "example.com", False),  # a child never speaks for its parent
+        ("ample.com", "example.com", False),  # a label boundary, not a substring
+        ("", "example.com", False),
+        ("evil.example", "example.com", False),
+    ],
+)
+def test_alignment(vouching: str, author: str, expected: bool) -> None:
+    assert aligned(vouching, author) is expected
+
+
+# -- Authentication-Results ------------------------------------------------------------
+
+
+@pytest.fixture
+def ar() -> AuthenticationResults:
+    return AuthenticationResults(MTA)
+
+
+def test_dmarc_pass_of_the_from_domain(ar: AuthenticationResults) -> None:
+    found = verdict_of(
+        ar,
+        f"Authentication-Results: {MTA}; dmarc=pass header.from=loja.example.com",
+        from_domain="loja.example.com",
+    )
+    assert found == Authentication(Verdict.PASS, "loja.example.com", "dmarc")
+    assert found.passed
+    assert found.vouches_for("loja.example.com")
+    assert not found.vouches_for("evil.example")
+    assert found.to_dict() == {"verdict": "pass", "method": "dmarc", "domain": "loja.example.com"}
+
+
+def test_dmarc_pass_of_another_domain_is_no_pass(ar: AuthenticationResults) -> None:
+    found = verdict_of(
+        ar,
+        f"Authentication-Results: {MTA}; dmarc=pass header.from=evil.example",
+        from_domain="loja.example.com",
+    )
+    assert found.verdict is Verdict.NONE
+
+
+def test_only_the_topmost_field_of_the_mta_counts(ar: AuthenticationResults) -> None:
+    # the sender wrote a passing field with our id; the MTA's own (topmost) says fail
+    found = verdict_of(
+        ar,
+        f"Authentication-Results: {MTA}; dmarc=fail header.from=loja.example.com",
+        f"Authentication-Results: {MTA}; dmarc=pass header.from=loja.example.com",
+        from_domain="loja.example.com",
+    )
+    assert found.verdict is Verdict.FAIL
+    # another authserv-id (the sender's own server, or a forger) is never read
+    found = verdict_of(
+        ar,
+        "Authentication-Results: mx.evil.example; dmarc=pass header.from=loja.example.com",
+        from_domain="loja.example.com",
+    )
+    assert found.verdict is Verdict.NONE
+
+
+def test_authserv_id_is_case_insensitive(ar: AuthenticationResults) -> None:
+    found = verdict_of(
+        ar,
+        "Authentication-Results: MX.CT.Example.com; dkim=pass header.d=loja.example.com",
+        from_domain="loja.example.com",
+    )
+    assert found == Authentication(Verdict.PASS, "loja.example.com", "dkim")
+
+
+def test_aligned_dkim_and_spf(ar: AuthenticationResults) -> None:
+    found = verdict_of(
+        ar,
+        f"Authentication-Results: {MTA}; dkim=pass header.d=example.com; "
+        "spf=pass smtp.mailfrom=bounce@news.example.com",
+        from_domain="news.example.com",
+    )
+    assert found == Authentication(Verdict.PASS, "example.com", "dkim")
+    found = verdict_of(
+        ar,
+        f"Authentication-Results: {MTA}; dkim=fail header.d=news.example.com; "
+        "spf=pass smtp.mailfrom=bounce@news.example.com",
+        from_domain="news.example.com",
+    )
+    assert found == Authentication(Verdict.PASS, "news.example.com", "spf")
+
+
+def test_unaligned_passes_are_not_a_pass(ar: AuthenticationResults) -> None:
+    found = verdict_of(
+        ar,
+        f"Authentication-Results: {MTA}; dkim=pass header.d=mailer.example; "
+        "spf=pass smtp.mailfrom=x@mailer.example",
+        from_domain="loja.example.com",
+    )
+    assert found.verdict is Verdict.NONE
+    found = verdict_of(
+        ar,
+        f"Authentication-Results: {MTA}; dkim=fail header.d=loja.example.com",
+        from_domain="loja.example.com",
+    )
+    assert found.verdict is Verdict.FAIL
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"Authentication-Results: {MTA}; none",
+        f"Authentication-Results: {MTA}; ((((((",
+        "Authentication-Results: ;;;",
+        f"Authentication-Results: {MTA}; arc=pass",
+        "Subject: no field at all",
+    ],
+)
+def test_nothing_readable_is_no_verdict(ar: AuthenticationResults, line: str) -> None:
+    assert verdict_of(ar, line, from_domain="loja.example.com").verdict is Verdict.NONE
+
+
+def test_configuration() -> None:
+    with pytest.raises(ConfigurationError):
+        AuthenticationResults("  ")
+    assert repr(AuthenticationResults(" MX.Example.com ")) == (
+        "AuthenticationResults(authserv_id='mx.example.com')"
+    )
+    assert verdict_of(Unauthenticated(), "From: a@b.example", from_domain="b.example") == (
+        Authentication(Verdict.NONE)
+    )
+
+
+# -- DKIM, verified in process with keys made here and DNS in a dict --------------------
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> tuple[bytes, bytes]:
+    """A fresh RSA key: (PEM private key, the ``p=`` value of its DNS record)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem, base64.b64encode(public)
+
+
+@pytest.fixture
+def dns(rsa_key: tuple[bytes, bytes]) -> Callable[[bytes], bytes | None]:
+    records = {b"sel._domainkey.transportadora.example.net.": b"v=DKIM1; k=rsa; p=" + rsa_key[1]}
+    return lambda name: records.get(name if name.endswith(b".") else name + b".")
+
+
+def signed(pem: bytes, domain: str, *lines: str) -> bytes:
+    import dkim
+
+    data = ("\r\n".join(lines) + "\r\n\r\nSua entrega chega amanha.\r\n").encode()
+    signature: bytes = dkim.sign(
+        data, b"sel", domain.encode(), pem, include_headers=[b"from", b"subject", b"to"]
+    )
+    return signature + data
+
+
+def dkim_verdict(dns: Callable[[bytes], bytes | None], data: bytes, author: str) -> Authentication:
+    fields = parse_headers(split_message(data).headers)
+    return DKIM(dns=dns).authenticate(fields, data, from_domain=author)
+
+
+def test_dkim_pass(rsa_key: tuple[bytes, bytes], dns: Callable[[bytes], bytes | None]) -> None:
+    data = signed(
+        rsa_key[0],
+        "transportadora.example.net",
+        "From: rastreio@transportadora.example.net",
+        "To: someone@ct.example.com",
+        "Subject: Entrega",
+    )
+    found = dkim_verdict(dns, data, "transportadora.example.net")
+    assert found == Authentication(Verdict.PASS, "transportadora.example.net", "dkim")
+
+
+def test_dkim_tampered_is_a_fail(
+    rsa_key: tuple[bytes, bytes], dns: Callable[[bytes], bytes | None]
+) -> None:
+    data = signed(
+        rsa_key[0],
+        "transportadora.example.net",
+        "From: rastreio@transportadora.example.net",
+        "Subject: Entrega",
+    )
+    tampered = data.replace(b"Subject: Entrega", b"Subject: Pague aqui")
+    assert dkim_verdict(dns, tampered, "transportadora.example.net").verdict is Verdict.FAIL
+    no_key = dkim_verdict(lambda name: None, data, "transportadora.example.net")
+    assert no_key.verdict is Verdict.FAIL
+
+
+def test_dkim_of_another_domain_vouches_for_nothing(
+    rsa_key: tuple[bytes, bytes], dns: Callable[[bytes], bytes | None]
+) -> None:
+    # a valid signature by the carrier on mail claiming to be from the store
+    data = signed(
+        rsa_key[0],
+        "transportadora.example.net",
+        "From: vendas@loja.example.com",
+        "Subject: Entrega",
+    )
+    assert dkim_verdict(dns, data, "loja.example.com").verdict is Verdict.NONE
+    unsigned = b"From: rastreio@transportadora.example.net\r\n\r\nhi\r\n"
+    assert dkim_verdict(dns, unsigned, "transportadora.example.net").verdict is Verdict.NONE
