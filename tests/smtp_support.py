@@ -143,6 +143,13 @@ class Serve:
         self._log.close()
         return self.process.returncode
 
+    def wait(self, timeout: float = 30) -> int:
+        """Wait for the process to end by itself (after a signal already sent)."""
+        self.process.communicate(timeout=timeout)
+        self.stderr = self.log()
+        self._log.close()
+        return self.process.returncode
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
