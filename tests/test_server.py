@@ -11,6 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from ct_alias.mail import split_message
+from ct_alias.server import wire_lines
 
 from .smtp_support import Serve, Sink, cli, free_port, message
 
@@ -131,3 +132,133 @@ def test_smtputf8(env: dict[str, str], sink: tuple[Sink, int], serve: Serve) -> 
         client.sendmail("remetente@example.org", [alias], data, mail_options=["SMTPUTF8"])
     ((_, rcpt_tos, _),) = sink[0].received
     assert rcpt_tos == ["joão@exemplo.com.br"]
+
+
+# -- as an attacker and a postmaster see it: hostile bytes, smuggling, its logs ---------
+
+# generated with `ct-alias keys generate` for these tests only
+ADDRESS_KEY = "Zq3v8N1xW5tY2uB7cE4rM9kP0sL6jH3gF8dA1oI5yT2"
+MTA = "mx.ct.example.com"
+TRUST_CUSTOMER = "maria.silva@example.com.br"
+SECRETS = ("maria.silva", "example.com.br", "rastreio", "transportadora", "198.51.100.77")
+
+
+@pytest.fixture
+def keyed_env(env: dict[str, str]) -> dict[str, str]:
+    return {**env, "CT_ALIAS_ADDRESS_KEYS": ADDRESS_KEY, "CT_ALIAS_AUTHSERV_ID": MTA}
+
+
+@pytest.fixture
+def keyed_serve(keyed_env: dict[str, str], sink: tuple[Sink, int]) -> Iterator[Serve]:
+    server = Serve(keyed_env, sink[1])
+    yield server
+    if server.process.poll() is None:
+        server.process.kill()
+    server.process.communicate(timeout=30)
+
+
+def send(port: int, sender: str, recipients: list[str], data: bytes) -> dict[str, object]:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.ehlo("client.test")
+        try:
+            return dict(client.sendmail(sender, recipients, data))
+        except smtplib.SMTPDataError as exc:
+            return {"data": (exc.smtp_code, exc.smtp_error)}
+
+
+def test_the_whole_output_of_serve_names_no_real_address(
+    keyed_env: dict[str, str], sink: tuple[Sink, int], keyed_serve: Serve
+) -> None:
+    customer = cli(keyed_env, "mask", TRUST_CUSTOMER, "--conversation", "order-1")
+    carrier_mail = (
+        f"Authentication-Results: {MTA}; dmarc=pass header.from=transportadora.example.net\r\n"
+        f"From: Transportadora <{CARRIER}>\r\nTo: {customer}\r\nSubject: Entrega\r\n"
+        "Message-ID: <t1@transportadora.example.net>\r\n\r\nAmanha.\r\n"
+    ).encode()
+    assert send(keyed_serve.port, CARRIER, [customer], carrier_mail) == {}
+    (_, _, delivered), *_ = sink[0].received
+    contact = next(
+        line.split(b"<")[1].split(b">")[0].decode()
+        for line in split_message(delivered).headers.split(b"\r\n")
+        if line.startswith(b"From:")
+    )
+    reply = (
+        "Received: from maria-laptop ([198.51.100.77]) by mx.example.com.br\r\n"
+        f"Authentication-Results: {MTA}; dmarc=pass header.from=example.com.br\r\n"
+        f"From: Maria <{TRUST_CUSTOMER}>\r\nTo: {contact}\r\nSubject: Re: Entrega\r\n"
+        "X-Note: caf\xe9\r\n"
+        "\r\nObrigada.\r\n"
+    ).encode("latin-1")
+    assert send(keyed_serve.port, TRUST_CUSTOMER, [contact], reply) == {}
+    # a stranger probes and forges: refusals are logged by alias and code only
+    forged = f"From: Loja <vendas@loja.example.com>\r\nTo: {customer}\r\n\r\nPague.\r\n"
+    assert send(keyed_serve.port, "x@evil.example", [customer], forged.encode()) == {}
+    with smtplib.SMTP("127.0.0.1", keyed_serve.port, timeout=30) as client:
+        client.ehlo("client.test")
+        client.mail(TRUST_CUSTOMER)
+        assert client.rcpt(f"nobody@{DOMAIN}")[0] == 550
+        assert client.rcpt(f"unverified-sender@{DOMAIN}")[0] == 550
+    assert len(sink[0].received) == 3
+    _, _, to_carrier = sink[0].received[1]
+    headers = split_message(to_carrier).headers.decode("utf-8", "replace").lower()
+    for secret in ("maria.silva", "example.com.br", "198.51.100.77", "maria-laptop"):
+        assert secret not in headers
+    assert keyed_serve.stop() == 0
+    output = keyed_serve.stderr.lower()  # every log line (stdout has only the "listening" line)
+    assert "relayed" in output or "accepted" in output  # it does log, at INFO
+    for secret in SECRETS:
+        assert secret not in output, (secret, output)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"C\r.\r\nD\r\n",  # <CR>.<CR><LF>
+        b"C\n.\nD\r\n",  # <LF>.<LF>
+        b"C\r\n.\rD\r\n",
+        b"C\n.\r\nD\r\n",
+    ],
+)
+def test_no_bare_line_end_reaches_the_downstream(
+    env: dict[str, str], sink: tuple[Sink, int], serve: Serve, body: bytes
+) -> None:
+    customer = cli(env, "mask", TRUST_CUSTOMER, "--conversation", "order-1")
+    data = f"From: {CARRIER}\r\nTo: {customer}\r\nSubject: x\r\n\r\n".encode() + body
+    assert send(serve.port, CARRIER, [customer], data) == {}
+    ((_, _, delivered),) = sink[0].received
+    # what the downstream got has only CRLF line ends, and nothing ended it early
+    assert delivered.count(b"\r") == delivered.count(b"\r\n") == delivered.count(b"\n")
+    assert split_message(delivered).body.startswith(b"C\r\n.")
+    assert delivered.endswith(b"\r\nD\r\n")
+
+
+def test_a_bare_cr_in_a_header_is_refused_over_smtp(
+    env: dict[str, str], sink: tuple[Sink, int], serve: Serve
+) -> None:
+    customer = cli(env, "mask", TRUST_CUSTOMER, "--conversation", "order-1")
+    data = f"From: {CARRIER}\r\nTo: {customer}\r\nSubject: x\rBcc: a@b.example\r\n\r\nhi\r\n"
+    result = send(serve.port, CARRIER, [customer], data.encode())
+    assert next(iter(result.values()))[0] == 554  # type: ignore[index]
+    assert sink[0].received == []
+
+
+def test_deep_nesting_is_a_clean_refusal_over_smtp(
+    env: dict[str, str], sink: tuple[Sink, int], serve: Serve
+) -> None:
+    customer = cli(env, "mask", TRUST_CUSTOMER, "--conversation", "order-1")
+    # 500 nested comments, folded into lines the SMTP server accepts
+    nested = "\r\n ".join(["(" * 100] * 5) + "x" + "\r\n ".join([")" * 100] * 5)
+    data = f"From: {CARRIER}\r\nTo: {customer}\r\nCc: {nested} <a@b.example>\r\n\r\nhi\r\n"
+    result = send(serve.port, CARRIER, [customer], data.encode())
+    code, text = next(iter(result.values()))  # type: ignore[misc]
+    assert code == 554
+    assert b"Error" not in text  # no exception name, no traceback text
+    assert sink[0].received == []
+    assert serve.stop() == 0
+    assert "Traceback" not in serve.stderr
+
+
+def test_wire_lines() -> None:
+    assert wire_lines(b"a\r\nb") == b"a\r\nb"
+    assert wire_lines(b"plain") == b"plain"
+    assert wire_lines(b"\n\r\r\n\n\r") == b"\r\n" * 5

@@ -28,7 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .aliases import Role
@@ -36,6 +36,9 @@ from .errors import ConfigurationError, CtAliasError, StorageError
 from .policy import Policy
 from .storage.base import Storage
 from .tracker import DEFAULT_STORE, Rotation, Tracker
+
+if TYPE_CHECKING:
+    from .auth import Authenticator
 
 __all__ = ["main"]
 
@@ -198,11 +201,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from .relay import Relay  # noqa: PLC0415
     from .server import RelayHandler, SMTPDeliverer, run_server  # noqa: PLC0415
 
-    handler = (
-        logging.StreamHandler()
-    )  # an application may configure logging; the library never does
-    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    _configure_logging(args.log_level)
     host, port = _host_port(args.listen, "--listen")
     deliver = args.deliver.removeprefix("smtp://")
     down_host, down_port = _host_port(deliver, "--deliver")
@@ -211,7 +210,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     tracker = _tracker(args)
     deliverer = SMTPDeliverer(down_host, down_port)
     _check_before_serving(tracker, deliverer, wait=args.wait)
-    relay = Relay(tracker, max_size=args.max_size)
+    relay = Relay(tracker, authenticator=_authenticator(args), max_size=args.max_size)
     relay_handler = RelayHandler(relay, deliverer, handoffs=args.handoffs)
 
     def ready(address: tuple[str, int]) -> None:
@@ -224,6 +223,48 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     run_server(relay_handler, host, port, hostname=args.hostname, ready=ready)
     return 0
+
+
+#: aiosmtpd's protocol logger: at INFO it writes every envelope address it is given.
+_PROTOCOL_LOGGER = "mail.log"
+
+
+def _configure_logging(level_name: str) -> None:
+    """Log to stderr, one line per record; an application may do this, the library never does.
+
+    Real addresses are never written at the levels a default run enables:
+    ct_alias's own lines name aliases, conversations and codes, and
+    aiosmtpd's protocol logger (which names every ``MAIL FROM`` and ``RCPT
+    TO``) stays at WARNING unless ``--log-level debug`` asks for it.
+    """
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    level = logging.getLevelName(level_name.upper())
+    logging.basicConfig(level=level, handlers=[handler])
+    logging.getLogger(_PROTOCOL_LOGGER).setLevel(max(level, logging.WARNING))
+    if level <= logging.DEBUG:
+        logging.getLogger(_PROTOCOL_LOGGER).setLevel(logging.DEBUG)
+        logging.getLogger(__name__).warning(
+            "--log-level debug writes real addresses (the SMTP protocol log): do not keep it on"
+        )
+
+
+def _authenticator(args: argparse.Namespace) -> Authenticator | None:
+    """The sender authenticator ``serve`` was asked for, or None (nobody is authenticated)."""
+    from .auth import DKIM, AuthenticationResults  # noqa: PLC0415 - the auth extra
+
+    authserv_id = args.authserv_id or _env("CT_ALIAS_AUTHSERV_ID")
+    if authserv_id and args.dkim:
+        raise UsageError("give --authserv-id or --dkim, not both")
+    if args.dkim:
+        return DKIM()
+    if authserv_id:
+        return AuthenticationResults(authserv_id)
+    logging.getLogger(__name__).warning(
+        "no sender authentication (--authserv-id or --dkim): every sender is shown unverified "
+        "and no outside sender gets an alias"
+    )
+    return None
 
 
 class _Unavailable(CtAliasError):
@@ -382,6 +423,22 @@ def _admin_commands(sub: Any) -> None:
     )
     serve.add_argument("--max-size", type=int, default=25 * 1024 * 1024, help="bytes")
     serve.add_argument("--hostname", help="the name the relay greets with")
+    serve.add_argument(
+        "--authserv-id",
+        help="trust the Authentication-Results of this authserv-id (your MTA's) "
+        "[CT_ALIAS_AUTHSERV_ID]",
+    )
+    serve.add_argument(
+        "--dkim",
+        action="store_true",
+        help="verify DKIM signatures in process instead (the auth extra; needs DNS)",
+    )
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="what to log (default info; no level but debug writes a real address)",
+    )
     serve.add_argument(
         "--handoffs",
         type=int,

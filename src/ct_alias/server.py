@@ -85,6 +85,25 @@ class Deliverer(Protocol):
         ...
 
 
+_LINE_END: Final = re.compile(rb"\r\n|\r|\n")
+
+
+def wire_lines(message: bytes) -> bytes:
+    r"""``message`` with every line ending CRLF: no bare CR or bare LF goes on the wire.
+
+    A bare CR or LF means different things to different mail systems (the
+    ``<CR>.<CR><LF>`` and ``<LF>.<LF>`` SMTP smuggling forms end a message
+    early for some of them), so the hand-off normalises them rather than
+    pass them on. smtplib then dot-stuffs every line that starts with ``.``.
+
+    >>> wire_lines(b"a\rb\nc\r\n.\r")
+    b'a\r\nb\r\nc\r\n.\r\n'
+    """
+    if b"\r" not in message and b"\n" not in message:
+        return message
+    return _LINE_END.sub(b"\r\n", message)
+
+
 class SMTPDeliverer:
     """Delivers to a downstream SMTP server (an MTA such as Postfix) with smtplib.
 
@@ -134,6 +153,7 @@ class SMTPDeliverer:
                         status="5.6.7",
                     )
                 options.append("SMTPUTF8")
+            message = wire_lines(message)
             if client.has_extn("size"):
                 options.append(f"SIZE={len(message)}")
             refused = client.sendmail(mail_from, list(rcpt_tos), message, mail_options=options)
