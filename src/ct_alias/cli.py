@@ -35,6 +35,7 @@ from .aliases import Role
 from .errors import ConfigurationError, CtAliasError, StorageError
 from .policy import Policy
 from .storage.base import Storage
+from .timeline import alias_to_dict
 from .tracker import DEFAULT_STORE, Rotation, Tracker
 
 if TYPE_CHECKING:
@@ -111,36 +112,25 @@ def _print_json(data: Any, out: TextIO) -> None:
 
 
 def _cmd_mask(args: argparse.Namespace, out: TextIO) -> int:
-    alias = _tracker(args).mask(
+    tracker = _tracker(args)
+    alias = tracker.mask(
         args.address, conversation=args.conversation, store=args.store, role=args.role
     )
     if args.json:
-        _print_json(_alias_json(alias), out)
+        _print_json(alias_to_dict(alias, tracker.clock.now(), context=True), out)
     else:
         print(alias.address, file=out)
     return 0
 
 
 def _cmd_unmask(args: argparse.Namespace, out: TextIO) -> int:
-    alias = _tracker(args).unmask(args.alias, reason=args.reason)
+    tracker = _tracker(args)
+    alias = tracker.unmask(args.alias, reason=args.reason)
     if args.json:
-        _print_json({**_alias_json(alias), "realAddress": alias.real_address}, out)
+        _print_json(alias_to_dict(alias, tracker.clock.now(), real=True, context=True), out)
     else:
         print(alias.real_address, file=out)
     return 0
-
-
-def _alias_json(alias: Any) -> dict[str, Any]:
-    return {
-        "emailAlias": alias.address,
-        "conversation": alias.conversation,
-        "store": alias.store,
-        "role": alias.role.value,
-        "aliasMaskType": alias.strategy,
-        "status": alias.status.value,
-        "createdAt": alias.created_at.isoformat(),
-        "expiresAt": alias.expires_at.isoformat(),
-    }
 
 
 def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
