@@ -151,7 +151,7 @@ def test_hostile_header_bytes_get_a_clean_reply(
         f"From: Carrier <{CARRIER}>\r\n".encode()
         + hostile
         + f"\r\nTo: {alias}\r\nSubject: test\r\n".encode()
-        + f"Message-ID: <{time.time_ns()}@test>\r\n\r\n".encode()
+        + b"Message-ID: <hostile-bytes@test>\r\n\r\n"
         + b"Hello.\r\n"
     )
     with smtplib.SMTP("127.0.0.1", serve.port, timeout=30) as client:
