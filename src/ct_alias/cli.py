@@ -139,6 +139,8 @@ def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
         print(
             timeline.to_json(include_real_addresses=args.include_real_addresses, indent=2), file=out
         )
+    elif args.html:
+        out.write(timeline.to_html(include_real_addresses=args.include_real_addresses))
     else:
         from ._render import render_timeline  # noqa: PLC0415
 
@@ -385,7 +387,11 @@ def _alias_commands(sub: Any) -> None:
 
     timeline = sub.add_parser("timeline", help="show a conversation's timeline")
     timeline.add_argument("conversation")
-    timeline.add_argument("--json", action="store_true", help="the JSON export")
+    shape = timeline.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="the JSON export")
+    shape.add_argument(
+        "--html", action="store_true", help="an HTML fragment for an order page (no script)"
+    )
     timeline.add_argument("--include-real-addresses", action="store_true")
     timeline.add_argument("--limit", type=int)
     timeline.add_argument("--after", help="the nextAfter cursor of the previous page")

@@ -179,6 +179,30 @@ class Timeline:
             ensure_ascii=False,
         )
 
+    def to_html(self, *, include_real_addresses: bool = False, stylesheet: bool = True) -> str:
+        """The timeline as a self-contained HTML fragment for an order page.
+
+        A ``<section class="ct-timeline">`` with the participants (role, mask
+        type, status, alias, expiry) and then the entries in time order:
+        messages (direction, sender and recipients, subject, first words,
+        attachments, the sender's authentication and an *unverified sender*
+        mark, what the relay left out) and events (order steps, alias
+        lifecycle; refused deliveries, failed deliveries and unmask audits
+        marked). Every value is HTML-escaped; there is no script, no external
+        asset and no inline event handler.
+
+        Args:
+            include_real_addresses: show each participant's real address, as
+                :meth:`to_dict` does; off by default.
+            stylesheet: include a small ``<style>`` scoped to ``.ct-timeline``;
+                pass ``False`` to style the fragment yourself.
+        """
+        from ._timeline_html import render_html  # noqa: PLC0415 - it imports this module
+
+        return render_html(
+            self, include_real_addresses=include_real_addresses, stylesheet=stylesheet
+        )
+
 
 @overload
 def iso_utc(moment: datetime) -> str: ...
