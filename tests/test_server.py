@@ -134,6 +134,41 @@ def test_smtputf8(env: dict[str, str], sink: tuple[Sink, int], serve: Serve) -> 
     assert rcpt_tos == ["joão@exemplo.com.br"]
 
 
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"X-Note: caf\xe9",  # raw 8-bit, not UTF-8
+        b"Reply-To: a@xn--zz--.com\r\nSender: secretaria@transportadora.example.net",
+    ],
+    ids=["8bit-header", "invalid-idna-reply-to"],
+)
+def test_hostile_header_bytes_get_a_clean_reply(
+    env: dict[str, str], sink: tuple[Sink, int], serve: Serve, hostile: bytes
+) -> None:
+    """Bytes that once crashed ``Relay.handle`` are relayed on the wire, leaking nothing."""
+    alias = cli(env, "mask", CUSTOMER, "--conversation", "order-1")
+    data = (
+        f"From: Carrier <{CARRIER}>\r\n".encode()
+        + hostile
+        + f"\r\nTo: {alias}\r\nSubject: test\r\n".encode()
+        + b"Message-ID: <hostile-bytes@test>\r\n\r\n"
+        + b"Hello.\r\n"
+    )
+    with smtplib.SMTP("127.0.0.1", serve.port, timeout=30) as client:
+        client.ehlo("client.test")
+        client.mail(CARRIER)
+        assert client.rcpt(alias)[0] == 250
+        code, text = client.data(data)
+    assert code == 250, text
+    ((mail_from, rcpt_tos, delivered),) = sink[0].received
+    assert rcpt_tos == [CUSTOMER]
+    assert mail_from.endswith("@" + DOMAIN)
+    assert b"secretaria@" not in delivered.lower()
+    assert CARRIER.encode() not in split_message(delivered).headers.lower()
+    assert split_message(delivered).body == b"Hello.\r\n"
+    assert serve.stop() == 0
+
+
 # -- as an attacker and a postmaster see it: hostile bytes, smuggling, its logs ---------
 
 # generated with `ct-alias keys generate` for these tests only
