@@ -88,12 +88,10 @@ def _domain(args: argparse.Namespace) -> str:
 def _open_storage(url: str, *, upgrade: bool = False) -> Storage:
     from .storage.registry import storage_from_url  # noqa: PLC0415 - keeps startup light
 
-    store = storage_from_url(url)
+    storage = storage_from_url(url)
     if upgrade:
-        upgrade_schema = getattr(store, "upgrade", None)
-        if upgrade_schema is not None:
-            upgrade_schema()
-    return store
+        storage.upgrade()
+    return storage
 
 
 def _tracker(args: argparse.Namespace) -> Tracker:
