@@ -35,6 +35,7 @@ from .aliases import Role
 from .errors import ConfigurationError, CtAliasError, StorageError
 from .policy import Policy
 from .storage.base import Storage
+from .timeline import alias_to_dict
 from .tracker import DEFAULT_STORE, Rotation, Tracker
 
 if TYPE_CHECKING:
@@ -111,36 +112,25 @@ def _print_json(data: Any, out: TextIO) -> None:
 
 
 def _cmd_mask(args: argparse.Namespace, out: TextIO) -> int:
-    alias = _tracker(args).mask(
+    tracker = _tracker(args)
+    alias = tracker.mask(
         args.address, conversation=args.conversation, store=args.store, role=args.role
     )
     if args.json:
-        _print_json(_alias_json(alias), out)
+        _print_json(alias_to_dict(alias, tracker.clock.now(), context=True), out)
     else:
         print(alias.address, file=out)
     return 0
 
 
 def _cmd_unmask(args: argparse.Namespace, out: TextIO) -> int:
-    alias = _tracker(args).unmask(args.alias, reason=args.reason)
+    tracker = _tracker(args)
+    alias = tracker.unmask(args.alias, reason=args.reason)
     if args.json:
-        _print_json({**_alias_json(alias), "realAddress": alias.real_address}, out)
+        _print_json(alias_to_dict(alias, tracker.clock.now(), real=True, context=True), out)
     else:
         print(alias.real_address, file=out)
     return 0
-
-
-def _alias_json(alias: Any) -> dict[str, Any]:
-    return {
-        "emailAlias": alias.address,
-        "conversation": alias.conversation,
-        "store": alias.store,
-        "role": alias.role.value,
-        "aliasMaskType": alias.strategy,
-        "status": alias.status.value,
-        "createdAt": alias.created_at.isoformat(),
-        "expiresAt": alias.expires_at.isoformat(),
-    }
 
 
 def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
@@ -149,6 +139,8 @@ def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
         print(
             timeline.to_json(include_real_addresses=args.include_real_addresses, indent=2), file=out
         )
+    elif args.html:
+        out.write(timeline.to_html(include_real_addresses=args.include_real_addresses))
     else:
         from ._render import render_timeline  # noqa: PLC0415
 
@@ -395,7 +387,11 @@ def _alias_commands(sub: Any) -> None:
 
     timeline = sub.add_parser("timeline", help="show a conversation's timeline")
     timeline.add_argument("conversation")
-    timeline.add_argument("--json", action="store_true", help="the JSON export")
+    shape = timeline.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="the JSON export")
+    shape.add_argument(
+        "--html", action="store_true", help="an HTML fragment for an order page (no script)"
+    )
     timeline.add_argument("--include-real-addresses", action="store_true")
     timeline.add_argument("--limit", type=int)
     timeline.add_argument("--after", help="the nextAfter cursor of the previous page")

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import _arguments as check
 from ._lifecycle import Changes, alias_event, ending, reactivation, retirement, revocation
-from ._messages import compose_notification, message_data, message_dedup_key
 from ._policies import PolicySet, Verified
 from ._sealing import RecordSealer, Rotation
 from .addresses import normalize_address
@@ -32,7 +31,6 @@ from .errors import (
     RevokedAlias,
     UnknownAlias,
 )
-from .mail import summarize
 from .policy import Policy
 from .storage.base import Storage, Tombstone
 from .timeline import (
@@ -531,6 +529,10 @@ class Tracker:
         """
         conversation = check.conversation(conversation)
         direction = check.direction(direction)
+        # Mail parsing is imported on first use: importing ct_alias stays light.
+        from ._messages import message_data, message_dedup_key  # noqa: PLC0415
+        from .mail import summarize  # noqa: PLC0415
+
         summary = summarize(check.message(message))
         data = message_data(
             summary,
@@ -601,6 +603,8 @@ class Tracker:
         shop = _latest(aliases, Role.STORE, customer.store)
         if shop is None:
             raise MissingParticipant(conversation, Role.STORE.value)
+        from ._messages import compose_notification  # noqa: PLC0415 - see record_message
+
         message = compose_notification(
             sender=shop,
             recipient=customer,
