@@ -8,12 +8,25 @@ The same inputs go through the SMTP server in ``tests/test_server.py``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
+from attrs import evolve
 
-from ct_alias import Alias, FrozenClock, MemoryStorage, Policy, Relay, Role, Tracker
-from ct_alias.mail import split_message
+from ct_alias import (
+    Alias,
+    FrozenClock,
+    InvalidArgument,
+    MemoryStorage,
+    Policy,
+    Relay,
+    Role,
+    Tracker,
+)
+from ct_alias.auth import NOT_AUTHENTICATED, Authentication, AuthenticationResults
+from ct_alias.mail import HeaderField, split_message
+from ct_alias.relay import MAX_HEADER_BYTES
 
 # made with secrets.token_urlsafe(32)
 SIGNING_KEY = "W3pXyv0xkq3l0wW2bB1i7w6l0v1t9l4y2D6HqQx0Q0M"
@@ -141,3 +154,130 @@ def test_invalid_idna_envelope_sender_is_a_clean_outcome(tracker: Tracker, custo
     if outcome.message is not None:
         assert b"a@xn--zz--.com" not in outcome.message.lower()
         assert CARRIER.encode() not in outcome.message.lower()
+
+
+# -- who is asked to authenticate, and with what ---------------------------------------
+
+MTA = "mx.ct.example.com"
+
+
+class Recording:
+    """The real ``AuthenticationResults`` authenticator, remembering what it was asked."""
+
+    def __init__(self) -> None:
+        self.inner = AuthenticationResults(MTA)
+        self.calls: list[tuple[bytes, str]] = []
+
+    def authenticate(
+        self, fields: Sequence[HeaderField], data: bytes, *, from_domain: str
+    ) -> Authentication:
+        self.calls.append((data, from_domain))
+        return self.inner.authenticate(fields, data, from_domain=from_domain)
+
+
+def test_the_authenticator_gets_the_whole_message_and_the_author_domain(
+    tracker: Tracker, customer: Alias
+) -> None:
+    recording = Recording()
+    data = message(
+        f"Authentication-Results: {MTA}; dmarc=pass header.from=transportadora.example.net".encode(),
+        f"From: {CARRIER}".encode(),
+        f"To: {customer.address}".encode(),
+    )
+    (outcome,) = (
+        Relay(tracker, authenticator=recording)
+        .handle(CARRIER, [customer.address, customer.address.upper()], data)
+        .outcomes[:1]
+    )
+    assert recording.calls == [(data, "transportadora.example.net")]  # once per message
+    assert outcome.authentication is not None
+    assert outcome.authentication.passed
+
+
+@pytest.mark.parametrize(
+    ("mail_from", "author"),
+    [
+        ("", "MAILER-DAEMON@mx.example.org"),  # a bounce
+        ("<>", "Mail Delivery System <MAILER-DAEMON@mx.example.org>"),
+        (CARRIER, "no author at all"),
+    ],
+)
+def test_bounces_and_authorless_mail_are_never_authenticated(
+    tracker: Tracker, customer: Alias, mail_from: str, author: str
+) -> None:
+    recording = Recording()
+    data = message(
+        f"Authentication-Results: {MTA}; dmarc=pass header.from=mx.example.org".encode(),
+        f"From: {author}".encode(),
+        f"To: {customer.address}".encode(),
+    )
+    (outcome,) = (
+        Relay(tracker, authenticator=recording).handle(mail_from, [customer.address], data).outcomes
+    )
+    assert recording.calls == []
+    if outcome.accepted:
+        assert outcome.authentication == NOT_AUTHENTICATED
+
+
+def test_mail_from_one_of_our_aliases_is_not_sent_to_the_authenticator(
+    tracker: Tracker, customer: Alias
+) -> None:
+    shop = tracker.mask("vendas@loja.example.com", conversation=ORDER, role=Role.STORE)
+    recording = Recording()
+    data = message(f"From: {shop.address}".encode(), f"To: {customer.address}".encode())
+    (outcome,) = (
+        Relay(tracker, authenticator=recording)
+        .handle(shop.address, [customer.address], data)
+        .outcomes
+    )
+    assert recording.calls == []
+    if outcome.accepted:
+        assert outcome.authentication == NOT_AUTHENTICATED
+
+
+# -- size limits, exactly at and one past ------------------------------------------
+
+
+def test_a_message_of_exactly_max_size_is_accepted(tracker: Tracker, customer: Alias) -> None:
+    head = message(f"From: {CARRIER}".encode(), f"To: {customer.address}".encode())
+    relay = Relay(tracker, max_size=len(head) + 100)
+    data = head + b"x" * 98 + b"\r\n"
+    assert len(data) == relay.max_size
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    assert outcome.accepted
+    (outcome,) = relay.handle(CARRIER, [customer.address], data + b"y").outcomes
+    assert (outcome.code, outcome.status) == (552, "5.3.4")
+
+
+def test_a_header_block_of_exactly_the_limit_is_read(tracker: Tracker, customer: Alias) -> None:
+    top = f"From: {CARRIER}\r\nTo: {customer.address}\r\n".encode()
+    filler = MAX_HEADER_BYTES - len(top) - len(b"X-Pad: \r\n")
+    headers = top + b"X-Pad: " + b"p" * filler + b"\r\n"
+    assert len(headers) == MAX_HEADER_BYTES
+    relay = Relay(tracker, max_size=4 * MAX_HEADER_BYTES)
+    (outcome,) = relay.handle(CARRIER, [customer.address], headers + b"\r\nHi\r\n").outcomes
+    assert outcome.code != 552
+    assert outcome.status != "5.3.4"
+    over = top + b"X-Pad: " + b"p" * (filler + 1) + b"\r\n"
+    (refused,) = relay.handle(CARRIER, [customer.address], over + b"\r\nHi\r\n").outcomes
+    assert not refused.accepted
+    assert (refused.code, refused.status) != (outcome.code, outcome.status)
+
+
+# -- only an accepted outcome of handle() can be recorded as delivered or failed ---------
+
+
+@pytest.mark.parametrize("missing", ["conversation", "direction", "original"])
+def test_an_accepted_outcome_missing_a_part_is_refused(
+    tracker: Tracker, customer: Alias, missing: str
+) -> None:
+    relay = Relay(tracker)
+    data = message(f"From: {CARRIER}".encode(), f"To: {customer.address}".encode())
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    assert outcome.accepted
+    broken = evolve(outcome, **{missing: None})
+    with pytest.raises(InvalidArgument):
+        relay.delivered(broken)
+    with pytest.raises(InvalidArgument):
+        relay.delivery_failed(broken, 550, "5.1.1", permanent=True)
+    assert relay.delivered(outcome).name == "outbound"
