@@ -180,7 +180,7 @@ def test_the_authenticator_gets_the_whole_message_and_the_author_domain(
 ) -> None:
     recording = Recording()
     data = message(
-        f"Authentication-Results: {MTA}; dmarc=pass header.from=transportadora.example.net".encode(),
+        f"Authentication-Results: {MTA}; dmarc=pass header.from={CARRIER.split('@')[1]}".encode(),
         f"From: {CARRIER}".encode(),
         f"To: {customer.address}".encode(),
     )
