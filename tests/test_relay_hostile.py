@@ -22,11 +22,12 @@ from ct_alias import (
     Policy,
     Relay,
     Role,
+    StorageError,
     Tracker,
 )
 from ct_alias.auth import NOT_AUTHENTICATED, Authentication, AuthenticationResults
 from ct_alias.mail import HeaderField, split_message
-from ct_alias.relay import MAX_HEADER_BYTES
+from ct_alias.relay import MAX_HEADER_BYTES, TRACE_HEADER
 
 # made with secrets.token_urlsafe(32)
 SIGNING_KEY = "W3pXyv0xkq3l0wW2bB1i7w6l0v1t9l4y2D6HqQx0Q0M"
@@ -256,8 +257,7 @@ def test_a_header_block_of_exactly_the_limit_is_read(tracker: Tracker, customer:
     assert len(headers) == MAX_HEADER_BYTES
     relay = Relay(tracker, max_size=4 * MAX_HEADER_BYTES)
     (outcome,) = relay.handle(CARRIER, [customer.address], headers + b"\r\nHi\r\n").outcomes
-    assert outcome.code != 552
-    assert outcome.status != "5.3.4"
+    assert outcome.accepted
     over = top + b"X-Pad: " + b"p" * (filler + 1) + b"\r\n"
     (refused,) = relay.handle(CARRIER, [customer.address], over + b"\r\nHi\r\n").outcomes
     assert not refused.accepted
@@ -281,3 +281,71 @@ def test_an_accepted_outcome_missing_a_part_is_refused(
     with pytest.raises(InvalidArgument):
         relay.delivery_failed(broken, 550, "5.1.1", permanent=True)
     assert relay.delivered(outcome).name == "outbound"
+
+
+# -- settings at their smallest, and hop counting -------------------------------------
+
+
+def test_the_smallest_settings_work(tracker: Tracker, customer: Alias) -> None:
+    relay = Relay(tracker, max_size=1, max_hops=1)
+    assert (relay.max_size, relay.max_hops) == (1, 1)
+    data = message(f"From: {CARRIER}".encode(), f"To: {customer.address}".encode())
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    assert (outcome.code, outcome.status) == (552, "5.3.4")
+    for bad in (0, -1):
+        with pytest.raises(InvalidArgument):
+            Relay(tracker, max_size=bad)
+        with pytest.raises(InvalidArgument):
+            Relay(tracker, max_hops=bad)
+
+
+@pytest.mark.parametrize("max_hops", [1, 2, 3])
+def test_hops_are_counted_one_per_trace_field(
+    tracker: Tracker, customer: Alias, max_hops: int
+) -> None:
+    relay = Relay(tracker, max_hops=max_hops)
+
+    def with_hops(hops: int) -> bytes:
+        trace = [f"{TRACE_HEADER}: {ORDER}".encode()] * hops
+        return message(*trace, f"From: {CARRIER}".encode(), f"To: {customer.address}".encode())
+
+    (below,) = relay.handle(CARRIER, [customer.address], with_hops(max_hops - 1)).outcomes
+    assert below.accepted
+    (at,) = relay.handle(CARRIER, [customer.address], with_hops(max_hops)).outcomes
+    assert (at.code, at.status) == (554, "5.4.6")
+
+
+# -- storage failing after the alias was read ------------------------------------------
+
+
+class FailingListing(MemoryStorage):
+    """Reads single aliases, but listing a conversation fails (a database going down)."""
+
+    failing = False
+
+    def aliases(self, conversation: str) -> list[Alias]:
+        if self.failing:
+            raise StorageError("listing aliases", ConnectionError("down"))
+        return super().aliases(conversation)
+
+
+def test_storage_failing_mid_delivery_is_a_temporary_failure_for_that_recipient() -> None:
+    storage = FailingListing()
+    tracker = Tracker(
+        storage=storage,
+        keys=[SIGNING_KEY],
+        default_policy=Policy(domain=DOMAIN),
+        clock=FrozenClock(datetime(2026, 1, 1, tzinfo=UTC)),
+        index_key=INDEX_KEY,
+    )
+    customer = tracker.mask(CUSTOMER, conversation=ORDER)
+    storage.failing = True
+    data = message(f"From: {CARRIER}".encode(), f"To: {customer.address}".encode())
+    recipient = f"<{customer.address.upper()}>"
+    (outcome,) = Relay(tracker).handle(CARRIER, [recipient], data).outcomes
+    assert (outcome.code, outcome.status) == (451, "4.3.0")
+    assert outcome.recipient == recipient
+    assert outcome.conversation == ORDER
+    assert isinstance(outcome.reason, str)
+    assert outcome.reason
+    assert outcome.reply.startswith("451 4.3.0 ")
