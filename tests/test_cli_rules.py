@@ -79,3 +79,60 @@ def test_timeline_html(ct: Shell) -> None:
     both = ct("timeline", "o<1>", "--html", "--json")
     assert both.returncode == 2
     assert "not allowed with argument" in both.stderr
+
+
+# -- errors that say the cause ---------------------------------------------------------
+
+
+def test_storage_failure_prints_the_cause_on_one_line(bare: Shell) -> None:
+    url = "postgresql://postgres:hunter2-secret@127.0.0.1:9/test"
+    done = bare("db", "upgrade", "--db", url)
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("ct-alias: error: storage failed while upgrading the schema: ")
+    assert "127.0.0.1" in lines[0]
+    assert "port 9" in lines[0]
+    assert "Connection refused" in lines[0]
+    assert "hunter2-secret" not in done.stderr
+    assert "db upgrade" not in lines[0]  # no "run `ct-alias db upgrade`" loop
+    verbose = bare("--verbose", "db", "upgrade", "--db", url)
+    assert verbose.returncode == 1
+    assert "Traceback (most recent call last)" in verbose.stderr
+    assert "hunter2-secret" not in verbose.stderr
+
+
+def test_missing_schema_says_run_db_upgrade_and_creates_no_file(tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    shell = Shell(
+        {
+            **_clean_environment(),
+            "CT_ALIAS_KEYS": SIGNING_KEY,
+            "CT_ALIAS_INDEX_KEY": INDEX_KEY,
+            "CT_ALIAS_DOMAIN": DOMAIN,
+        }
+    )
+    done = shell("mask", "maria@example.com", "-c", "o1", "--db", f"sqlite:///{path}")
+    assert done.returncode == 1
+    assert "does not exist" in done.stderr
+    assert "`ct-alias db upgrade`" in done.stderr
+    assert len(done.stderr.splitlines()) == 1
+    assert not path.exists()
+
+
+def test_wrong_index_key_is_named(ct: Shell) -> None:
+    alias = ct("mask", "maria@example.com", "-c", "o1").stdout.strip()
+    done = ct("unmask", alias, "--index-key", OTHER_INDEX_KEY)
+    assert done.returncode == 1
+    assert "--index-key (CT_ALIAS_INDEX_KEY)" in done.stderr
+    assert "maria" not in done.stderr
+    assert ct("unmask", alias).stdout.strip() == "maria@example.com"
+
+
+def test_no_index_key_is_said(ct: Shell) -> None:
+    done = ct("mask", "maria@example.com", "-c", "o1", CT_ALIAS_INDEX_KEY="")
+    assert done.returncode == 0
+    assert done.stderr.startswith("ct-alias: warning: no index key (set CT_ALIAS_INDEX_KEY")
+    assert "--index-key" in done.stderr
+    assert "PublicIndexKeyWarning" not in done.stderr
+    assert ct("mask", "maria@example.com", "-c", "o1").stderr == ""

@@ -26,6 +26,7 @@ from .errors import (
     ExpiryReason,
     ForgedAlias,
     MalformedAlias,
+    PublicIndexKeyWarning,
     RevokedAlias,
     UnknownAlias,
 )
@@ -63,7 +64,8 @@ class Tracker(TimelineMethods):
         index_key: the secret of the blind indexes stores are keyed by; set it
             once and never change it (see :mod:`ct_alias.blind_index`). The
             default is a public key: fine for tests, weak against a database
-            thief; it is required with ``address_keys``.
+            thief, and a :class:`~ct_alias.errors.PublicIndexKeyWarning` says
+            so; it is required with ``address_keys``.
         address_keys: keys to encrypt addresses at rest, oldest → newest (the
             ``crypto`` extra); see :mod:`ct_alias.crypto`.
         allow_plaintext_addresses: with ``address_keys``, also accept records
@@ -103,6 +105,15 @@ class Tracker(TimelineMethods):
         self._storage = storage
         self._codec = AliasCodec(keys)
         self._clock: Clock = clock if clock is not None else SystemClock()
+        if index_key is None:
+            warnings.warn(
+                PublicIndexKeyWarning(
+                    "no index_key: the public default index key is used, so someone holding "
+                    "the database can confirm a guessed address; pass index_key (a secret that "
+                    "never changes)"
+                ),
+                stacklevel=2,
+            )
         self._index = BlindIndex(index_key)
         self._lock = threading.Lock()
         self._policies = PolicySet.build(self._codec, default_policy)
