@@ -16,12 +16,12 @@ from ct_alias import (
     OrderEvent,
     Policy,
     Role,
-    StorageError,
     Tracker,
 )
 from ct_alias.auth import AuthenticationResults
 from ct_alias.mail import parse_headers, split_message
 from ct_alias.relay import TRACE_HEADER, Relay
+from ct_alias.testing import FailingStorage
 
 from .conftest import DOMAIN
 
@@ -296,20 +296,11 @@ def test_loops(relay: Relay, tracker: Tracker, customer: Alias) -> None:
     assert (outcome.code, outcome.status) == (554, "5.4.6")
 
 
-class FlakyStorage(MemoryStorage):
-    broken = False
-
-    def get(self, key: str):  # type: ignore[no-untyped-def]
-        if self.broken:
-            raise StorageError("reading an alias", ConnectionError("down"))
-        return super().get(key)
-
-
 def test_storage_down_is_a_temporary_failure(clock: FrozenClock) -> None:
-    store = FlakyStorage()
+    store = FailingStorage()
     tracker = Tracker(storage=store, keys=["k"], default_policy=Policy(domain=DOMAIN), clock=clock)
     alias = tracker.mask(CUSTOMER, conversation=ORDER)
-    store.broken = True
+    store.failing.add("get")
     (outcome,) = Relay(tracker).handle(CARRIER, [alias.address], mail()).outcomes
     assert (outcome.code, outcome.status) == (451, "4.3.0")
 
