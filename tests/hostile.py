@@ -94,9 +94,9 @@ class CountingStorage(MemoryStorage):
         self.calls["get"] += 1
         return super().get(key)
 
-    def aliases(self, conversation: str) -> list[Alias]:
+    def aliases(self, conversation: str, *, store: str) -> list[Alias]:
         self.calls["aliases"] += 1
-        return super().aliases(conversation)
+        return super().aliases(conversation, store=store)
 
     def update(self, changes: Any, *, entries: Any = ()) -> Any:
         self.calls["update"] += 1
@@ -106,9 +106,11 @@ class CountingStorage(MemoryStorage):
         self.calls["append"] += 1
         return super().append(entry)
 
-    def entries(self, conversation: str, *, after: Any = None, limit: Any = None) -> Any:
+    def entries(
+        self, conversation: str, *, store: str, after: Any = None, limit: Any = None
+    ) -> Any:
         self.calls["entries"] += 1
-        return super().entries(conversation, after=after, limit=limit)
+        return super().entries(conversation, store=store, after=after, limit=limit)
 
     def purge(self, *, before: datetime, now: datetime) -> int:
         self.calls["purge"] += 1

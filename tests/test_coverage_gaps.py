@@ -107,7 +107,7 @@ def test_cleartext_sealer() -> None:
 
 
 def test_an_unstored_entry_has_no_cursor() -> None:
-    entry = TimelineEntry("o1", EntryKind.EVENT, "invoiced", START)
+    entry = TimelineEntry("o1", EntryKind.EVENT, "invoiced", START, store="shop")
     with pytest.raises(ValueError, match="no cursor"):
         _ = entry.cursor
 
@@ -248,9 +248,9 @@ class FlakyStorage(MemoryStorage):
         if operation in self.failing:
             raise StorageError(operation, ConnectionError("lost"))
 
-    def aliases(self, conversation: str) -> list[Alias]:
+    def aliases(self, conversation: str, *, store: str) -> list[Alias]:
         self._maybe_fail("aliases")
-        return super().aliases(conversation)
+        return super().aliases(conversation, store=store)
 
     def update(self, changes: Any, *, entries: Any = ()) -> Any:
         self._maybe_fail("update")

@@ -144,7 +144,9 @@ def _alias_json(alias: Any) -> dict[str, Any]:
 
 
 def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
-    timeline = _tracker(args).timeline(args.conversation, limit=args.limit, after=args.after)
+    timeline = _tracker(args).timeline(
+        args.conversation, store=args.store, limit=args.limit, after=args.after
+    )
     if args.json:
         print(
             timeline.to_json(include_real_addresses=args.include_real_addresses, indent=2), file=out
@@ -395,6 +397,9 @@ def _alias_commands(sub: Any) -> None:
 
     timeline = sub.add_parser("timeline", help="show a conversation's timeline")
     timeline.add_argument("conversation")
+    timeline.add_argument(
+        "--store", "-s", default=DEFAULT_STORE, help="the store (tenant) whose conversation"
+    )
     timeline.add_argument("--json", action="store_true", help="the JSON export")
     timeline.add_argument("--include-real-addresses", action="store_true")
     timeline.add_argument("--limit", type=int)

@@ -43,6 +43,7 @@ from .timeline import (
     Timeline,
     TimelineEntry,
 )
+from .vocabulary import DEFAULT_STORE
 
 if TYPE_CHECKING:
     from .auth import Authentication
@@ -50,9 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_STORE", "Rotation", "Tracker", "Verified"]
 
 logger = logging.getLogger(__name__)
-
-#: The store name used when a caller does not say which store (single-tenant use).
-DEFAULT_STORE = "default"
 
 _COLLISION_RETRIES = 4
 
@@ -364,10 +362,11 @@ class Tracker:
             self._storage, batch_size=batch_size, after=after, progress=progress
         )
 
-    def aliases(self, conversation: str) -> list[Alias]:
-        """Every alias of ``conversation`` still in storage (not purged), oldest first."""
+    def aliases(self, conversation: str, *, store: str = DEFAULT_STORE) -> list[Alias]:
+        """Every alias of ``store``'s ``conversation`` in storage (not purged), oldest first."""
         conversation = check.conversation(conversation)
-        return [self._records.present(a) for a in self._storage.aliases(conversation)]
+        store = check.store(store)
+        return [self._records.present(a) for a in self._storage.aliases(conversation, store=store)]
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -396,29 +395,38 @@ class Tracker:
         changed, _ = self._apply(changes)
         return self._records.present(changed[0], canonical) if changed else record
 
-    def end(self, conversation: str, *, grace: timedelta | None = None) -> list[Alias]:
+    def end(
+        self, conversation: str, *, store: str = DEFAULT_STORE, grace: timedelta | None = None
+    ) -> list[Alias]:
         """End every working alias of ``conversation`` now (as an ending event would).
 
         Args:
             conversation: the conversation.
+            store: whose conversation (conversations are per store).
             grace: how long they keep working; default: each alias's store policy's grace.
 
         Returns:
             The aliases that were ended.
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         if grace is not None:
             grace = check.duration("grace", grace)
         now = self._clock.now()
-        changed, _ = self._apply(self._ending(conversation, now, None, grace))
+        changed, _ = self._apply(self._ending(store, conversation, now, None, grace))
         return [self._records.present(a) for a in changed]
 
     def _ending(
-        self, conversation: str, at: datetime, event: str | None, grace: timedelta | None
+        self,
+        store: str,
+        conversation: str,
+        at: datetime,
+        event: str | None,
+        grace: timedelta | None,
     ) -> Changes:
         """The changes and entries that end a conversation's aliases because of ``event``."""
         return ending(
-            self._storage.aliases(conversation),
+            self._storage.aliases(conversation, store=store),
             policy_for=self.policy_for,
             at=at,
             now=self._clock.now(),
@@ -431,19 +439,27 @@ class Tracker:
         changed, stored = self._storage.update(list(changes.changes), entries=list(changes.entries))
         return list(changed), list(stored)
 
-    def reactivate(self, conversation: str, *, for_: timedelta) -> list[Alias]:
+    def reactivate(
+        self, conversation: str, *, for_: timedelta, store: str = DEFAULT_STORE
+    ) -> list[Alias]:
         """Reopen a conversation's ended aliases for late mail, for a bounded time.
 
         Each alias works again until ``now + for_`` — never beyond its own
         expiry. Revoked and expired aliases stay dead. Each reactivation is
         recorded on the timeline.
 
+        Args:
+            conversation: the conversation.
+            for_: how long the aliases work again.
+            store: whose conversation (conversations are per store).
+
         Returns:
             The aliases that were reactivated.
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         for_ = check.duration("for_", for_, positive=True)
-        aliases = self._storage.aliases(conversation)
+        aliases = self._storage.aliases(conversation, store=store)
         changed, _ = self._apply(reactivation(aliases, now=self._clock.now(), for_=for_))
         return [self._records.present(a) for a in changed]
 
@@ -470,17 +486,19 @@ class Tracker:
         conversation: str,
         event: OrderEvent | str,
         *,
+        store: str = DEFAULT_STORE,
         at: datetime | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> TimelineEntry:
         """Record an order event (or a host-defined one) on the timeline.
 
-        If a policy of the conversation's aliases lists the event in
-        ``end_on``, those aliases end (working on through the policy's grace
+        If the store's policy lists the event in ``end_on``, the
+        conversation's aliases end (working on through the policy's grace
         period counted from ``at``), in the same transaction.
 
         Args:
             conversation: the conversation (order id).
+            store: whose conversation (conversations are per store).
             event: an :class:`OrderEvent`, or a host-defined name (1-64 printable characters).
             at: when it happened (aware); default now.
             data: JSON-compatible details, kept as given.
@@ -489,11 +507,12 @@ class Tracker:
             The stored entry.
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         name = check.event_name(event)
         at = self._clock.now() if at is None else check.moment("at", at)
         details = check.json_data(data)
-        entry = TimelineEntry(conversation, EntryKind.EVENT, name, at, details)
-        endings = self._ending(conversation, at, name, None)
+        entry = TimelineEntry(conversation, EntryKind.EVENT, name, at, details, store=store)
+        endings = self._ending(store, conversation, at, name, None)
         _, stored = self._apply(Changes(endings.changes, (entry, *endings.entries)))
         return stored[0]
 
@@ -503,6 +522,7 @@ class Tracker:
         message: bytes | bytearray | memoryview | EmailMessage,
         *,
         direction: Direction | str,
+        store: str = DEFAULT_STORE,
         authentication: Authentication | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> TimelineEntry:
@@ -519,6 +539,7 @@ class Tracker:
             conversation: the conversation.
             message: raw RFC 5322 bytes, or an :class:`email.message.EmailMessage`.
             direction: :class:`Direction` (``"inbound"`` or ``"outbound"``).
+            store: whose conversation (conversations are per store).
             authentication: the verdict on the message's author (see
                 :mod:`ct_alias.auth`), recorded with it. Unless it vouches for
                 the ``From:`` domain, the author is recorded as unverified and
@@ -530,11 +551,12 @@ class Tracker:
             The stored entry (the first one, for a duplicate).
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         direction = check.direction(direction)
         summary = summarize(check.message(message))
         data = message_data(
             summary,
-            self.aliases(conversation),
+            self.aliases(conversation, store=store),
             authentication=authentication,
             alias_domains=self.domains,
         )
@@ -547,6 +569,7 @@ class Tracker:
             self._clock.now(),
             data,
             dedup_key=message_dedup_key(summary),
+            store=store,
         )
         stored, _ = self._storage.append(entry)
         return stored
@@ -559,7 +582,7 @@ class Tracker:
         subject: str,
         text: str,
         html: str | None = None,
-        store: str | None = None,
+        store: str = DEFAULT_STORE,
         from_name: str = "",
     ) -> EmailMessage:
         """Compose the store's e-mail to the customer for an order step, and record it.
@@ -575,7 +598,8 @@ class Tracker:
             subject: the subject line.
             text: the plain-text body.
             html: an optional HTML alternative.
-            store: whose notification; default: the store of the customer's alias.
+            store: whose order (conversations are per store): the customer and
+                store aliases of that store's conversation are used.
             from_name: a display name for the ``From`` header (the store's name).
 
         Raises:
@@ -583,6 +607,7 @@ class Tracker:
             InvalidArgument: a subject with line breaks, or bodies that are not text.
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         name = check.event_name(event)
         subject = check.text("subject", subject, check.MAX_SUBJECT)
         from_name = check.text("from_name", from_name, check.MAX_FROM_NAME)
@@ -592,13 +617,13 @@ class Tracker:
         now = self._clock.now()
         aliases = [
             a
-            for a in self.aliases(conversation)
+            for a in self.aliases(conversation, store=store)
             if a.usable_at(now) and self._why_unreadable(a) is None  # never from a dead alias
         ]
-        customer = _latest(aliases, Role.CUSTOMER, store)
+        customer = _latest(aliases, Role.CUSTOMER)
         if customer is None:
             raise MissingParticipant(conversation, Role.CUSTOMER.value)
-        shop = _latest(aliases, Role.STORE, customer.store)
+        shop = _latest(aliases, Role.STORE)
         if shop is None:
             raise MissingParticipant(conversation, Role.STORE.value)
         message = compose_notification(
@@ -611,17 +636,23 @@ class Tracker:
             domain=self.policy_for(shop.store).domain,
             sender_name=from_name,
         )
-        self.record_event(conversation, name, at=now)
-        self.record_message(conversation, message, direction=Direction.OUTBOUND)
+        self.record_event(conversation, name, store=store, at=now)
+        self.record_message(conversation, message, direction=Direction.OUTBOUND, store=store)
         return message
 
     def timeline(
-        self, conversation: str, *, limit: int | None = None, after: str | None = None
+        self,
+        conversation: str,
+        *,
+        store: str = DEFAULT_STORE,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> Timeline:
         """Read a conversation's timeline: its participants and entries, in order.
 
         Args:
             conversation: the conversation.
+            store: whose conversation (conversations are per store).
             limit: at most this many entries (a page); default all.
             after: the ``next_after`` of the previous page.
 
@@ -629,11 +660,12 @@ class Tracker:
             InvalidArgument: a bad limit or cursor.
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         if limit is not None:
             limit = check.positive_int("limit", limit)
         position = None if after is None else check.cursor(after)
         entries = self._storage.entries(
-            conversation, after=position, limit=None if limit is None else limit + 1
+            conversation, store=store, after=position, limit=None if limit is None else limit + 1
         )
         next_after = None
         if limit is not None and len(entries) > limit:
@@ -641,16 +673,17 @@ class Tracker:
             next_after = entries[-1].cursor
         return Timeline(
             conversation=conversation,
-            participants=tuple(self.aliases(conversation)),
+            participants=tuple(self.aliases(conversation, store=store)),
             entries=tuple(entries),
             next_after=next_after,
             now=self._clock.now(),
+            store=store,
         )
 
 
-def _latest(aliases: list[Alias], role: Role, store: str | None) -> Alias | None:
+def _latest(aliases: list[Alias], role: Role) -> Alias | None:
     for alias in reversed(aliases):
-        if alias.role is role and (store is None or alias.store == store):
+        if alias.role is role:
             return alias
     return None
 

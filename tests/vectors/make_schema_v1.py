@@ -1,4 +1,4 @@
-"""Write ``schema_v1.sqlite`` and ``schema_v1.json``: a database made by ct_alias 0.x, schema version 1.
+"""Write ``schema_v1.sqlite`` and ``schema_v1.json``: a database made with schema version 1.
 
 Run once, from the repository root, with the release whose schema (version 1)
 is pinned::
@@ -59,7 +59,9 @@ def build(path: Path) -> dict[str, Any]:
     aliases: dict[str, Any] = {}
     for store, buyer in (("shop-a", "ana@buyer-a.example"), ("shop-b", "bia@buyer-b.example")):
         customer = tracker.mask(buyer, conversation="1001", store=store)
-        shop = tracker.mask(f"sales@{store}.example", conversation="1001", store=store, role="store")
+        shop = tracker.mask(
+            f"sales@{store}.example", conversation="1001", store=store, role="store"
+        )
         aliases[store] = {"customer": customer.address, "store": shop.address, "real": buyer}
         clock.advance(timedelta(minutes=1))
         tracker.record_message(
@@ -71,7 +73,9 @@ def build(path: Path) -> dict[str, Any]:
     tracker.record_event("1001", "payment-approved", data={"note": "both stores"})
     tracker.record_message(  # the same message twice: one entry
         "1001",
-        _message("ana@buyer-a.example", aliases["shop-a"]["store"], "again", "m-shop-a@buyer.example"),
+        _message(
+            "ana@buyer-a.example", aliases["shop-a"]["store"], "again", "m-shop-a@buyer.example"
+        ),
         direction="inbound",
     )
     other = tracker.mask("caio@buyer-c.example", conversation="2002", store="shop-a")
@@ -87,7 +91,10 @@ def build(path: Path) -> dict[str, Any]:
         tables = storage.tables
         rows = {
             name: [
-                {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row._mapping.items()}
+                {
+                    k: (v.isoformat() if isinstance(v, datetime) else v)
+                    for k, v in row._mapping.items()
+                }
                 for row in conn.execute(sa.select(table).order_by(*table.primary_key.columns))
             ]
             for name, table in (
