@@ -14,7 +14,10 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
+    "sphinx.ext.graphviz",
 ]
+# Diagrams are drawn at build time by Graphviz's `dot` (Debian: apt-get install graphviz).
+graphviz_output_format = "svg"
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "show-inheritance": True}

@@ -228,3 +228,17 @@ def test_console_script_and_module(tmp_path: Path) -> None:
     )
     assert done.returncode == 0
     assert done.stdout.startswith("ct-alias ")
+
+
+def test_alias_json_is_the_timeline_participant_shape(env: Path) -> None:
+    code, text = run("mask", "maria@example.com", "-c", "o1", "-s", "shop", "--json")
+    assert code == 0
+    masked = json.loads(text)
+    assert (masked.pop("conversation"), masked.pop("store")) == ("o1", "shop")
+    exported = json.loads(run("timeline", "o1", "--json")[1])
+    assert exported["participants"] == [masked]
+    assert masked["createdAt"].endswith("Z")
+    code, text = run("unmask", masked["emailAlias"], "--json")
+    unmasked = json.loads(text)
+    assert unmasked.pop("realAddress") == "maria@example.com"
+    assert {k: v for k, v in unmasked.items() if k not in ("conversation", "store")} == masked

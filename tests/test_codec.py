@@ -11,6 +11,7 @@ from ct_alias import AliasCodec, ConfigurationError, ForgedAlias, MalformedAlias
 from ct_alias.codec import COMPLEX_V1, SIMPLE_V1
 
 EXPIRES = datetime(2026, 3, 2, 12, 30, 5, tzinfo=UTC)
+KEY = "vBtwSxoVVB5A928j8qqagnC5JLrtRBEQmcJMqGVXqIA"  # secrets.token_urlsafe(32)
 
 
 @pytest.fixture
@@ -153,6 +154,7 @@ def test_every_single_character_change_is_rejected(codec: AliasCodec) -> None:
                 codec.decode(COMPLEX_V1, text[:i] + c + text[i + 1 :], bind=b"d")
 
 
+@pytest.mark.slow
 def test_a_million_tokens_do_not_collide(codec: AliasCodec) -> None:
     encode = codec.encode
     tokens = {encode(COMPLEX_V1, EXPIRES) for _ in range(1_000_000)}
@@ -172,3 +174,101 @@ def test_round_trip_property(expires: datetime, bind: bytes, token_id: bytes) ->
     token = codec.decode(SIMPLE_V1, text.swapcase(), bind=bind)
     assert token.id == token_id
     assert token.expires_at == expires - timedelta(microseconds=expires.microsecond)
+
+
+# -- one rule at a time --------------------------------------------------------------
+# Each bad format breaks exactly one rule (its size is a multiple of 5 bytes unless
+# that is the rule broken), and each good one sits exactly on a rule's boundary, so
+# weakening or tightening any single check is noticed.
+
+
+@pytest.mark.parametrize(
+    ("version", "id_size", "mac_size", "rule"),
+    [
+        (0, 5, 5, "version"),
+        (32, 5, 5, "version"),
+        (-1, 5, 5, "version"),
+        (1, 0, 10, "an id and a MAC"),
+        (1, 7, 3, "an id and a MAC"),  # a 24-bit MAC
+        (1, 2, 33, "longer than SHA-256"),
+        (1, 6, 5, "multiple of 5"),  # 16 bytes
+    ],
+)
+def test_each_format_rule_alone(version: int, id_size: int, mac_size: int, rule: str) -> None:
+    with pytest.raises(ConfigurationError, match=rule):
+        TokenFormat(version=version, id_size=id_size, mac_size=mac_size)
+
+
+@pytest.mark.parametrize(
+    ("version", "id_size", "mac_size"),
+    [
+        (1, 5, 5),  # the lowest version
+        (31, 5, 5),  # the highest version
+        (20, 1, 9),  # a one-byte id
+        (20, 6, 4),  # a 4-byte MAC, the shortest allowed
+        (20, 3, 32),  # all of SHA-256: 1 + 3 + 4 + 32 = 40 bytes
+    ],
+)
+def test_formats_exactly_on_each_boundary_work(version: int, id_size: int, mac_size: int) -> None:
+    fmt = TokenFormat(version=version, id_size=id_size, mac_size=mac_size, name="edge")
+    codec = AliasCodec([KEY])
+    text = codec.encode(fmt, EXPIRES, token_id=bytes(range(id_size)))
+    assert len(text) == fmt.length == fmt.size * 8 // 5
+    assert fmt.size == 1 + id_size + 4 + mac_size
+    assert text[0] == fmt.marker == "0123456789abcdefghijklmnopqrstuv"[version]
+    token = codec.decode(fmt, text)
+    assert (token.id, token.expires_at) == (bytes(range(id_size)), EXPIRES)
+
+
+# -- decoding refuses what only looks like a token ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "digit",
+    [
+        "\uff10",  # FULLWIDTH DIGIT ZERO: int(..., 32) would read it as 0
+        "\u0660",  # ARABIC-INDIC DIGIT ZERO
+        "\U0001d7ce",  # MATHEMATICAL BOLD DIGIT ZERO
+    ],
+)
+def test_decode_refuses_a_non_ascii_digit(digit: str) -> None:
+    codec = AliasCodec([KEY])
+    text = codec.encode(COMPLEX_V1, EXPIRES, bind=b"d", token_id=bytes(10))
+    assert text[1] == "0"
+    lookalike = text[0] + digit + text[2:]
+    assert int(lookalike, 32) == int(text, 32)  # Python would decode it to the same token
+    with pytest.raises(MalformedAlias):
+        codec.decode(COMPLEX_V1, lookalike, bind=b"d")
+
+
+def test_decode_refuses_low_bits_in_the_version_byte() -> None:
+    """Only ``version·8`` is a valid first byte: a set low bit is damage, not forgery."""
+    codec = AliasCodec([KEY])
+    text = codec.encode(COMPLEX_V1, EXPIRES, bind=b"d", token_id=bytes(10))
+    for second in "4v":  # the top three bits of the second character are the low bits
+        with pytest.raises(MalformedAlias):
+            codec.decode(COMPLEX_V1, text[0] + second + text[2:], bind=b"d")
+
+
+def test_decode_refuses_letters_after_v() -> None:
+    codec = AliasCodec([KEY])
+    text = codec.encode(COMPLEX_V1, EXPIRES, bind=b"d", token_id=bytes(10))
+    with pytest.raises(MalformedAlias):
+        codec.decode(COMPLEX_V1, text[:-1] + "w", bind=b"d")
+
+
+@pytest.mark.parametrize(
+    "when",
+    [datetime(1970, 1, 1, 0, 0, 1, tzinfo=UTC), datetime.fromtimestamp(2**32 - 1, UTC)],
+)
+def test_expiry_range_edges_encode(when: datetime) -> None:
+    codec = AliasCodec([KEY])
+    assert codec.decode(COMPLEX_V1, codec.encode(COMPLEX_V1, when)).expires_at == when
+
+
+@pytest.mark.parametrize(
+    "when", [datetime(1970, 1, 1, tzinfo=UTC), datetime.fromtimestamp(2**32, UTC)]
+)
+def test_expiry_one_past_the_range_is_refused(when: datetime) -> None:
+    with pytest.raises(ConfigurationError, match="cannot be encoded"):
+        AliasCodec([KEY]).encode(COMPLEX_V1, when)

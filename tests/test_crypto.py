@@ -312,3 +312,62 @@ def test_rotation_on_sql(sql_store: SQLStorage, clock: FrozenClock) -> None:
     ]
     clock.advance(timedelta(days=1))
     assert with_b.purge() == 0
+
+
+# -- plaintext that looks like a sealed value ----------------------------------------
+
+# made with secrets.token_urlsafe(32)
+INDEX_KEY = "3Pz4mYQ2rJ0d8nq2xK0fSg1l9bXkV6tW5uHc7eRaLwM"
+LOOKALIKE = "ct1.maria@example.com"  # a real address may start with the sealed prefix
+
+
+def test_an_address_starting_with_the_prefix_is_not_sealed() -> None:
+    assert LOOKALIKE.startswith(PREFIX)
+    assert not is_sealed(LOOKALIKE)
+    assert not is_sealed("CT1.abcdef01.payload")  # the prefix is lower case
+    assert is_sealed(AddressCipher([KEY_A]).seal(LOOKALIKE, context="k"))
+
+
+def test_cleartext_returns_a_lookalike_address_unchanged() -> None:
+    cleartext = Cleartext()
+    assert cleartext.open(LOOKALIKE, context="k") == LOOKALIKE
+    assert cleartext.seal(LOOKALIKE, context="k") == LOOKALIKE
+    assert not cleartext.needs_reseal(LOOKALIKE)
+
+
+def test_cipher_treats_a_lookalike_address_as_plaintext() -> None:
+    cipher = AddressCipher([KEY_A])
+    assert cipher.open(LOOKALIKE, context="k", allow_plaintext=True) == LOOKALIKE
+    with pytest.raises(CorruptRecord):
+        cipher.open(LOOKALIKE, context="k")
+    assert cipher.needs_reseal(LOOKALIKE)
+    sealed = cipher.seal(LOOKALIKE, context="k")
+    assert cipher.open(sealed, context="k") == LOOKALIKE
+
+
+@pytest.mark.parametrize("address_keys", [None, [KEY_A]])
+def test_a_lookalike_address_is_masked_and_unmasked(
+    clock: FrozenClock, address_keys: list[str] | None
+) -> None:
+    tracker = Tracker(
+        storage=MemoryStorage(),
+        keys=["vBtwSxoVVB5A928j8qqagnC5JLrtRBEQmcJMqGVXqIA"],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+        index_key=INDEX_KEY,
+        address_keys=address_keys,
+    )
+    alias = tracker.mask(LOOKALIKE, conversation="o1")
+    assert tracker.unmask(alias.address).real_address == LOOKALIKE
+    assert tracker.mask(LOOKALIKE, conversation="o1") == alias
+
+
+def test_needs_reseal_compares_the_whole_key_id() -> None:
+    both = AddressCipher([KEY_A, KEY_B])
+    old = AddressCipher([KEY_A]).seal("maria@example.com", context="k")
+    new = both.seal("maria@example.com", context="k")
+    assert both.needs_reseal(old)
+    assert not both.needs_reseal(new)
+    # the newest id followed by anything but "." is not the newest key's value
+    assert both.needs_reseal(PREFIX + both.newest + "x" + new[len(PREFIX) + 8 :])
+    assert both.key_ids == [AddressCipher([KEY_A]).newest, AddressCipher([KEY_B]).newest]

@@ -466,6 +466,86 @@ def test_rewrite_accepts_tabs() -> None:
     assert rewrite_headers(b"", add=[("X", "a\tb")]) == b"X: a\tb\r\n"
 
 
+# -- RFC 5322 line limits, exactly at and one past -----------------------------------
+
+
+def test_a_line_of_exactly_78_octets_is_not_folded() -> None:
+    value = "a " + "b" * 72  # "X: a " + 72 = 77 octets, then nothing more
+    assert rewrite_headers(b"", add=[("X", value)]) == f"X: {value}\r\n".encode()
+    value = "a " + "b" * 73  # "X: a bbb…" is exactly 78 octets
+    assert len(f"X: {value}") == 78
+    assert rewrite_headers(b"", add=[("X", value)]) == f"X: {value}\r\n".encode()
+
+
+def test_a_line_of_79_octets_is_folded_at_its_last_space() -> None:
+    value = "a " + "b" * 74  # 79 octets on one line
+    assert rewrite_headers(b"", add=[("X", value)]) == f"X: a\r\n {'b' * 74}\r\n".encode()
+
+
+def test_a_first_word_may_fill_a_998_octet_line() -> None:
+    word = "w" * (998 - len("X: "))
+    out = rewrite_headers(b"", add=[("X", word)])
+    assert out == f"X: {word}\r\n".encode()
+    assert len(out) - 2 == 998
+
+
+def test_a_first_word_one_past_998_moves_to_its_own_line() -> None:
+    word = "w" * (999 - len("X: "))
+    out = rewrite_headers(b"", add=[("X", word)])
+    assert out == f"X:\r\n {word}\r\n".encode()
+    assert max(len(line) for line in out.split(b"\r\n")) == 997
+
+
+def test_a_continuation_line_of_exactly_998_octets() -> None:
+    word = "w" * 997  # " " + 997 = 998 octets, after the first line "X: a"
+    out = rewrite_headers(b"", add=[("X", f"a {word}")])
+    assert out == f"X: a\r\n {word}\r\n".encode()
+
+
+def test_a_continuation_line_of_999_octets_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match="too long"):
+        rewrite_headers(b"", add=[("X", f"a {'w' * 998}")])
+
+
+def test_a_998_octet_name_is_refused_and_997_is_not() -> None:
+    """A field name and its colon must fit on one line."""
+    assert rewrite_headers(b"", add=[("N" * 997, "")]) == b"N" * 997 + b":\r\n"
+    with pytest.raises(InvalidArgument, match="one line"):
+        rewrite_headers(b"", add=[("N" * 998, "")])
+
+
+# -- control characters in names and values ------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["X\x7fA", "X\u2029A", "X A", "X\x1fA", "X\x80A", "X:A"])
+def test_rewrite_refuses_a_name_with_del_u2029_or_other_non_ftext(name: str) -> None:
+    with pytest.raises(InvalidArgument):
+        rewrite_headers(b"", add=[(name, "v")])
+    with pytest.raises(InvalidArgument):
+        rewrite_headers(b"A: 1\r\n", replace={name: "v"})
+
+
+def test_rewrite_accepts_the_edges_of_ftext() -> None:
+    assert rewrite_headers(b"", add=[("!~", "v")]) == b"!~: v\r\n"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a\x7fb", "a\u2029b", "a\u2028b", "a\x9fb", "a\x80b", "a\x1fb", "a\x01b", "a\x0bb"],
+)
+def test_rewrite_refuses_a_value_with_del_u2029_or_other_controls(value: str) -> None:
+    with pytest.raises(InvalidArgument, match="control character"):
+        rewrite_headers(b"", add=[("X", value)])
+    with pytest.raises(InvalidArgument, match="control character"):
+        rewrite_headers(b"X: 1\r\n", replace={"X": value})
+
+
+@pytest.mark.parametrize("value", ["a\xa0b", "a\u00adb", "a\u200bb", "a~b"])
+def test_rewrite_keeps_unprintables_that_are_not_controls(value: str) -> None:
+    (f,) = parse_headers(rewrite_headers(b"", add=[("X", value)]))
+    assert f.value == value
+
+
 field_values = st.text(
     st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")) | st.sampled_from(" \t"),
     max_size=400,

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import smtplib
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,30 +13,12 @@ from aiosmtpd.controller import Controller
 from ct_alias.mail import split_message
 from ct_alias.server import wire_lines
 
+from .smtp_support import Serve, Sink, cli, free_port, message
+
 KEYS = "server-test-key"
 DOMAIN = "ct.example.com"
 CUSTOMER = "maria@example.com.br"
 CARRIER = "rastreio@transportadora.example.net"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class Sink:
-    """The downstream MTA: keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.received.append(
-            (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
-        )
-        return "250 OK"
 
 
 @pytest.fixture
@@ -52,19 +29,6 @@ def sink() -> Iterator[tuple[Sink, int]]:
     controller.start()
     yield handler, port
     controller.stop()
-
-
-def cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "ct_alias", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 @pytest.fixture
@@ -80,54 +44,11 @@ def env(tmp_path: Path) -> dict[str, str]:
     return environment
 
 
-class Serve:
-    def __init__(self, env: dict[str, str], deliver_port: int) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ct_alias",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--deliver",
-                f"smtp://127.0.0.1:{deliver_port}",
-                "--max-size",
-                "100000",
-                "--hostname",
-                "relay.test",
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        assert "listening on" in line, self.process.stderr.read() if self.process.stderr else line
-        self.port = int(line.split("listening on ")[1].split(",")[0].rsplit(":", 1)[1])
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        _, self.stderr = self.process.communicate(timeout=30)
-        return self.process.returncode
-
-
 @pytest.fixture
 def serve(env: dict[str, str], sink: tuple[Sink, int]) -> Iterator[Serve]:
     server = Serve(env, sink[1])
     yield server
-    if server.process.poll() is None:
-        server.process.kill()
-    server.process.communicate(timeout=30)
-
-
-def message(sender: str, to: str, body: bytes = b"Hello.\r\n") -> bytes:
-    return (
-        f"From: {sender}\r\nTo: {to}\r\nSubject: test\r\n"
-        f"Message-ID: <{time.time_ns()}@test>\r\n\r\n"
-    ).encode() + body
+    server.kill()
 
 
 def test_relays_end_to_end(env: dict[str, str], sink: tuple[Sink, int], serve: Serve) -> None:
@@ -211,6 +132,41 @@ def test_smtputf8(env: dict[str, str], sink: tuple[Sink, int], serve: Serve) -> 
         client.sendmail("remetente@example.org", [alias], data, mail_options=["SMTPUTF8"])
     ((_, rcpt_tos, _),) = sink[0].received
     assert rcpt_tos == ["joão@exemplo.com.br"]
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        b"X-Note: caf\xe9",  # raw 8-bit, not UTF-8
+        b"Reply-To: a@xn--zz--.com\r\nSender: secretaria@transportadora.example.net",
+    ],
+    ids=["8bit-header", "invalid-idna-reply-to"],
+)
+def test_hostile_header_bytes_get_a_clean_reply(
+    env: dict[str, str], sink: tuple[Sink, int], serve: Serve, hostile: bytes
+) -> None:
+    """Bytes that once crashed ``Relay.handle`` are relayed on the wire, leaking nothing."""
+    alias = cli(env, "mask", CUSTOMER, "--conversation", "order-1")
+    data = (
+        f"From: Carrier <{CARRIER}>\r\n".encode()
+        + hostile
+        + f"\r\nTo: {alias}\r\nSubject: test\r\n".encode()
+        + b"Message-ID: <hostile-bytes@test>\r\n\r\n"
+        + b"Hello.\r\n"
+    )
+    with smtplib.SMTP("127.0.0.1", serve.port, timeout=30) as client:
+        client.ehlo("client.test")
+        client.mail(CARRIER)
+        assert client.rcpt(alias)[0] == 250
+        code, text = client.data(data)
+    assert code == 250, text
+    ((mail_from, rcpt_tos, delivered),) = sink[0].received
+    assert rcpt_tos == [CUSTOMER]
+    assert mail_from.endswith("@" + DOMAIN)
+    assert b"secretaria@" not in delivered.lower()
+    assert CARRIER.encode() not in split_message(delivered).headers.lower()
+    assert split_message(delivered).body == b"Hello.\r\n"
+    assert serve.stop() == 0
 
 
 # -- as an attacker and a postmaster see it: hostile bytes, smuggling, its logs ---------

@@ -300,10 +300,12 @@ def test_upgrade_is_idempotent_concurrent_and_recorded(target: Target) -> None:
 
 
 def test_missing_tables_are_a_permanent_storage_error(tmp_path: Path) -> None:
+    sa.create_engine(f"sqlite:///{tmp_path / 'ct.db'}").connect().close()  # a file, no tables
     with SQLStorage(f"sqlite:///{tmp_path / 'ct.db'}") as store:
         with pytest.raises(StorageError) as info:
             store.get("0" * 32)
     assert not info.value.transient
+    assert info.value.schema_missing
     assert isinstance(info.value.cause, sa.exc.OperationalError)
     assert info.value.__cause__ is info.value.cause
 

@@ -240,3 +240,65 @@ def test_ttl_is_carried(tracker: Tracker, clock: FrozenClock) -> None:
     tracker.set_policy("short", Policy(domain=DOMAIN, ttl=timedelta(hours=1)))
     alias = tracker.mask("a@example.com", conversation="c", store="short")
     assert alias.expires_at == clock.now() + timedelta(hours=1)
+
+
+# -- the RFC 5321 limits, exactly at and one past each --------------------------------
+# With the alias domain ct.example.com, a simple alias is its real address plus 40
+# octets ("-", the 24-character tag, ".", the 14-octet alias domain).
+
+
+def _domain(length: int, last: str = "com") -> str:
+    """A valid domain of exactly ``length`` octets ending in the label ``last``."""
+    labels: list[str] = []
+    rest = length - len(last)
+    while rest > 0:
+        take = min(63, rest - 1)
+        if rest - 1 - take == 1:  # never leave a lone dot
+            take -= 1
+        labels.append("d" * take)
+        rest -= take + 1
+    domain = ".".join([*labels, last])
+    assert len(domain) == length
+    return domain
+
+
+def _make(simple: SimpleStrategy, address: str) -> str:
+    return simple.make(normalize_address(address), domain=DOMAIN, expires_at=EXPIRES)
+
+
+@pytest.mark.parametrize("local_size", [1, 64])
+def test_simple_alias_of_exactly_254_octets(simple: SimpleStrategy, local_size: int) -> None:
+    local = "m" * local_size
+    alias = _make(simple, f"{local}@{_domain(213 - local_size)}")
+    assert len(alias) == 254
+    assert len(alias.rpartition("@")[2]) == 253 - local_size
+
+
+@pytest.mark.parametrize("local_size", [1, 64])
+def test_simple_alias_one_past_254_octets(simple: SimpleStrategy, local_size: int) -> None:
+    """255 octets; with a one-octet local part its domain is 253 (MAX_DOMAIN) too."""
+    with pytest.raises(UnrepresentableAddress, match="length limits"):
+        _make(simple, f"{'m' * local_size}@{_domain(214 - local_size)}")
+
+
+def test_simple_local_part_of_64_and_65_octets(simple: SimpleStrategy) -> None:
+    assert _make(simple, f"{'m' * 64}@example.com").startswith("m" * 64 + "@")
+    with pytest.raises(UnrepresentableAddress, match="64 octets"):
+        _make(simple, f"{'m' * 65}@example.com")
+
+
+def test_simple_tagged_label_of_63_and_64_octets(simple: SimpleStrategy) -> None:
+    """The last real label gains "-" and the tag: 38 + 25 = 63 fits, 39 does not."""
+    alias = _make(simple, f"maria@example.{'t' * 38}")
+    labels = alias.rpartition("@")[2].split(".")
+    assert max(len(label) for label in labels) == 63
+    with pytest.raises(UnrepresentableAddress, match="63 characters"):
+        _make(simple, f"maria@example.{'t' * 39}")
+
+
+def test_simple_quoted_and_non_ascii_local_parts_are_unrepresentable(
+    simple: SimpleStrategy,
+) -> None:
+    for address in ('"maria silva"@example.com', "joão@example.com"):
+        with pytest.raises(UnrepresentableAddress, match="quoted or not ASCII"):
+            _make(simple, address)

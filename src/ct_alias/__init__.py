@@ -1,5 +1,14 @@
 """ct_alias: order-scoped e-mail masking with a per-order timeline.
 
+This package exports what a host application calls. Extension points and the
+less common errors live in their modules, documented there:
+:mod:`ct_alias.errors` (every exception), :mod:`ct_alias.strategies`
+(custom alias strategies), :mod:`ct_alias.codec`, :mod:`ct_alias.storage`
+(the storage protocol, URL schemes, SQL storage), :mod:`ct_alias.relay` and
+:mod:`ct_alias.server` (mail), :mod:`ct_alias.crypto` and
+:mod:`ct_alias.testing`. Importing ``ct_alias`` imports neither the relay and
+its mail parsing nor SQLAlchemy nor aiosmtpd.
+
 Mask the addresses of a shop and its customers for the length of an order::
 
     >>> from datetime import UTC, datetime
@@ -15,91 +24,84 @@ Mask the addresses of a shop and its customers for the length of an order::
 from __future__ import annotations
 
 import logging
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from ._deprecated import renamed
-from .addresses import RealAddress, normalize_address
 from .aliases import Alias, AliasStatus, Role
 from .clock import Clock, FrozenClock, SystemClock
-from .codec import AliasCodec, Token, TokenFormat
 from .errors import (
     ConfigurationError,
-    CorruptRecord,
     CtAliasError,
-    DeliveryError,
     ExpiredAlias,
-    ExpiryReason,
     ForgedAlias,
     InvalidAddress,
     InvalidArgument,
     MalformedAlias,
-    MissingExtra,
-    MissingParticipant,
     RevokedAlias,
     StorageError,
-    UnknownAddressKey,
     UnknownAlias,
-    UnrepresentableAddress,
 )
-from .policy import DEFAULT_TTL, Fallback, Policy
-from .relay import Outcome, Relay, RelayResult
-from .storage import MemoryStorage, Storage, Tombstone
-from .storage.registry import register_storage_scheme, storage_from_url
-from .strategies import AliasStrategy, available_strategies, register_strategy
-from .timeline import AliasEvent, Direction, EntryKind, OrderEvent, Timeline, TimelineEntry
-from .tracker import DEFAULT_STORE, Rotation, Tracker, Verified
+from .policy import DEFAULT_TTL, Policy
+from .storage import MemoryStorage, Storage
+from .storage.registry import storage_from_url
+from .timeline import Direction, OrderEvent, Timeline, TimelineEntry
+from .tracker import DEFAULT_STORE, Tracker
+
+if TYPE_CHECKING:
+    from .addresses import RealAddress as RealAddress
+    from .addresses import normalize_address as normalize_address
+    from .codec import AliasCodec as AliasCodec
+    from .codec import Token as Token
+    from .codec import TokenFormat as TokenFormat
+    from .errors import CorruptRecord as CorruptRecord
+    from .errors import DeliveryError as DeliveryError
+    from .errors import ExpiryReason as ExpiryReason
+    from .errors import MissingExtra as MissingExtra
+    from .errors import MissingParticipant as MissingParticipant
+    from .errors import UnknownAddressKey as UnknownAddressKey
+    from .errors import UnrepresentableAddress as UnrepresentableAddress
+    from .policy import Fallback as Fallback
+    from .relay import Outcome as Outcome
+    from .relay import Relay as Relay
+    from .relay import RelayResult as RelayResult
+    from .storage import Tombstone as Tombstone
+    from .storage.registry import register_storage_scheme as register_storage_scheme
+    from .strategies import AliasStrategy as AliasStrategy
+    from .strategies import available_strategies as available_strategies
+    from .strategies import register_strategy as register_strategy
+    from .timeline import AliasEvent as AliasEvent
+    from .timeline import EntryKind as EntryKind
+    from .tracker import Rotation as Rotation
+    from .tracker import Verified as Verified
 
 __all__ = [
     "DEFAULT_STORE",
     "DEFAULT_TTL",
     "Alias",
-    "AliasCodec",
-    "AliasEvent",
     "AliasStatus",
-    "AliasStrategy",
     "Clock",
     "ConfigurationError",
-    "CorruptRecord",
     "CtAliasError",
-    "DeliveryError",
     "Direction",
-    "EntryKind",
     "ExpiredAlias",
-    "ExpiryReason",
-    "Fallback",
     "ForgedAlias",
     "FrozenClock",
     "InvalidAddress",
     "InvalidArgument",
     "MalformedAlias",
     "MemoryStorage",
-    "MissingExtra",
-    "MissingParticipant",
     "OrderEvent",
-    "Outcome",
     "Policy",
-    "RealAddress",
-    "Relay",
-    "RelayResult",
     "RevokedAlias",
     "Role",
-    "Rotation",
     "Storage",
     "StorageError",
     "SystemClock",
     "Timeline",
     "TimelineEntry",
-    "Token",
-    "TokenFormat",
-    "Tombstone",
     "Tracker",
-    "UnknownAddressKey",
     "UnknownAlias",
-    "UnrepresentableAddress",
-    "Verified",
-    "available_strategies",
-    "normalize_address",
-    "register_storage_scheme",
-    "register_strategy",
     "storage_from_url",
 ]
 
@@ -107,8 +109,38 @@ __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
+#: Names this package exported before its API was curated: still importable
+#: from it (loaded on first use), documented in their own modules.
+_ELSEWHERE = {
+    "RealAddress": "addresses",
+    "normalize_address": "addresses",
+    "AliasCodec": "codec",
+    "Token": "codec",
+    "TokenFormat": "codec",
+    "CorruptRecord": "errors",
+    "DeliveryError": "errors",
+    "ExpiryReason": "errors",
+    "MissingExtra": "errors",
+    "MissingParticipant": "errors",
+    "UnknownAddressKey": "errors",
+    "UnrepresentableAddress": "errors",
+    "Fallback": "policy",
+    "Outcome": "relay",
+    "Relay": "relay",
+    "RelayResult": "relay",
+    "Tombstone": "storage",
+    "register_storage_scheme": "storage.registry",
+    "AliasStrategy": "strategies",
+    "available_strategies": "strategies",
+    "register_strategy": "strategies",
+    "AliasEvent": "timeline",
+    "EntryKind": "timeline",
+    "Rotation": "tracker",
+    "Verified": "tracker",
+}
+
 #: Old names, deprecated (they warn); removed in the next release.
-__getattr__ = renamed(
+_deprecated = renamed(
     __name__,
     {
         "AliasStore": "Storage",
@@ -117,4 +149,19 @@ __getattr__ = renamed(
         "store_from_url": "storage_from_url",
     },
     globals(),
+    stacklevel=3,
 )
+
+
+def __getattr__(name: str) -> Any:
+    """Load a name documented in another module on first use (the relay, for one)."""
+    module = _ELSEWHERE.get(name)
+    if module is None:
+        return _deprecated(name)
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ELSEWHERE})

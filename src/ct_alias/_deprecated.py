@@ -16,7 +16,7 @@ __all__ = ["renamed"]
 
 
 def renamed(
-    module: str, names: Mapping[str, str], namespace: Mapping[str, Any]
+    module: str, names: Mapping[str, str], namespace: Mapping[str, Any], *, stacklevel: int = 2
 ) -> Callable[[str], Any]:
     """A module ``__getattr__`` answering each old name in ``names`` with its new object.
 
@@ -24,6 +24,8 @@ def renamed(
         module: the module's ``__name__`` (for messages).
         names: old name → new name, both in the module.
         namespace: the module's ``globals()``.
+        stacklevel: of the warning: 2 when the result is the module's
+            ``__getattr__``, 3 when that calls it.
     """
 
     def __getattr__(name: str) -> Any:  # noqa: N807 - a module __getattr__
@@ -34,7 +36,7 @@ def renamed(
             f"{module}.{name} is deprecated: use {module}.{new} "
             "(the backend is *storage*; a *store* is a shop)",
             DeprecationWarning,
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
         return namespace[new] if new in namespace else _late(module, new)
 

@@ -26,15 +26,24 @@ import os
 import secrets
 import sys
 import time
+import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
 from .aliases import Role
-from .errors import ConfigurationError, CtAliasError, StorageError
+from .errors import (
+    ConfigurationError,
+    CtAliasError,
+    PublicIndexKeyWarning,
+    StorageError,
+    UnknownAlias,
+)
 from .policy import Policy
 from .storage.base import Storage
+from .timeline import alias_to_dict
 from .tracker import DEFAULT_STORE, Rotation, Tracker
 
 if TYPE_CHECKING:
@@ -79,12 +88,10 @@ def _domain(args: argparse.Namespace) -> str:
 def _open_storage(url: str, *, upgrade: bool = False) -> Storage:
     from .storage.registry import storage_from_url  # noqa: PLC0415 - keeps startup light
 
-    store = storage_from_url(url)
+    storage = storage_from_url(url)
     if upgrade:
-        upgrade_schema = getattr(store, "upgrade", None)
-        if upgrade_schema is not None:
-            upgrade_schema()
-    return store
+        storage.upgrade()
+    return storage
 
 
 def _tracker(args: argparse.Namespace) -> Tracker:
@@ -94,13 +101,23 @@ def _tracker(args: argparse.Namespace) -> Tracker:
         strategy=args.strategy or _env("CT_ALIAS_STRATEGY") or "complex",
     )
     address_keys = _key_list(args.address_keys, "CT_ALIAS_ADDRESS_KEYS")
-    return Tracker(
-        storage=_open_storage(args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB),
-        keys=keys,
-        default_policy=policy,
-        index_key=args.index_key or _env("CT_ALIAS_INDEX_KEY"),
-        address_keys=address_keys or None,
-    )
+    index_key = args.index_key or _env("CT_ALIAS_INDEX_KEY")
+    if index_key is None:
+        print(
+            "ct-alias: warning: no index key (set CT_ALIAS_INDEX_KEY or pass --index-key; make "
+            "one with `ct-alias keys generate` and never change it): the public default lets "
+            "someone holding the database confirm a guessed address",
+            file=sys.stderr,
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PublicIndexKeyWarning)  # said above, in CLI words
+        return Tracker(
+            storage=_open_storage(args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB),
+            keys=keys,
+            default_policy=policy,
+            index_key=index_key,
+            address_keys=address_keys or None,
+        )
 
 
 def _print_json(data: Any, out: TextIO) -> None:
@@ -111,36 +128,25 @@ def _print_json(data: Any, out: TextIO) -> None:
 
 
 def _cmd_mask(args: argparse.Namespace, out: TextIO) -> int:
-    alias = _tracker(args).mask(
+    tracker = _tracker(args)
+    alias = tracker.mask(
         args.address, conversation=args.conversation, store=args.store, role=args.role
     )
     if args.json:
-        _print_json(_alias_json(alias), out)
+        _print_json(alias_to_dict(alias, tracker.clock.now(), context=True), out)
     else:
         print(alias.address, file=out)
     return 0
 
 
 def _cmd_unmask(args: argparse.Namespace, out: TextIO) -> int:
-    alias = _tracker(args).unmask(args.alias, reason=args.reason)
+    tracker = _tracker(args)
+    alias = tracker.unmask(args.alias, reason=args.reason)
     if args.json:
-        _print_json({**_alias_json(alias), "realAddress": alias.real_address}, out)
+        _print_json(alias_to_dict(alias, tracker.clock.now(), real=True, context=True), out)
     else:
         print(alias.real_address, file=out)
     return 0
-
-
-def _alias_json(alias: Any) -> dict[str, Any]:
-    return {
-        "emailAlias": alias.address,
-        "conversation": alias.conversation,
-        "store": alias.store,
-        "role": alias.role.value,
-        "aliasMaskType": alias.strategy,
-        "status": alias.status.value,
-        "createdAt": alias.created_at.isoformat(),
-        "expiresAt": alias.expires_at.isoformat(),
-    }
 
 
 def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
@@ -151,6 +157,8 @@ def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
         print(
             timeline.to_json(include_real_addresses=args.include_real_addresses, indent=2), file=out
         )
+    elif args.html:
+        out.write(timeline.to_html(include_real_addresses=args.include_real_addresses))
     else:
         from ._render import render_timeline  # noqa: PLC0415
 
@@ -281,8 +289,7 @@ def _check_before_serving(tracker: Tracker, deliverer: Any, *, wait: bool) -> No
         try:
             tracker.timeline("ct-alias-start-up-check", limit=1)
         except StorageError as exc:
-            hint = "" if exc.transient else " (has the schema been created? `ct-alias db upgrade`)"
-            problems.append(f"database unavailable: {_one_line(exc)}{hint}")
+            problems.append(f"database unavailable: {_one_line(exc)}")
         try:
             deliverer.check()
         except CtAliasError as exc:
@@ -365,6 +372,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Order-scoped e-mail masking: aliases and the order timeline.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="on an error, print the traceback after the one-line message (default: off)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _alias_commands(sub)
@@ -400,7 +413,11 @@ def _alias_commands(sub: Any) -> None:
     timeline.add_argument(
         "--store", "-s", default=DEFAULT_STORE, help="the store (tenant) whose conversation"
     )
-    timeline.add_argument("--json", action="store_true", help="the JSON export")
+    shape = timeline.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="the JSON export")
+    shape.add_argument(
+        "--html", action="store_true", help="an HTML fragment for an order page (no script)"
+    )
     timeline.add_argument("--include-real-addresses", action="store_true")
     timeline.add_argument("--limit", type=int)
     timeline.add_argument("--after", help="the nextAfter cursor of the previous page")
@@ -475,20 +492,31 @@ def _admin_commands(sub: Any) -> None:
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 error, 2 usage)."""
     stdout = out or sys.stdout
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     command: Callable[[argparse.Namespace, TextIO], int] = args.func
     try:
         return command(args, stdout)
-    except StorageError as exc:
-        hint = "" if exc.transient else " (has the schema been created? run `ct-alias db upgrade`)"
-        print(f"ct-alias: error: {exc}{hint}", file=sys.stderr)
-        return 1
+    except UnknownAlias as exc:
+        return _fail(
+            args,
+            exc,
+            f"{exc}: is --index-key (CT_ALIAS_INDEX_KEY) the one it was stored with, "
+            "and --db (CT_ALIAS_DB) its database?",
+        )
     except CtAliasError as exc:
-        print(f"ct-alias: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(args, exc, str(exc))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (`ct-alias demo | head`)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+
+
+def _fail(args: argparse.Namespace, exc: BaseException, message: str) -> int:
+    """Print the error on one line (and its traceback with ``--verbose``); return 1."""
+    print(f"ct-alias: error: {_one_line(message)}", file=sys.stderr)
+    if args.verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    return 1

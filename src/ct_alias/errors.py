@@ -15,6 +15,7 @@ exception does not leak it.
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "MalformedAlias",
     "MissingExtra",
     "MissingParticipant",
+    "PublicIndexKeyWarning",
     "RevokedAlias",
     "StorageError",
     "UnknownAddressKey",
@@ -178,13 +180,21 @@ class RevokedAlias(ExpiredAlias):
 class UnknownAlias(CtAliasError, LookupError):
     """The alias is well formed and correctly signed, but storage has no record of it.
 
+    Its signature verifies, so it was issued with one of the signing keys:
+    either its record is in another storage, or the tracker's index key is
+    not the one it was stored with (records are found by a keyed hash, so a
+    different index key finds nothing). The message says so.
+
     Attributes:
         alias: the alias address.
     """
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
-        super().__init__(f"alias is not in storage: {_shown(alias)}")
+        super().__init__(
+            f"alias is not in storage: {_shown(alias)} (its signature verifies: is this the "
+            "storage it was stored in, and the index key it was stored with?)"
+        )
 
 
 class MissingParticipant(CtAliasError, LookupError):
@@ -206,21 +216,86 @@ class MissingParticipant(CtAliasError, LookupError):
 class StorageError(CtAliasError, RuntimeError):
     """The storage backend failed; ``__cause__`` (and ``cause``) hold the driver's error.
 
+    The message says what the store was doing and, from the driver's own
+    message, why: the host and port, "connection refused", "database ... does
+    not exist", "no such table". Addresses, passwords and the credentials of a
+    URL are removed from it (see :func:`driver_message`).
+
     Attributes:
         operation: what the store was doing.
         cause: the underlying exception, if any.
         transient: True when retrying later may succeed (a lost connection,
             a timeout, a deadlock), False for errors that will repeat.
+        schema_missing: True when the tables (or the SQLite file) do not
+            exist: run the storage's ``upgrade()`` (``ct-alias db upgrade``).
     """
 
     def __init__(
-        self, operation: str, cause: BaseException | None = None, *, transient: bool = True
+        self,
+        operation: str,
+        cause: BaseException | None = None,
+        *,
+        transient: bool = True,
+        schema_missing: bool = False,
+        detail: str | None = None,
     ) -> None:
         self.operation = operation
         self.cause = cause
         self.transient = transient
-        detail = f": {type(cause).__name__}" if cause is not None else ""
-        super().__init__(f"storage failed while {operation}{detail}")
+        self.schema_missing = schema_missing
+        if detail is None and cause is not None:
+            detail = driver_message(cause)
+        message = f"storage failed while {operation}" + (f": {detail}" if detail else "")
+        if schema_missing:
+            message += " (the schema is missing: run `upgrade()`, or `ct-alias db upgrade`)"
+        super().__init__(message)
+
+
+_URL_CREDENTIALS = re.compile(r"([a-z][a-z0-9+.-]*://)[^/@\s]*@", re.IGNORECASE)
+_PASSWORD = re.compile(
+    r"((?:password|passwd|pwd)\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)", re.IGNORECASE
+)
+_KEY_VALUE = re.compile(r"(Key \([^)]*\))=\(.*?\)(?= already exists| is not present|$|\s)")
+_ADDRESS = re.compile(r"[^\s@<>()\[\]\"',;:=/*]+@[^\s@<>()\[\]\"',;:]+")
+_SQL_LINE = re.compile(r" LINE \d+: ")
+_MAX_DETAIL = 300
+
+
+def driver_message(cause: BaseException) -> str:
+    """``Type: message`` of a driver's error, on one line, safe to log and show.
+
+    The message of the DBAPI error a SQLAlchemy error wraps is used (without
+    the SQL statement). URL credentials, ``password=`` values, the values of a
+    key conflict and anything that looks like an e-mail address are replaced;
+    hosts, ports and the driver's words stay.
+
+    >>> driver_message(ConnectionError('connection to server at "db", port 5999 failed: '
+    ...                                'Connection refused'))
+    'ConnectionError: connection to server at "db", port 5999 failed: Connection refused'
+    >>> driver_message(ValueError("postgresql://app:s3cret@db/x password=s3cret maria@ex.com"))
+    'ValueError: postgresql://***@db/x password=*** <address>'
+    """
+    orig = getattr(cause, "orig", None)
+    source = orig if isinstance(orig, BaseException) else cause
+    text = " ".join(str(source).split())
+    text = _SQL_LINE.split(text, maxsplit=1)[0]  # PostgreSQL quotes the statement after it
+    text = _URL_CREDENTIALS.sub(r"\1***@", text)
+    text = _PASSWORD.sub(r"\1***", text)
+    text = _KEY_VALUE.sub(r"\1=(...)", text)
+    text = _ADDRESS.sub("<address>", text)
+    if len(text) > _MAX_DETAIL:
+        text = text[: _MAX_DETAIL - 3] + "..."
+    name = type(source).__name__
+    return f"{name}: {text}" if text else name
+
+
+class PublicIndexKeyWarning(UserWarning):
+    """A tracker was made without ``index_key``, so it uses the public default index key.
+
+    Lookups work the same, but someone holding the database can confirm a
+    guessed address by hashing it. Pass an ``index_key`` (and never change
+    it) to silence it.
+    """
 
 
 class UnknownAddressKey(CtAliasError, LookupError):

@@ -21,8 +21,9 @@ Needs the ``smtp`` extra (aiosmtpd). ``ct-alias serve`` runs it::
   downstream took it (:meth:`~ct_alias.relay.Relay.delivered`); a refusal is
   a ``delivery-failed`` event (:meth:`~ct_alias.relay.Relay.delivery_failed`).
 * **Isolation.** ``RCPT`` decisions run in their own threads, never behind
-  hand-offs; hand-offs run in a bounded pool, and when it is full new
-  transactions are answered ``451 4.3.2`` (try again later).
+  hand-offs; hand-offs run in a bounded pool, and when it is full ``DATA`` is
+  answered ``451 4.3.2`` (try again later) before the content is sent. ``RCPT``
+  is still answered, so recipient-verification probes keep working.
 * ``SIZE`` is advertised and enforced; ``SMTPUTF8`` is accepted and used
   downstream when the downstream server supports it.
 * SIGTERM (or SIGINT) stops accepting connections at once, closes idle
@@ -200,8 +201,7 @@ class RelayHandler:
     The relay and the deliverer are synchronous (they wait on a database or a
     socket), so they run in threads, never on the event loop: ``RCPT``
     decisions in a pool of their own, hand-offs in another that holds at most
-    ``handoffs`` of them; when it is full, new transactions are answered
-    ``451 4.3.2``.
+    ``handoffs`` of them; when it is full, ``DATA`` is answered ``451 4.3.2``.
 
     Args:
         relay: the relay that decides.
@@ -242,12 +242,10 @@ class RelayHandler:
     async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
         self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
     ) -> str:
-        """Start a transaction, unless the relay is stopping or its hand-offs are all busy."""
+        """Start a transaction, unless the relay is stopping."""
         del server, session
         if self._stopping:
             return _SHUTTING_DOWN
-        if self._in_flight >= self.handoffs:
-            return _BUSY
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -278,10 +276,9 @@ class RelayHandler:
     ) -> str:
         """Relay the message: ``250`` only once the downstream server took it."""
         del session
-        if self._stopping:
-            return _SHUTTING_DOWN
-        if self._in_flight >= self.handoffs:
-            return _BUSY
+        refusal = self.refuse_transaction()
+        if refusal is not None:
+            return refusal
         self._in_flight += 1
         self._idle.clear()
         self._busy.add(server)
@@ -300,6 +297,18 @@ class RelayHandler:
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.set()
+
+    def refuse_transaction(self) -> str | None:
+        """The reply to a ``DATA`` that cannot be handed off now, or ``None``.
+
+        It cannot while the relay is stopping or while every hand-off is busy.
+        The server asks before the client sends the content.
+        """
+        if self._stopping:
+            return _SHUTTING_DOWN
+        if self._in_flight >= self.handoffs:
+            return _BUSY
+        return None
 
     async def handle_exception(self, error: Exception) -> str:
         """A bug must not become a permanent refusal: log it, and let the client retry."""
@@ -427,6 +436,15 @@ def _smtp_class() -> Any:
         def connection_lost(self, error: Exception | None) -> None:
             self.event_handler.connection_closed(self)
             super().connection_lost(error)
+
+        async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 - aiosmtpd's name
+            # refused before the client sends the content, not after
+            busy = self.envelope is not None and self.envelope.rcpt_tos and not arg
+            refusal = self.event_handler.refuse_transaction() if busy else None
+            if refusal is not None:
+                await self.push(refusal)
+                return
+            await super().smtp_DATA(arg)
 
     return TrackedSMTP
 

@@ -28,6 +28,7 @@ __all__ = [
     "OrderEvent",
     "Timeline",
     "TimelineEntry",
+    "alias_to_dict",
 ]
 
 #: The version of the JSON export's shape (``formatVersion``).
@@ -169,7 +170,7 @@ class Timeline:
             "store": self.store,
             "conversation": self.conversation,
             "participants": [
-                _participant(alias, self.now, real=include_real_addresses)
+                alias_to_dict(alias, self.now, real=include_real_addresses)
                 for alias in self.participants
             ],
             "messages": [_message(entry, resolve) for entry in self.messages],
@@ -185,6 +186,30 @@ class Timeline:
             ensure_ascii=False,
         )
 
+    def to_html(self, *, include_real_addresses: bool = False, stylesheet: bool = True) -> str:
+        """The timeline as a self-contained HTML fragment for an order page.
+
+        A ``<section class="ct-timeline">`` with the participants (role, mask
+        type, status, alias, expiry) and then the entries in time order:
+        messages (direction, sender and recipients, subject, first words,
+        attachments, the sender's authentication and an *unverified sender*
+        mark, what the relay left out) and events (order steps, alias
+        lifecycle; refused deliveries, failed deliveries and unmask audits
+        marked). Every value is HTML-escaped; there is no script, no external
+        asset and no inline event handler.
+
+        Args:
+            include_real_addresses: show each participant's real address, as
+                :meth:`to_dict` does; off by default.
+            stylesheet: include a small ``<style>`` scoped to ``.ct-timeline``;
+                pass ``False`` to style the fragment yourself.
+        """
+        from ._timeline_html import render_html  # noqa: PLC0415 - it imports this module
+
+        return render_html(
+            self, include_real_addresses=include_real_addresses, stylesheet=stylesheet
+        )
+
 
 @overload
 def iso_utc(moment: datetime) -> str: ...
@@ -195,16 +220,32 @@ def iso_utc(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
-def _participant(alias: Alias, now: datetime, *, real: bool) -> dict[str, JSONValue]:
-    out: dict[str, JSONValue] = {
-        "role": alias.role.value,
-        "emailAlias": alias.address,
-        "aliasMaskType": alias.strategy,
-        "status": alias.status_at(now).value,
-        "createdAt": iso_utc(alias.created_at),
-        "expiresAt": iso_utc(alias.expires_at),
-        "endsAt": iso_utc(alias.ends_at),
-    }
+def alias_to_dict(
+    alias: Alias, now: datetime, *, real: bool = False, context: bool = False
+) -> dict[str, JSONValue]:
+    """The one JSON shape of an alias: the timeline's participants, the CLI's output.
+
+    Args:
+        alias: the alias.
+        now: the time its ``status`` is given for (see :meth:`Alias.status_at
+            <ct_alias.Alias.status_at>`).
+        real: include its real address (``realAddress``).
+        context: include its ``conversation`` and ``store`` (when it stands alone).
+    """
+    out: dict[str, JSONValue] = {}
+    if context:
+        out.update(conversation=alias.conversation, store=alias.store)
+    out.update(
+        {
+            "role": alias.role.value,
+            "emailAlias": alias.address,
+            "aliasMaskType": alias.strategy,
+            "status": alias.status_at(now).value,
+            "createdAt": iso_utc(alias.created_at),
+            "expiresAt": iso_utc(alias.expires_at),
+            "endsAt": iso_utc(alias.ends_at),
+        }
+    )
     if real:
         out["realAddress"] = alias.real_address
     return out

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from . import _arguments as check
 from ._lifecycle import Changes, alias_event, ending, reactivation, retirement, revocation
-from ._messages import compose_notification, message_data, message_dedup_key
 from ._policies import PolicySet, Verified
 from ._sealing import RecordSealer, Rotation
 from .addresses import normalize_address
@@ -29,10 +28,10 @@ from .errors import (
     InvalidArgument,
     MalformedAlias,
     MissingParticipant,
+    PublicIndexKeyWarning,
     RevokedAlias,
     UnknownAlias,
 )
-from .mail import summarize
 from .policy import Policy
 from .storage.base import Storage, Tombstone
 from .timeline import (
@@ -69,7 +68,8 @@ class Tracker:
         index_key: the secret of the blind indexes stores are keyed by; set it
             once and never change it (see :mod:`ct_alias.blind_index`). The
             default is a public key: fine for tests, weak against a database
-            thief; it is required with ``address_keys``.
+            thief, and a :class:`~ct_alias.errors.PublicIndexKeyWarning` says
+            so; it is required with ``address_keys``.
         address_keys: keys to encrypt addresses at rest, oldest → newest (the
             ``crypto`` extra); see :mod:`ct_alias.crypto`.
         allow_plaintext_addresses: with ``address_keys``, also accept records
@@ -109,6 +109,15 @@ class Tracker:
         self._storage = storage
         self._codec = AliasCodec(keys)
         self._clock: Clock = clock if clock is not None else SystemClock()
+        if index_key is None:
+            warnings.warn(
+                PublicIndexKeyWarning(
+                    "no index_key: the public default index key is used, so someone holding "
+                    "the database can confirm a guessed address; pass index_key (a secret that "
+                    "never changes)"
+                ),
+                stacklevel=2,
+            )
         self._index = BlindIndex(index_key)
         self._lock = threading.Lock()
         self._policies = PolicySet.build(self._codec, default_policy)
@@ -553,6 +562,10 @@ class Tracker:
         conversation = check.conversation(conversation)
         store = check.store(store)
         direction = check.direction(direction)
+        # Mail parsing is imported on first use: importing ct_alias stays light.
+        from ._messages import message_data, message_dedup_key  # noqa: PLC0415
+        from .mail import summarize  # noqa: PLC0415
+
         summary = summarize(check.message(message))
         data = message_data(
             summary,
@@ -626,6 +639,8 @@ class Tracker:
         shop = _latest(aliases, Role.STORE)
         if shop is None:
             raise MissingParticipant(conversation, Role.STORE.value)
+        from ._messages import compose_notification  # noqa: PLC0415 - see record_message
+
         message = compose_notification(
             sender=shop,
             recipient=customer,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 from email.charset import Charset
 from email.utils import getaddresses
 from typing import Final
@@ -27,6 +29,10 @@ _MAX_WORD: Final = 75
 #: UTF-8 octets per encoded word: base64 of 45 octets plus ``=?utf-8?b??=`` is 72.
 _WORD_OCTETS: Final = 45
 _UTF8: Final = Charset("utf-8")
+#: Any whitespace character (str.isspace's set).
+_WHITESPACE: Final = re.compile(r"\s")
+#: How many recently parsed address fields are kept (a message has a few).
+_CACHED_FIELDS: Final = 32
 
 
 def address_problem(address: object, *, exact: bool = True) -> str | None:
@@ -45,7 +51,7 @@ def address_problem(address: object, *, exact: bool = True) -> str | None:
         problem = f"is longer than {_MAX_ADDRESS} octets"
     elif "<" in address or ">" in address:
         problem = "contains an angle bracket"
-    elif not address.isprintable() or any(c.isspace() for c in address):
+    elif not address.isprintable() or _WHITESPACE.search(address) is not None:
         problem = "contains whitespace, a line break, NUL or another control character"
     elif exact and getaddresses([f"<{address}>"]) != [("", address)]:
         problem = "does not read back as one address"
@@ -56,11 +62,19 @@ def parse_addresses(value: str) -> tuple[list[tuple[str, str]], int]:
     """The mailboxes of an address-list value, and how many of them are unusable.
 
     Unusable means :func:`format_address` would refuse the address (for
-    one of its cheaper reasons).
+    one of its cheaper reasons). The relay and the timeline both read a
+    relayed message's address fields, so recent results are cached: a
+    field is parsed once per message, not once per reader.
 
     Raises:
         MalformedMessage: the value is nested too deeply to parse.
     """
+    pairs, unusable = _parsed(value)
+    return list(pairs), unusable
+
+
+@functools.lru_cache(maxsize=_CACHED_FIELDS)
+def _parsed(value: str) -> tuple[tuple[tuple[str, str], ...], int]:
     pairs: list[tuple[str, str]] = []
     unusable = 0
     try:
@@ -74,7 +88,7 @@ def parse_addresses(value: str) -> tuple[list[tuple[str, str]], int]:
         if address_problem(address, exact=False) is not None:
             unusable += 1
         pairs.append((" ".join(safe_text(decode_words(name)).split()), address))
-    return pairs, unusable
+    return tuple(pairs), unusable
 
 
 def addresses(value: str) -> list[tuple[str, str]]:

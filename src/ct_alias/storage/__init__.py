@@ -54,7 +54,7 @@ def __getattr__(name: str) -> Any:
         MissingExtra: ``SQLStorage`` & co. were asked for without SQLAlchemy installed.
     """
     if name in _RENAMED:
-        return renamed(__name__, _RENAMED, globals())(name)
+        return renamed(__name__, _RENAMED, globals(), stacklevel=3)(name)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -43,6 +43,10 @@ class MemoryStorage:
         """How many alias records (tombstones included) are stored."""
         return len(self._aliases)
 
+    def upgrade(self) -> int:
+        """Nothing to create in memory; returns 0 (so ``storage_from_url(url).upgrade()`` works)."""
+        return 0
+
     # -- aliases -------------------------------------------------------------
 
     def get_or_create(

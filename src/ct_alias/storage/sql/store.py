@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
@@ -23,7 +24,7 @@ from ...aliases import Alias
 from ...errors import AliasCollision, ConfigurationError, InvalidArgument, StorageError
 from ...timeline import TimelineEntry
 from ..base import AliasChange, Sealed, Tombstone
-from .engine import create_engine
+from .engine import create_engine, is_memory
 from .migrations import Migrator
 from .schema import DEFAULT_PREFIX, SQLTables, build_tables
 from .statements import (
@@ -100,6 +101,7 @@ class SQLStorage:
             begin_writing=self._transactions.begin_writing,
         )
         self._sql = Statements(self._tables, self._dialect)
+        self._sqlite_file = _sqlite_file(engine.url)
 
     def __repr__(self) -> str:
         url = self._engine.url.render_as_string(hide_password=True)
@@ -152,7 +154,12 @@ class SQLStorage:
             StorageError: the database failed (or refused the DDL).
         """
         return self._run(
-            "upgrading the schema", self._migrator.apply, write=True, retry_lost=True, begin=False
+            "upgrading the schema",
+            self._migrator.apply,
+            write=True,
+            retry_lost=True,
+            begin=False,
+            creates=True,
         )
 
     def schema_version(self) -> int:
@@ -161,6 +168,8 @@ class SQLStorage:
         Raises:
             StorageError: the database failed.
         """
+        if self._sqlite_file is not None and not self._sqlite_file.exists():
+            return 0
         return self._run(
             "reading the schema version", self._migrator.version, write=False, retry_lost=True
         )
@@ -381,11 +390,30 @@ class SQLStorage:
         write: bool,
         retry_lost: bool,
         begin: bool = True,
+        creates: bool = False,
     ) -> T:
-        """Run ``work`` (see :meth:`Transactions.run`)."""
+        """Run ``work`` (see :meth:`Transactions.run`).
+
+        Only ``upgrade()`` (``creates``) may create a SQLite file: any other
+        operation on a missing file fails without leaving an empty one behind.
+        """
+        if not creates and self._sqlite_file is not None and not self._sqlite_file.exists():
+            raise StorageError(
+                operation,
+                detail=f"the SQLite file {str(self._sqlite_file)!r} does not exist",
+                transient=False,
+                schema_missing=True,
+            )
         return self._transactions.run(
             operation, work, write=write, retry_lost=retry_lost, begin=begin
         )
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite database URL; None for other databases, memory and URI filenames."""
+    if url.get_backend_name() != "sqlite" or is_memory(url) or url.query.get("uri"):
+        return None
+    return Path(url.database or "")
 
 
 def upgrade(

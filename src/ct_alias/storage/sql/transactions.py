@@ -22,7 +22,7 @@ from typing import Final, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
-from ...errors import StorageError
+from ...errors import StorageError, driver_message
 from ...vocabulary import MYSQL_DIALECTS
 from .engine import is_memory
 
@@ -34,6 +34,7 @@ __all__ = [
     "fate",
     "mysql_fate",
     "postgresql_fate",
+    "schema_missing",
 ]
 
 logger = logging.getLogger("ct_alias.storage.sql")
@@ -65,6 +66,7 @@ class Transactions:
         self._read_guard: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
         self._write_guard: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
         self._reader: Engine = engine
+        self._server = _server(engine)
         if self.dialect == "sqlite":
             self._write_guard = threading.Lock()
             if is_memory(engine.url):
@@ -123,7 +125,15 @@ class Transactions:
             retry = outcome is Fate.RETRY or (outcome is Fate.LOST and retry_lost)
             if not retry or attempt >= ATTEMPTS:
                 transient = outcome is not Fate.PERMANENT
-                raise StorageError(operation, cause, transient=transient) from cause
+                missing = isinstance(cause, sa_exc.DBAPIError) and schema_missing(
+                    cause, self.dialect
+                )
+                detail = None
+                if cause is not None and transient and self._server:
+                    detail = f"{driver_message(cause)} (server {self._server})"
+                raise StorageError(
+                    operation, cause, transient=transient, schema_missing=missing, detail=detail
+                ) from cause
             logger.debug(
                 "retrying %s (attempt %d): %s",
                 operation,
@@ -132,6 +142,18 @@ class Transactions:
             )
             time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not a secret
             attempt += 1
+
+
+_DEFAULT_PORTS: Final = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
+
+
+def _server(engine: Engine) -> str | None:
+    """``host:port`` of a database server, for connection errors (None for SQLite)."""
+    url = engine.url
+    if engine.dialect.name == "sqlite" or not url.host:
+        return None
+    port = url.port or _DEFAULT_PORTS.get(engine.dialect.name)
+    return f"{url.host}:{port}" if port else url.host
 
 
 class Contention(Exception):
@@ -166,6 +188,16 @@ def fate(exc: sa_exc.DBAPIError, dialect: str) -> Fate:
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
         return Fate.TRANSIENT
     return Fate.PERMANENT
+
+
+def schema_missing(exc: sa_exc.DBAPIError, dialect: str) -> bool:
+    """Whether a driver error says a table does not exist (``upgrade()`` was never run)."""
+    if dialect == "postgresql":
+        return getattr(exc.orig, "sqlstate", None) == "42P01"  # undefined table
+    if dialect in MYSQL_DIALECTS:
+        args: tuple[object, ...] = getattr(exc.orig, "args", ())
+        return bool(args) and args[0] == 1146  # table doesn't exist
+    return "no such table" in str(exc.orig).lower()
 
 
 def postgresql_fate(sqlstate: str | None) -> Fate:
