@@ -60,9 +60,40 @@ def test_slot_parts_never_run_together(
     assert index.slot_key(*one) != index.slot_key(*other)
 
 
+def test_message_and_other_hashes_are_kept_apart() -> None:
+    index = BlindIndex(INDEX_KEY)
+    joined = "order-1\x00<id@example.com>"
+    assert index.message_key("order-1", "<id@example.com>") != index.alias_key(joined)
+    assert index.message_key("order-1", "<id@example.com>") != index.slot_key(*SLOT)
+
+
+def test_message_keys_are_keyed_and_their_parts_never_run_together() -> None:
+    mine, other = BlindIndex(INDEX_KEY), BlindIndex(OTHER_KEY)
+    assert mine.message_key("o1", "<a@b>") != other.message_key("o1", "<a@b>")
+    assert mine.message_key("o1", "<a@b>") != BlindIndex().message_key("o1", "<a@b>")
+    assert mine.message_key("ab", "c@x") != mine.message_key("a", "bc@x")
+    assert mine.message_key("o1", "<a@b>") != mine.message_key("o2", "<a@b>")
+    assert mine.message_key("o1", "<a@b>") == BlindIndex(INDEX_KEY).message_key("o1", "<a@b>")
+
+
+def test_message_key_of_an_id_with_lone_surrogates() -> None:
+    """Ids decoded with ``surrogateescape`` still get a stable, distinct stand-in."""
+    index = BlindIndex(INDEX_KEY)
+    odd = index.message_key("o1", "<caf\udce9@example.com>")
+    assert odd == index.message_key("o1", "<caf\udce9@example.com>")
+    assert odd != index.message_key("o1", "<caf\udcea@example.com>")
+    assert len(odd) == 32
+
+
 def test_values_are_128_bit_lower_case_hex() -> None:
     index = BlindIndex(INDEX_KEY)
-    for value in (index.alias_key(ALIAS), index.slot_key(*SLOT), BlindIndex().alias_key("")):
+    values = (
+        index.alias_key(ALIAS),
+        index.slot_key(*SLOT),
+        index.message_key("order-1", "<id@example.com>"),
+        BlindIndex().alias_key(""),
+    )
+    for value in values:
         assert len(value) == 32
         assert set(value) <= set("0123456789abcdef")
 

@@ -214,6 +214,7 @@ def test_formats_exactly_on_each_boundary_work(version: int, id_size: int, mac_s
     codec = AliasCodec([KEY])
     text = codec.encode(fmt, EXPIRES, token_id=bytes(range(id_size)))
     assert len(text) == fmt.length == fmt.size * 8 // 5
+    assert type(fmt.length) is int  # a public attribute: "x" * fmt.length must work
     assert fmt.size == 1 + id_size + 4 + mac_size
     assert text[0] == fmt.marker == "0123456789abcdefghijklmnopqrstuv"[version]
     token = codec.decode(fmt, text)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 from attrs import evolve
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ct_alias import (
     Alias,
@@ -371,3 +374,45 @@ def test_needs_reseal_compares_the_whole_key_id() -> None:
     # the newest id followed by anything but "." is not the newest key's value
     assert both.needs_reseal(PREFIX + both.newest + "x" + new[len(PREFIX) + 8 :])
     assert both.key_ids == [AddressCipher([KEY_A]).newest, AddressCipher([KEY_B]).newest]
+
+
+# -- the sealed format, for every length -----------------------------------------------
+
+
+def test_every_sealed_value_is_exactly_the_specified_encoding() -> None:
+    """``ct1.<id>.<base64url(nonce ‖ AES-GCM)>`` without padding, whatever the length.
+
+    A thousand values of every length modulo 3 (each padding case), so that a
+    change to padding or to the alphabet shows whatever the random nonces.
+    """
+    cipher = AddressCipher([KEY_A])
+    derived = hashlib.sha256(b"ct_alias.address-key.v1\x00" + KEY_A.encode()).digest()
+    for n in range(1000):
+        text = "m" * (n % 40) + "@example.com"
+        context = f"{n:032x}:real"
+        sealed = cipher.seal(text, context=context)
+        head, _, payload = sealed.rpartition(".")
+        assert head == PREFIX + cipher.newest
+        assert "=" not in payload
+        raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        again = AESGCM(derived).encrypt(raw[:12], text.encode(), context.encode())
+        expected = base64.urlsafe_b64encode(raw[:12] + again).decode().rstrip("=")
+        assert payload == expected
+        assert cipher.open(sealed, context=context) == text
+
+
+def test_bytes_address_keys_are_their_utf8_strings() -> None:
+    text_key = "chave-ü-" + KEY_A
+    as_text, as_bytes = AddressCipher([text_key]), AddressCipher([text_key.encode("utf-8")])
+    assert as_text.key_ids == as_bytes.key_ids
+    sealed = as_bytes.seal("maria@example.com", context="k")
+    assert as_text.open(sealed, context="k") == "maria@example.com"
+
+
+@pytest.mark.parametrize("extra", [".x", ".AAAA", ".ct1"])
+def test_a_value_with_an_extra_dot_is_corrupt_not_an_unknown_key(extra: str) -> None:
+    cipher = AddressCipher([KEY_A])
+    sealed = cipher.seal("maria@example.com", context="k")
+    with pytest.raises(CorruptRecord) as info:
+        cipher.open(sealed + extra, context="k")
+    assert info.value.key_id == cipher.newest

@@ -236,6 +236,15 @@ def test_slot_keys_match_vectors(kind: str) -> None:
         assert index.slot_key(*case["parts"]) == case["key"], case["parts"]
 
 
+@pytest.mark.parametrize("kind", ["keyed", "public"])
+def test_message_keys_match_vectors(kind: str) -> None:
+    """The relay's stand-in Message-ID is ``<message key>@<alias domain>``."""
+    spec = INDEXES[kind]
+    index = BlindIndex(spec["index_key"])
+    for case in spec["message_keys"]:
+        assert index.message_key(*case["parts"]) == case["key"], case["parts"]
+
+
 def test_bytes_index_key_gives_the_same_vectors() -> None:
     spec = INDEXES["keyed"]
     index = BlindIndex(spec["index_key"].encode("utf-8"))
@@ -260,6 +269,14 @@ def test_blind_index_follows_the_specification() -> None:
                 key=derived,
                 digest_size=16,
                 person=b"ct_alias.slot",
+            ).hexdigest()
+            assert case["key"] == expected
+        for case in spec["message_keys"]:
+            expected = hashlib.blake2b(
+                "\x00".join(case["parts"]).encode("utf-8"),
+                key=derived,
+                digest_size=16,
+                person=b"ct_alias.msgid",
             ).hexdigest()
             assert case["key"] == expected
 

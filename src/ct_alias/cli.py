@@ -14,7 +14,9 @@ flag                variable                   meaning
 ==================  =========================  ===============================================
 
 Exit status: 0 on success, 1 with a one-line message on an error (an expired
-alias, a missing setting), 2 on bad usage.
+alias, a missing setting, an unknown conversation), 2 on bad usage (an unknown
+option, a bad or empty value of a flag or variable). Messages name flags and
+variables, never the library's parameters.
 """
 
 from __future__ import annotations
@@ -37,12 +39,15 @@ from .aliases import Role
 from .errors import (
     ConfigurationError,
     CtAliasError,
+    InvalidArgument,
     PublicIndexKeyWarning,
     StorageError,
+    UnknownAddressKey,
     UnknownAlias,
 )
 from .policy import Policy
 from .storage.base import Storage
+from .strategies import strategy_factory
 from .timeline import alias_to_dict
 from .tracker import DEFAULT_STORE, Rotation, Tracker
 
@@ -55,21 +60,75 @@ DEFAULT_DB = "sqlite:///ct_alias.db"
 
 
 class UsageError(ConfigurationError):
-    """A setting the command needs is missing."""
+    """A setting the command needs is missing (exit status 1)."""
+
+
+class BadValue(UsageError):
+    """A flag or variable has a value the command cannot use (exit status 2)."""
 
 
 def _env(name: str, default: str | None = None) -> str | None:
+    """A variable's value; an empty variable counts as unset."""
     return os.environ.get(name) or default
 
 
-def _key_list(flag: str | None, variable: str) -> list[str]:
-    """Keys from a flag or the environment: comma-separated, oldest first."""
-    raw = flag or _env(variable) or ""
-    return [k.strip() for k in raw.split(",") if k.strip()]
+def _key_list(flag: str | None, flag_name: str, variable: str) -> list[str]:
+    """Keys from a flag or the environment: comma-separated, oldest first, none empty."""
+    raw = flag if flag is not None else _env(variable)
+    if raw is None:
+        return []
+    keys = [k.strip() for k in raw.split(",")]
+    if not all(keys):
+        source = flag_name if flag is not None else variable
+        raise BadValue(f"{source} has an empty key: give keys separated by single commas")
+    return keys
+
+
+def _non_empty(value: str) -> str:
+    """An argparse type: any text but the empty one."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
+def _positive(value: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    number = _whole(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _not_negative(value: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    number = _whole(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {number}")
+    return number
+
+
+def _whole(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
+
+
+#: The library's argument names, as the command line spells them.
+_FLAGS = {
+    "conversation": "--conversation",
+    "store": "--store",
+    "role": "--role",
+    "reason": "--reason",
+    "limit": "--limit",
+    "after": "--after",
+    "older_than": "--older-than-days",
+    "batch_size": "--batch-size",
+}
 
 
 def _keys(args: argparse.Namespace) -> list[str]:
-    keys = _key_list(args.keys, "CT_ALIAS_KEYS")
+    keys = _key_list(args.keys, "--keys", "CT_ALIAS_KEYS")
     if not keys:
         raise UsageError(
             "no signing keys: set CT_ALIAS_KEYS (comma-separated, oldest first) or pass --keys; "
@@ -94,14 +153,31 @@ def _open_storage(url: str, *, upgrade: bool = False) -> Storage:
     return storage
 
 
+def _policy(args: argparse.Namespace) -> Policy:
+    domain = _domain(args)
+    try:
+        Policy(domain=domain)
+    except ConfigurationError as exc:
+        raise BadValue(f"--domain (CT_ALIAS_DOMAIN): {exc}") from exc
+    strategy = args.strategy or _env("CT_ALIAS_STRATEGY") or "complex"
+    try:
+        strategy_factory(strategy)
+        return Policy(domain=domain, strategy=strategy)
+    except ConfigurationError as exc:
+        raise BadValue(f"--strategy (CT_ALIAS_STRATEGY): {exc}") from exc
+
+
 def _tracker(args: argparse.Namespace) -> Tracker:
     keys = _keys(args)
-    policy = Policy(
-        domain=_domain(args),
-        strategy=args.strategy or _env("CT_ALIAS_STRATEGY") or "complex",
-    )
-    address_keys = _key_list(args.address_keys, "CT_ALIAS_ADDRESS_KEYS")
+    policy = _policy(args)
+    address_keys = _key_list(args.address_keys, "--address-keys", "CT_ALIAS_ADDRESS_KEYS")
     index_key = args.index_key or _env("CT_ALIAS_INDEX_KEY")
+    if address_keys and index_key is None:
+        raise UsageError(
+            "--address-keys (CT_ALIAS_ADDRESS_KEYS) need --index-key (CT_ALIAS_INDEX_KEY) too: "
+            "with the public default, someone holding the database could confirm a guessed "
+            "address through its blind index"
+        )
     if index_key is None:
         print(
             "ct-alias: warning: no index key (set CT_ALIAS_INDEX_KEY or pass --index-key; make "
@@ -153,6 +229,12 @@ def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
     timeline = _tracker(args).timeline(
         args.conversation, store=args.store, limit=args.limit, after=args.after
     )
+    if args.after is None and not timeline.participants and not timeline.entries:
+        of_store = "" if args.store == DEFAULT_STORE else f" of store {args.store!r}"
+        raise _NotFound(
+            f"no conversation {args.conversation!r}{of_store} in this storage (--db, CT_ALIAS_DB): "
+            "nothing was masked or recorded for it"
+        )
     if args.json:
         print(
             timeline.to_json(include_real_addresses=args.include_real_addresses, indent=2), file=out
@@ -167,9 +249,44 @@ def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_purge(args: argparse.Namespace, out: TextIO) -> int:
-    count = _tracker(args).purge(older_than=timedelta(days=args.older_than_days))
+    tracker = _tracker(args)
+    older_than = timedelta(days=args.older_than_days)
+    if _interactive(out):
+        due = _purgeable(tracker, older_than, _Progress(out, "checking"))
+        print(
+            f"purging {due} alias(es) that stopped working {args.older_than_days}+ days ago…",
+            file=out,
+            flush=True,
+        )
+    count = tracker.purge(older_than=older_than)
     print(f"purged {count} alias(es)", file=out)
     return 0
+
+
+def _purgeable(tracker: Tracker, older_than: timedelta, progress: _Progress) -> int:
+    """How many stored aliases a purge would remove now, counting with a progress line."""
+    from .storage.base import stopped_working  # noqa: PLC0415
+
+    cutoff = tracker.clock.now() - older_than
+    records = _all_records(tracker.storage)
+    total = len(records)
+    due = 0
+    for done, alias in enumerate(records, 1):
+        if stopped_working(alias)[0] <= cutoff:
+            due += 1
+        if done % 500 == 0 or done == total:
+            progress.show(done, total, f"{due} to purge")
+    progress.finish()
+    return due
+
+
+def _all_records(storage: Storage) -> list[Any]:
+    records: list[Any] = []
+    after = None
+    while batch := storage.scan(after=after, limit=1000):
+        records += batch
+        after = batch[-1].key
+    return records
 
 
 def _cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
@@ -187,24 +304,62 @@ def _cmd_keys_generate(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_keys_rotate(args: argparse.Namespace, out: TextIO) -> int:
     tracker = _tracker(args)
-
-    def report(progress: Rotation) -> None:
-        print(
-            f"scanned {progress.scanned}, re-sealed {progress.resealed} "
-            f"(resume with --after {progress.last_key})",
-            file=out,
-            flush=True,
+    if not _key_list(args.address_keys, "--address-keys", "CT_ALIAS_ADDRESS_KEYS"):
+        raise UsageError(
+            "keys rotate needs the address keys: set CT_ALIAS_ADDRESS_KEYS or pass "
+            "--address-keys (comma-separated, oldest first; the newest seals)"
         )
+    report = None
+    if _interactive(out):
+        records = _all_records(tracker.storage)
+        total = sum(1 for r in records if args.after is None or r.key > args.after)
+        line = _Progress(out, "re-sealing")
+
+        def report(progress: Rotation) -> None:
+            line.show(
+                progress.scanned,
+                total,
+                f"{progress.resealed} re-sealed (resume with --after {progress.last_key})",
+            )
 
     result = tracker.rotate_address_keys(
         batch_size=args.batch_size, after=args.after, progress=report
     )
+    if report is not None:
+        line.finish()
     print(
         f"done: scanned {result.scanned}, re-sealed {result.resealed}; "
         "the older address keys can now be removed",
         file=out,
     )
     return 0
+
+
+def _interactive(out: TextIO) -> bool:
+    """Whether progress lines are wanted: the output is a terminal."""
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class _Progress:
+    """One line redrawn in place: ``label: done/total (percent), note``."""
+
+    def __init__(self, out: TextIO, label: str) -> None:
+        self._out = out
+        self._label = label
+        self._width = 0
+
+    def show(self, done: int, total: int, note: str) -> None:
+        percent = 100 if total <= 0 else min(100, done * 100 // total)
+        text = f"{self._label}: {done}/{total} ({percent}%), {note}"
+        self._out.write("\r" + text.ljust(self._width))
+        self._out.flush()
+        self._width = len(text)
+
+    def finish(self) -> None:
+        if self._width:
+            self._out.write("\n")
+            self._out.flush()
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -277,6 +432,10 @@ def _authenticator(args: argparse.Namespace) -> Authenticator | None:
     return None
 
 
+class _NotFound(CtAliasError):
+    """What the command was asked about does not exist."""
+
+
 class _Unavailable(CtAliasError):
     """Something ``serve`` needs is not there."""
 
@@ -337,39 +496,82 @@ def _host_port(text: str, flag: str) -> tuple[str, int]:
 
 
 def _redact(url: str) -> str:
+    """The URL with its password (if it has one) replaced by ``***``."""
     scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.partition(":")[0]
-        return f"{scheme}://{user}:***@{host}"
+    authority = rest.split("/", 1)[0]
+    if sep and "@" in authority:
+        credentials, _, host = rest.partition("@")
+        user, colon, _ = credentials.partition(":")
+        return f"{scheme}://{user}:***@{host}" if colon else url
     return url
 
 
 # -- parser --------------------------------------------------------------------
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (when it has one and does not say it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or "required" in text or not action.option_strings:
+            return text
+        if default is False:
+            return f"{text} (default: off)"
+        if default not in (None, argparse.SUPPRESS):
+            return f"{text} (default: %(default)s)"
+        return text
+
+
 def _config_flags(parser: argparse.ArgumentParser, *, tracker: bool = True) -> None:
     group = parser.add_argument_group("configuration (flags override the environment)")
-    group.add_argument("--db", help=f"storage URL [CT_ALIAS_DB, default {DEFAULT_DB}]")
+    group.add_argument(
+        "--db", type=_non_empty, help=f"storage URL [CT_ALIAS_DB, default {DEFAULT_DB}]"
+    )
     if tracker:
         group.add_argument(
-            "--keys", help="signing keys, comma-separated, oldest first [CT_ALIAS_KEYS]"
+            "--keys",
+            type=_non_empty,
+            help="signing keys, comma-separated, oldest first [CT_ALIAS_KEYS, required]",
         )
-        group.add_argument("--index-key", help="blind-index key [CT_ALIAS_INDEX_KEY]")
-        group.add_argument("--domain", help="alias domain, e.g. ct.example.com [CT_ALIAS_DOMAIN]")
         group.add_argument(
-            "--strategy", help="alias strategy: complex (default) or simple [CT_ALIAS_STRATEGY]"
+            "--index-key",
+            type=_non_empty,
+            help="blind-index key, never changed [CT_ALIAS_INDEX_KEY, default: a public key, "
+            "with a warning]",
+        )
+        group.add_argument(
+            "--domain",
+            type=_non_empty,
+            help="alias domain, e.g. ct.example.com [CT_ALIAS_DOMAIN, required]",
+        )
+        group.add_argument(
+            "--strategy",
+            type=_non_empty,
+            help="alias strategy: complex or simple [CT_ALIAS_STRATEGY, default complex]",
         )
         group.add_argument(
             "--address-keys",
-            help="address-encryption keys, comma-separated, oldest first [CT_ALIAS_ADDRESS_KEYS]",
+            type=_non_empty,
+            help="address-encryption keys, comma-separated, oldest first "
+            "[CT_ALIAS_ADDRESS_KEYS, default: none, addresses stored as given]",
         )
+
+
+class _SubParser(argparse.ArgumentParser):
+    """Sub-command parsers: their sub-commands and help use the same rules."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(**kwargs)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ct-alias",
         description="Order-scoped e-mail masking: aliases and the order timeline.",
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -378,7 +580,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on an error, print the traceback after the one-line message (default: off)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_SubParser
+    )
 
     _alias_commands(sub)
     _admin_commands(sub)
@@ -389,38 +593,72 @@ def _alias_commands(sub: Any) -> None:
     """demo, mask, unmask, timeline."""
     demo = sub.add_parser("demo", help="play a whole order on a throw-away SQLite file")
     demo.add_argument("--json", action="store_true", help="print the final timelines as JSON")
-    demo.add_argument("--db", help="keep the demo's data in this storage URL instead")
+    demo.add_argument(
+        "--db",
+        type=_non_empty,
+        help="keep the demo's data in this storage URL (default: a throw-away SQLite file)",
+    )
     demo.set_defaults(func=_cmd_demo)
 
     mask = sub.add_parser("mask", help="print the alias of an address in a conversation")
-    mask.add_argument("address")
-    mask.add_argument("--conversation", "-c", required=True, help="the order id")
-    mask.add_argument("--store", "-s", default=DEFAULT_STORE, help="the store (tenant)")
-    mask.add_argument("--role", "-r", default=Role.CUSTOMER.value, choices=[r.value for r in Role])
-    mask.add_argument("--json", action="store_true")
+    mask.add_argument("address", type=_non_empty, help="the real e-mail address to mask")
+    mask.add_argument(
+        "--conversation", "-c", required=True, type=_non_empty, help="the order id (required)"
+    )
+    mask.add_argument(
+        "--store", "-s", default=DEFAULT_STORE, type=_non_empty, help="the store (tenant)"
+    )
+    mask.add_argument(
+        "--role",
+        "-r",
+        default=Role.CUSTOMER.value,
+        choices=[r.value for r in Role],
+        help="whose address it is",
+    )
+    mask.add_argument("--json", action="store_true", help="print the alias as JSON")
     _config_flags(mask)
     mask.set_defaults(func=_cmd_mask)
 
     unmask = sub.add_parser("unmask", help="print the real address behind an alias")
-    unmask.add_argument("alias")
-    unmask.add_argument("--reason", help="why (recorded on the timeline)")
-    unmask.add_argument("--json", action="store_true")
+    unmask.add_argument("alias", type=_non_empty, help="the alias address")
+    unmask.add_argument(
+        "--reason",
+        type=_non_empty,
+        help="why, recorded on the timeline as an audit entry (default: none, not recorded)",
+    )
+    unmask.add_argument(
+        "--json", action="store_true", help="print the alias and its real address as JSON"
+    )
     _config_flags(unmask)
     unmask.set_defaults(func=_cmd_unmask)
 
     timeline = sub.add_parser("timeline", help="show a conversation's timeline")
-    timeline.add_argument("conversation")
+    timeline.add_argument("conversation", type=_non_empty, help="the order id")
     timeline.add_argument(
-        "--store", "-s", default=DEFAULT_STORE, help="the store (tenant) whose conversation"
+        "--store",
+        "-s",
+        default=DEFAULT_STORE,
+        type=_non_empty,
+        help="the store (tenant) whose conversation it is (default: %(default)s)",
     )
     shape = timeline.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="the JSON export")
     shape.add_argument(
         "--html", action="store_true", help="an HTML fragment for an order page (no script)"
     )
-    timeline.add_argument("--include-real-addresses", action="store_true")
-    timeline.add_argument("--limit", type=int)
-    timeline.add_argument("--after", help="the nextAfter cursor of the previous page")
+    timeline.add_argument(
+        "--include-real-addresses",
+        action="store_true",
+        help="show the participants' real addresses in --json or --html",
+    )
+    timeline.add_argument(
+        "--limit", type=_positive, help="at most this many entries (default: all)"
+    )
+    timeline.add_argument(
+        "--after",
+        type=_non_empty,
+        help="the nextAfter cursor of the previous page (default: the first page)",
+    )
     _config_flags(timeline)
     timeline.set_defaults(func=_cmd_timeline)
 
@@ -428,7 +666,13 @@ def _alias_commands(sub: Any) -> None:
 def _admin_commands(sub: Any) -> None:
     """purge, db upgrade, serve, keys."""
     purge = sub.add_parser("purge", help="remove addresses of aliases that stopped working")
-    purge.add_argument("--older-than-days", type=int, default=0, metavar="DAYS")
+    purge.add_argument(
+        "--older-than-days",
+        type=_not_negative,
+        default=0,
+        metavar="DAYS",
+        help="only aliases that stopped working at least DAYS days ago",
+    )
     _config_flags(purge)
     purge.set_defaults(func=_cmd_purge)
 
@@ -443,12 +687,16 @@ def _admin_commands(sub: Any) -> None:
     serve.add_argument(
         "--deliver", default="smtp://127.0.0.1:25", help="the downstream MTA, smtp://HOST:PORT"
     )
-    serve.add_argument("--max-size", type=int, default=25 * 1024 * 1024, help="bytes")
-    serve.add_argument("--hostname", help="the name the relay greets with")
+    serve.add_argument(
+        "--max-size", type=_positive, default=25 * 1024 * 1024, help="largest message, in bytes"
+    )
+    serve.add_argument(
+        "--hostname", help="the name the relay greets with (default: this host's FQDN)"
+    )
     serve.add_argument(
         "--authserv-id",
         help="trust the Authentication-Results of this authserv-id (your MTA's) "
-        "[CT_ALIAS_AUTHSERV_ID]",
+        "[CT_ALIAS_AUTHSERV_ID, default: none, every sender unverified]",
     )
     serve.add_argument(
         "--dkim",
@@ -478,13 +726,19 @@ def _admin_commands(sub: Any) -> None:
     keys = sub.add_parser("keys", help="secret keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     generate = keys_sub.add_parser("generate", help="print new random keys")
-    generate.add_argument("--count", type=int, default=1)
+    generate.add_argument("--count", type=_positive, default=1, help="how many keys to print")
     generate.set_defaults(func=_cmd_keys_generate)
     rotate = keys_sub.add_parser(
         "rotate", help="re-seal stored addresses with the newest address key (resumable)"
     )
-    rotate.add_argument("--batch-size", type=int, default=500)
-    rotate.add_argument("--after", help="resume after this record key (from a progress line)")
+    rotate.add_argument(
+        "--batch-size", type=_positive, default=500, help="records read and written per batch"
+    )
+    rotate.add_argument(
+        "--after",
+        type=_non_empty,
+        help="resume after this record key, from a progress line (default: from the start)",
+    )
     _config_flags(rotate)
     rotate.set_defaults(func=_cmd_keys_rotate)
 
@@ -497,21 +751,39 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     command: Callable[[argparse.Namespace, TextIO], int] = args.func
     try:
         return command(args, stdout)
-    except UnknownAlias as exc:
-        return _fail(
-            args,
-            exc,
-            f"{exc}: is --index-key (CT_ALIAS_INDEX_KEY) the one it was stored with, "
-            "and --db (CT_ALIAS_DB) its database?",
-        )
     except CtAliasError as exc:
-        return _fail(args, exc, str(exc))
+        return _report(args, exc)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # the reader went away (`ct-alias demo | head`)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+
+
+def _report(args: argparse.Namespace, exc: CtAliasError) -> int:
+    """Print an error in the command line's words; return the exit status."""
+    if isinstance(exc, InvalidArgument):
+        flag = _FLAGS.get(exc.name, exc.name)
+        if args.command == "timeline" and exc.name == "conversation":
+            flag = "CONVERSATION"
+        print(f"ct-alias {args.command}: error: invalid {flag}: {exc.reason}", file=sys.stderr)
+        return 2
+    if isinstance(exc, BadValue):
+        print(f"ct-alias {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    message = str(exc)
+    if isinstance(exc, UnknownAddressKey):
+        message = (
+            f"a stored address was sealed with address key {exc.key_id!r}, which is not in "
+            "--address-keys (CT_ALIAS_ADDRESS_KEYS): add it back, oldest first, to read it"
+        )
+    elif isinstance(exc, UnknownAlias):
+        message = (
+            f"{exc}: is --index-key (CT_ALIAS_INDEX_KEY) the one it was stored with, "
+            "and --db (CT_ALIAS_DB) its database?"
+        )
+    return _fail(args, exc, message)
 
 
 def _fail(args: argparse.Namespace, exc: BaseException, message: str) -> int:

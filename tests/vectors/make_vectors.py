@@ -145,8 +145,21 @@ def blind_index(alias_list: list[dict[str, Any]]) -> dict[str, Any]:
             "index_key": key,
             "alias_keys": [{"alias": a, "key": index.alias_key(a)} for a in addresses],
             "slot_keys": [{"parts": s, "key": index.slot_key(*s)} for s in slots],
+            "message_keys": [{"parts": m, "key": index.message_key(*m)} for m in MESSAGE_IDS],
         }
     return out
+
+
+#: (conversation, Message-ID) pairs: the relay's stand-in Message-ID is
+#: ``<message_key>@<alias domain>``, and replies are mapped back through it.
+MESSAGE_IDS = [
+    ["order-42", "<t1@transportadora.example.net>"],
+    ["order-42", "t1@transportadora.example.net"],
+    ["ab", "c@example.com"],
+    ["a", "bc@example.com"],
+    ["pedido-ü", "<ünïcode@exemplo.com.br>"],
+    ["", ""],
+]
 
 
 def sealed() -> dict[str, Any]:
