@@ -312,3 +312,32 @@ def test_purge_and_rotate_show_progress_with_a_total_in_a_terminal(ct: Shell) ->
     assert "checking: 3/3 (100%), 0 to purge" in output
     assert "purged 0 alias(es)" in output
     assert ct("purge", "--address-keys", second).stdout == "purged 0 alias(es)\n"
+
+
+def test_demo_ends_with_three_next_steps_that_work(tmp_path: Path, bare: Shell) -> None:
+    done = bare("demo")
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.rstrip("\n").splitlines()[-3:]
+    assert [line.split(":")[0] for line in last] == ["next", "next", "next"]
+    assert "ct-alias keys generate" in last[0]
+    assert "ct-alias db upgrade && ct-alias mask maria@example.com -c order-1" in last[1]
+    assert "ct-alias timeline order-1 --html > order.html" in last[2]
+    # Follow them, in a fresh directory.
+    env = {
+        **bare.env,
+        "CT_ALIAS_KEYS": bare("keys", "generate").stdout.strip(),
+        "CT_ALIAS_INDEX_KEY": bare("keys", "generate").stdout.strip(),
+        "CT_ALIAS_DOMAIN": "ct.example.com",
+    }
+    for argv in (
+        ["db", "upgrade"],
+        ["mask", "maria@example.com", "-c", "order-1"],
+        ["timeline", "order-1", "--html"],
+    ):
+        step = subprocess.run(
+            [CT_ALIAS, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+        )
+        assert step.returncode == 0, step.stderr
+        assert step.stderr == ""
+    assert step.stdout.startswith('<section class="ct-timeline"')
+    assert (tmp_path / "ct_alias.db").exists()

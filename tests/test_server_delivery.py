@@ -6,11 +6,13 @@ client and an aiosmtpd sink that fails as it is told to.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import smtplib
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -67,14 +69,25 @@ def serving() -> Iterator[list[Serve]]:
         server.kill()
 
 
-def tracker_for(env: dict[str, str]) -> Tracker:
+@contextlib.contextmanager
+def tracker_for(env: dict[str, str]) -> Iterator[Tracker]:
     """The same tracker `serve` builds from ``env`` (to make many aliases quickly)."""
-    return Tracker(
-        storage=storage_from_url(env["CT_ALIAS_DB"]),
-        keys=[KEY],
-        default_policy=Policy(domain=DOMAIN),
-        index_key=INDEX_KEY,
-    )
+    storage = storage_from_url(env["CT_ALIAS_DB"])
+    try:
+        yield Tracker(
+            storage=storage,
+            keys=[KEY],
+            default_policy=Policy(domain=DOMAIN),
+            index_key=INDEX_KEY,
+        )
+    finally:
+        storage.close()  # type: ignore[attr-defined]
+
+
+def make_aliases(env: dict[str, str], reals: list[str]) -> list[str]:
+    """An alias for each real address, each in its own conversation ``o<n>``."""
+    with tracker_for(env) as tracker:
+        return [tracker.mask(r, conversation=f"o{n}").address for n, r in enumerate(reals)]
 
 
 def timeline(env: dict[str, str], conversation: str) -> dict[str, object]:
@@ -83,8 +96,8 @@ def timeline(env: dict[str, str], conversation: str) -> dict[str, object]:
 
 
 def events(env: dict[str, str], conversation: str, name: str) -> list[dict[str, object]]:
-    tracker = tracker_for(env)
-    return [dict(e.data) for e in tracker.timeline(conversation).events if e.name == name]
+    with tracker_for(env) as tracker:
+        return [dict(e.data) for e in tracker.timeline(conversation).events if e.name == name]
 
 
 # -- exactly once -------------------------------------------------------------
@@ -142,8 +155,7 @@ def test_nobody_told_5xx_got_it_under_many_retries(
 ) -> None:
     downstream, port = sink
     reals = [f"cliente{n}@{'slow' if n % 2 else 'fast'}.example.org" for n in range(6)]
-    tracker = tracker_for(env)
-    aliases = [tracker.mask(r, conversation=f"order-{n}").address for n, r in enumerate(reals)]
+    aliases = make_aliases(env, reals)
     downstream.defer["slow.example.org"] = 5
     downstream.refuse.add(reals[4])
     server = Serve(env, port)
@@ -205,8 +217,7 @@ def test_rcpt_is_answered_while_the_downstream_stalls(
     env: dict[str, str], sink: tuple[Sink, int], serving: list[Serve]
 ) -> None:
     downstream, port = sink
-    tracker = tracker_for(env)
-    aliases = [tracker.mask(f"c{n}@example.org", conversation=f"o{n}").address for n in range(3)]
+    aliases = make_aliases(env, [f"c{n}@example.org" for n in range(3)])
     server = Serve(env, port, "--handoffs", "2")
     serving.append(server)
     downstream.stall = threading.Event()
@@ -245,8 +256,7 @@ def test_memory_does_not_grow_with_recipients(
     env: dict[str, str], sink: tuple[Sink, int], serving: list[Serve]
 ) -> None:
     port = sink[1]
-    tracker = tracker_for(env)
-    aliases = [tracker.mask(f"c{n}@example.org", conversation=f"o{n}").address for n in range(50)]
+    aliases = make_aliases(env, [f"c{n}@example.org" for n in range(50)])
     line = b"0123456789abcdef" * 4 + b"\r\n"  # 66 bytes
     data = message(CARRIER, "undisclosed-recipients:;", line * (5 * 1024 * 1024 // len(line)))
     growth = {}
@@ -395,3 +405,28 @@ def test_serve_waits_for_its_downstream(env: dict[str, str]) -> None:
         process.communicate(timeout=30)
         controller.stop()
     assert process.returncode == 0
+
+
+def test_a_storage_failure_is_one_log_line(
+    env: dict[str, str], sink: tuple[Sink, int], serving: list[Serve]
+) -> None:
+    alias = cli(env, "mask", "ana@example.org", "--conversation", "order-1")
+    server = Serve(env, sink[1])
+    serving.append(server)
+    database = env["CT_ALIAS_DB"].removeprefix("sqlite:///")
+    with contextlib.closing(sqlite3.connect(database)) as db:  # the storage breaks under it
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            db.execute(f'DROP TABLE "{table}"')
+        db.commit()
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as client:
+        client.ehlo("client.test")
+        client.mail(CARRIER)
+        for _ in range(3):
+            code, text = client.rcpt(alias)
+            assert (code, text[:5]) == (451, b"4.3.0")
+    assert server.stop() == 0
+    errors = [line for line in server.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 3, server.stderr
+    assert "Traceback" not in server.stderr
+    assert all("StorageError" in line for line in errors), errors

@@ -36,6 +36,22 @@ STEPS = [
     (OrderEvent.DELIVERED, "Pedido entregue", "Seu pedido foi entregue. Obrigado!"),
 ]
 
+#: The demo's last three lines: what to try next.
+NEXT_STEPS = (
+    (
+        "next: make keys: export CT_ALIAS_KEYS=$(ct-alias keys generate) "
+        "CT_ALIAS_INDEX_KEY=$(ct-alias keys generate) CT_ALIAS_DOMAIN=ct.example.com"
+    ),
+    (
+        "next: keep aliases in SQLite: ct-alias db upgrade && "
+        "ct-alias mask maria@example.com -c order-1"
+    ),
+    (
+        "next: see the order as a page: ct-alias timeline order-1 --html > order.html "
+        "(docs: https://ct-alias.readthedocs.io/)"
+    ),
+)
+
 
 def _mail(
     sender: str, to: str, subject: str, body: str, message_id: str, *, passed: str | None = None
@@ -99,6 +115,9 @@ class _Demo:
         self.forged_store(ORDERS["loja-complexa"])
         self.refusals(ORDERS["loja-complexa"])
         self.show_timelines()
+        self.say()
+        for line in NEXT_STEPS:
+            self.say(line)
 
     def mask_participants(self) -> None:
         for shop, order in ORDERS.items():

@@ -370,8 +370,6 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     host, port = _host_port(args.listen, "--listen")
     deliver = args.deliver.removeprefix("smtp://")
     down_host, down_port = _host_port(deliver, "--deliver")
-    if args.handoffs < 1:
-        raise UsageError("--handoffs must be a positive number")
     tracker = _tracker(args)
     deliverer = SMTPDeliverer(down_host, down_port)
     _check_before_serving(tracker, deliverer, wait=args.wait)
@@ -711,14 +709,14 @@ def _admin_commands(sub: Any) -> None:
     )
     serve.add_argument(
         "--handoffs",
-        type=int,
+        type=_positive,
         default=8,
-        help="deliveries that may run at once; more transactions get 451 4.3.2 (default 8)",
+        help="deliveries that may run at once; beyond, DATA gets 451 4.3.2 (default 8)",
     )
     serve.add_argument(
         "--wait",
         action="store_true",
-        help="if the database or the downstream server is down at start, wait for them",
+        help="if the database or the downstream is down at start, wait (default: exit 1)",
     )
     _config_flags(serve)
     serve.set_defaults(func=_cmd_serve)
