@@ -267,7 +267,7 @@ def test_a_header_block_of_exactly_the_limit_is_read(tracker: Tracker, customer:
 # -- only an accepted outcome of handle() can be recorded as delivered or failed ---------
 
 
-@pytest.mark.parametrize("missing", ["conversation", "direction", "original"])
+@pytest.mark.parametrize("missing", ["conversation", "store", "direction", "original"])
 def test_an_accepted_outcome_missing_a_part_is_refused(
     tracker: Tracker, customer: Alias, missing: str
 ) -> None:
