@@ -37,7 +37,6 @@ from email_validator import validate_email
 from itsdangerous import TimestampSigner
 
 from ct_alias import (
-    Alias,
     AliasCodec,
     CtAliasError,
     FrozenClock,
@@ -50,7 +49,7 @@ from ct_alias import (
 from ct_alias.auth import AuthenticationResults
 from ct_alias.codec import COMPLEX_V1
 from ct_alias.storage.sql import SQLStorage
-from ct_alias.testing import make_alias
+from ct_alias.testing import CountingStorage, make_alias
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DOMAIN = "ct.example.com"
@@ -93,18 +92,6 @@ def per_call_us(fn: Callable[[object], object], inputs: Sequence[object], repeat
     for item in inputs[:50]:  # warm caches, connections and the page cache first
         fn(item)
     return min(one_pass(fn, inputs) for _ in range(repeat))
-
-
-class CountingStorage(MemoryStorage):
-    """A memory store that counts lookups (to prove rejections make none)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lookups = 0
-
-    def get(self, key: str) -> Alias | None:
-        self.lookups += 1
-        return super().get(key)
 
 
 def make_tracker(store: MemoryStorage | None = None, clock: FrozenClock | None = None) -> Tracker:
@@ -235,12 +222,12 @@ def bench_unmask(cfg: Config) -> Iterable[Row]:
             return
         raise AssertionError("accepted a forged alias")
 
-    store.lookups = 0
+    store.calls.clear()
     forged_us = per_call_us(reject, forged, cfg.repeat)
-    forged_lookups = store.lookups
+    forged_lookups = store.calls["get"]
     clock.advance(timedelta(days=61))
     expired_us = per_call_us(reject, aliases, cfg.repeat)
-    expired_lookups = store.lookups - forged_lookups
+    expired_lookups = store.calls["get"] - forged_lookups
     yield Row(
         "reject forged alias",
         forged_us,

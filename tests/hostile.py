@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ct_alias import (
-    Alias,
     Clock,
-    MemoryStorage,
     OrderEvent,
     Policy,
     Storage,
     Tracker,
 )
-from ct_alias.timeline import TimelineEntry
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DOMAIN = "ct.example.com"
@@ -73,46 +69,6 @@ def make_tracker(
     for name, policy in (POLICIES if policies is None else policies).items():
         tracker.set_policy(name, policy)
     return tracker
-
-
-class CountingStorage(MemoryStorage):
-    """A real MemoryStorage that counts every call of the storage protocol."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: Counter[str] = Counter()
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls.values())
-
-    def get_or_create(self, candidate: Alias, *, now: datetime, entries: Any = ()) -> Any:
-        self.calls["get_or_create"] += 1
-        return super().get_or_create(candidate, now=now, entries=entries)
-
-    def get(self, key: str) -> Any:
-        self.calls["get"] += 1
-        return super().get(key)
-
-    def aliases(self, conversation: str) -> list[Alias]:
-        self.calls["aliases"] += 1
-        return super().aliases(conversation)
-
-    def update(self, changes: Any, *, entries: Any = ()) -> Any:
-        self.calls["update"] += 1
-        return super().update(changes, entries=entries)
-
-    def append(self, entry: TimelineEntry) -> Any:
-        self.calls["append"] += 1
-        return super().append(entry)
-
-    def entries(self, conversation: str, *, after: Any = None, limit: Any = None) -> Any:
-        self.calls["entries"] += 1
-        return super().entries(conversation, after=after, limit=limit)
-
-    def purge(self, *, before: datetime, now: datetime) -> int:
-        self.calls["purge"] += 1
-        return super().purge(before=before, now=now)
 
 
 def rfc5321_problems(address: str) -> list[str]:

@@ -10,7 +10,6 @@ import pytest
 from attrs import evolve
 
 from ct_alias import (
-    Alias,
     AliasStatus,
     ConfigurationError,
     ExpiredAlias,
@@ -22,7 +21,6 @@ from ct_alias import (
     Relay,
     RevokedAlias,
     Role,
-    StorageError,
     Tracker,
     UnknownAddressKey,
     UnknownAlias,
@@ -32,6 +30,7 @@ from ct_alias import (
 from ct_alias.blind_index import BlindIndex
 from ct_alias.crypto import PREFIX, Cleartext
 from ct_alias.strategies import ComplexStrategy, SimpleStrategy
+from ct_alias.testing import FailingStorage
 from ct_alias.timeline import EntryKind, TimelineEntry
 
 from .hostile import DOMAIN, START, make_tracker
@@ -237,32 +236,12 @@ def test_a_strategy_that_makes_invalid_aliases_is_a_configuration_error(clock: F
 # -- relay ---------------------------------------------------------------------------------
 
 
-class FlakyStorage(MemoryStorage):
-    """A MemoryStorage whose chosen operations fail like a lost database."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.failing: set[str] = set()
-
-    def _maybe_fail(self, operation: str) -> None:
-        if operation in self.failing:
-            raise StorageError(operation, ConnectionError("lost"))
-
-    def aliases(self, conversation: str) -> list[Alias]:
-        self._maybe_fail("aliases")
-        return super().aliases(conversation)
-
-    def update(self, changes: Any, *, entries: Any = ()) -> Any:
-        self._maybe_fail("update")
-        return super().update(changes, entries=entries)
-
-
 def _message(to: str) -> bytes:
     return f"From: Carrier <c@carrier.example>\r\nTo: {to}\r\nSubject: x\r\n\r\nHi\r\n".encode()
 
 
 def test_relay_storage_failures(clock: FrozenClock, caplog: pytest.LogCaptureFixture) -> None:
-    store = FlakyStorage()
+    store = FailingStorage()
     tracker = make_tracker(store, clock)
     relay = Relay(tracker)
     assert repr(relay) == (

@@ -32,6 +32,7 @@ from ct_alias import (
     normalize_address,
 )
 from ct_alias.codec import COMPLEX_V1, SIMPLE_V1
+from ct_alias.testing import CountingStorage
 
 from .hostile import (
     DOMAIN,
@@ -39,7 +40,6 @@ from .hostile import (
     OTHER_STORE,
     SIMPLE_STORE,
     START,
-    CountingStorage,
     make_tracker,
     rfc5321_problems,
     single_character_variants,

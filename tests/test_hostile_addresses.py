@@ -27,6 +27,7 @@ from ct_alias import (
     UnrepresentableAddress,
     normalize_address,
 )
+from ct_alias.testing import CountingStorage
 
 from .hostile import (
     DOMAIN,
@@ -34,7 +35,6 @@ from .hostile import (
     POLICIES,
     SIMPLE_STORE,
     START,
-    CountingStorage,
     make_tracker,
     rfc5321_problems,
 )

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -25,22 +24,9 @@ from ct_alias import (
     UnknownAlias,
 )
 from ct_alias.errors import AliasCollision
+from ct_alias.testing import CountingStorage, race
 
 from .conftest import DOMAIN
-
-
-class CountingStorage(MemoryStorage):
-    """A real MemoryStorage that counts the calls made to it."""
-
-    calls = 0
-
-    def get_or_create(self, candidate: Alias, *, now, entries=()):  # type: ignore[no-untyped-def]
-        self.calls += 1
-        return super().get_or_create(candidate, now=now, entries=entries)
-
-    def get(self, key: str):  # type: ignore[no-untyped-def]
-        self.calls += 1
-        return super().get(key)
 
 
 def make_tracker(store, clock: FrozenClock, keys=("k1",), **kw) -> Tracker:  # type: ignore[no-untyped-def]
@@ -127,7 +113,7 @@ def test_no_storage_call_for_forged_malformed_or_expired(clock: FrozenClock) -> 
     store = CountingStorage()
     tracker = make_tracker(store, clock)
     a = tracker.mask("maria@example.com", conversation="o1")
-    store.calls = 0
+    store.calls.clear()
     local, _, domain = a.address.partition("@")
     forged = local[:-1] + ("0" if local[-1] != "0" else "1") + "@" + domain
     for bad, exc in [
@@ -140,7 +126,7 @@ def test_no_storage_call_for_forged_malformed_or_expired(clock: FrozenClock) -> 
     clock.advance(timedelta(days=61))
     with pytest.raises(ExpiredAlias):
         tracker.unmask(a.address)
-    assert store.calls == 0
+    assert store.total == 0
 
 
 def test_unknown_alias(clock: FrozenClock) -> None:
@@ -281,20 +267,11 @@ def test_default_clock_is_utc() -> None:
 
 
 def test_concurrent_mask_yields_one_alias(tracker: Tracker, store: MemoryStorage) -> None:
-    results: list[str] = []
-    barrier = threading.Barrier(8)
+    def worker() -> list[str]:
+        return [tracker.mask("maria@example.com", conversation="o1").address for _ in range(50)]
 
-    def worker() -> None:
-        barrier.wait()
-        for _ in range(50):
-            results.append(tracker.mask("maria@example.com", conversation="o1").address)
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(set(results)) == 1
+    results = race(8, worker)
+    assert len({address for addresses in results for address in addresses}) == 1
     assert len(store) == 1
 
 

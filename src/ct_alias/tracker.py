@@ -5,18 +5,19 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from . import _arguments as check
 from ._lifecycle import Changes, alias_event, ending, reactivation, retirement, revocation
 from ._policies import PolicySet, Verified
+from ._recording import TimelineMethods
 from ._sealing import RecordSealer, Rotation
 from .addresses import normalize_address
 from .aliases import Alias, Role
 from .blind_index import BlindIndex
+from .bounces import make_bounce_address, read_bounce_address
 from .clock import Clock, SystemClock
 from .codec import AliasCodec
 from .errors import (
@@ -25,9 +26,7 @@ from .errors import (
     ExpiredAlias,
     ExpiryReason,
     ForgedAlias,
-    InvalidArgument,
     MalformedAlias,
-    MissingParticipant,
     PublicIndexKeyWarning,
     RevokedAlias,
     UnknownAlias,
@@ -36,15 +35,11 @@ from .policy import Policy
 from .storage.base import Storage, Tombstone
 from .timeline import (
     AliasEvent,
-    Direction,
-    EntryKind,
-    OrderEvent,
-    Timeline,
     TimelineEntry,
 )
 
 if TYPE_CHECKING:
-    from .auth import Authentication
+    pass
 
 __all__ = ["DEFAULT_STORE", "Rotation", "Tracker", "Verified"]
 
@@ -56,7 +51,7 @@ DEFAULT_STORE = "default"
 _COLLISION_RETRIES = 4
 
 
-class Tracker:
+class Tracker(TimelineMethods):
     """Masks real addresses into aliases and resolves aliases back.
 
     Args:
@@ -322,6 +317,40 @@ class Tracker:
             return record
         return self._records.present(record, verified.address)
 
+    def bounce_address(self, alias: Alias) -> str | None:
+        """The envelope sender for mail delivered for ``alias``: a signed, expiring bounce address.
+
+        Delivery reports sent to it come back to ``alias``'s conversation (see
+        :mod:`ct_alias.bounces`). ``None`` when it would not fit 254 octets
+        under the store's alias domain.
+        """
+        domain = self.policy_for(alias.store).domain
+        return make_bounce_address(self._codec, alias.key, domain, self._clock.now())
+
+    def bounced(self, address: str) -> Alias:
+        """The alias whose delivery a bounce address reports on.
+
+        Checked like an alias: forged, malformed and expired bounce addresses
+        are refused from their text alone, without a storage call.
+
+        Raises:
+            MalformedAlias: not a bounce address under one of the alias domains.
+            ForgedAlias: its signature does not verify with any current key.
+            ExpiredAlias: the bounce address's time is over.
+            UnknownAlias: the alias it names is not in storage (or was purged).
+        """
+        if not isinstance(address, str) or not self.owns(address):
+            raise MalformedAlias(address, "not under one of this tracker's alias domains")
+        canonical = address.lower()
+        domain = canonical.rpartition("@")[2]
+        key, expires_at = read_bounce_address(self._codec, canonical, domain)
+        if self._clock.now() >= expires_at:
+            raise ExpiredAlias(canonical, expires_at, ExpiryReason.TTL)
+        record = self._storage.get(key)
+        if record is None or isinstance(record, Tombstone):
+            raise UnknownAlias(canonical)
+        return self._records.present(record)
+
     def owns(self, address: object) -> bool:
         """Whether ``address`` is under one of this tracker's alias domains (any case)."""
         return self._policies.owns(address)
@@ -471,203 +500,6 @@ class Tracker:
         older_than = check.duration("older_than", older_than)
         now = self._clock.now()
         return self._storage.purge(before=now - older_than, now=now)
-
-    # -- timeline --------------------------------------------------------------
-
-    def record_event(
-        self,
-        conversation: str,
-        event: OrderEvent | str,
-        *,
-        at: datetime | None = None,
-        data: Mapping[str, Any] | None = None,
-    ) -> TimelineEntry:
-        """Record an order event (or a host-defined one) on the timeline.
-
-        If a policy of the conversation's aliases lists the event in
-        ``end_on``, those aliases end (working on through the policy's grace
-        period counted from ``at``), in the same transaction.
-
-        Args:
-            conversation: the conversation (order id).
-            event: an :class:`OrderEvent`, or a host-defined name (1-64 printable characters).
-            at: when it happened (aware); default now.
-            data: JSON-compatible details, kept as given.
-
-        Returns:
-            The stored entry.
-        """
-        conversation = check.conversation(conversation)
-        name = check.event_name(event)
-        at = self._clock.now() if at is None else check.moment("at", at)
-        details = check.json_data(data)
-        entry = TimelineEntry(conversation, EntryKind.EVENT, name, at, details)
-        endings = self._ending(conversation, at, name, None)
-        _, stored = self._apply(Changes(endings.changes, (entry, *endings.entries)))
-        return stored[0]
-
-    def record_message(
-        self,
-        conversation: str,
-        message: bytes | bytearray | memoryview | EmailMessage,
-        *,
-        direction: Direction | str,
-        authentication: Authentication | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> TimelineEntry:
-        """Record an e-mail message on the conversation's timeline.
-
-        Only a summary is kept (addresses, subject, date, ids, size, first
-        words, attachment names); participants' addresses are kept as
-        references to their aliases, never as real addresses. Recording the
-        same message twice (same Message-ID, or the same bytes when it has
-        none) yields one entry. Malformed messages are recorded with what
-        could be read, and their defects noted.
-
-        Args:
-            conversation: the conversation.
-            message: raw RFC 5322 bytes, or an :class:`email.message.EmailMessage`.
-            direction: :class:`Direction` (``"inbound"`` or ``"outbound"``).
-            authentication: the verdict on the message's author (see
-                :mod:`ct_alias.auth`), recorded with it. Unless it vouches for
-                the ``From:`` domain, the author is recorded as unverified and
-                never as the participant whose address it claims.
-            details: JSON-compatible notes recorded under ``"relay"`` (the
-                relay records what it left out of the delivered header).
-
-        Returns:
-            The stored entry (the first one, for a duplicate).
-        """
-        conversation = check.conversation(conversation)
-        direction = check.direction(direction)
-        # Mail parsing is imported on first use: importing ct_alias stays light.
-        from ._messages import message_data, message_dedup_key  # noqa: PLC0415
-        from .mail import summarize  # noqa: PLC0415
-
-        summary = summarize(check.message(message))
-        data = message_data(
-            summary,
-            self.aliases(conversation),
-            authentication=authentication,
-            alias_domains=self.domains,
-        )
-        if details is not None:
-            data["relay"] = check.json_data(details)
-        entry = TimelineEntry(
-            conversation,
-            EntryKind.MESSAGE,
-            direction.value,
-            self._clock.now(),
-            data,
-            dedup_key=message_dedup_key(summary),
-        )
-        stored, _ = self._storage.append(entry)
-        return stored
-
-    def notify(
-        self,
-        conversation: str,
-        event: OrderEvent | str,
-        *,
-        subject: str,
-        text: str,
-        html: str | None = None,
-        store: str | None = None,
-        from_name: str = "",
-    ) -> EmailMessage:
-        """Compose the store's e-mail to the customer for an order step, and record it.
-
-        The message is from the store's alias (``From`` and ``Reply-To``) to the
-        customer's real address, with a Message-ID under the alias domain. The
-        event and the message are both recorded; the message is returned for
-        the host to send (with :mod:`smtplib` or its provider).
-
-        Args:
-            conversation: the conversation (order id).
-            event: the order step.
-            subject: the subject line.
-            text: the plain-text body.
-            html: an optional HTML alternative.
-            store: whose notification; default: the store of the customer's alias.
-            from_name: a display name for the ``From`` header (the store's name).
-
-        Raises:
-            MissingParticipant: no usable customer alias, or no store alias of that store.
-            InvalidArgument: a subject with line breaks, or bodies that are not text.
-        """
-        conversation = check.conversation(conversation)
-        name = check.event_name(event)
-        subject = check.text("subject", subject, check.MAX_SUBJECT)
-        from_name = check.text("from_name", from_name, check.MAX_FROM_NAME)
-        for field_name, body in (("text", text), ("html", html)):
-            if body is not None and not isinstance(body, str):
-                raise InvalidArgument(field_name, f"expected a str, not {type(body).__name__}")
-        now = self._clock.now()
-        aliases = [
-            a
-            for a in self.aliases(conversation)
-            if a.usable_at(now) and self._why_unreadable(a) is None  # never from a dead alias
-        ]
-        customer = _latest(aliases, Role.CUSTOMER, store)
-        if customer is None:
-            raise MissingParticipant(conversation, Role.CUSTOMER.value)
-        shop = _latest(aliases, Role.STORE, customer.store)
-        if shop is None:
-            raise MissingParticipant(conversation, Role.STORE.value)
-        from ._messages import compose_notification  # noqa: PLC0415 - see record_message
-
-        message = compose_notification(
-            sender=shop,
-            recipient=customer,
-            subject=subject,
-            text=text,
-            html=html,
-            now=now,
-            domain=self.policy_for(shop.store).domain,
-            sender_name=from_name,
-        )
-        self.record_event(conversation, name, at=now)
-        self.record_message(conversation, message, direction=Direction.OUTBOUND)
-        return message
-
-    def timeline(
-        self, conversation: str, *, limit: int | None = None, after: str | None = None
-    ) -> Timeline:
-        """Read a conversation's timeline: its participants and entries, in order.
-
-        Args:
-            conversation: the conversation.
-            limit: at most this many entries (a page); default all.
-            after: the ``next_after`` of the previous page.
-
-        Raises:
-            InvalidArgument: a bad limit or cursor.
-        """
-        conversation = check.conversation(conversation)
-        if limit is not None:
-            limit = check.positive_int("limit", limit)
-        position = None if after is None else check.cursor(after)
-        entries = self._storage.entries(
-            conversation, after=position, limit=None if limit is None else limit + 1
-        )
-        next_after = None
-        if limit is not None and len(entries) > limit:
-            entries = entries[:limit]
-            next_after = entries[-1].cursor
-        return Timeline(
-            conversation=conversation,
-            participants=tuple(self.aliases(conversation)),
-            entries=tuple(entries),
-            next_after=next_after,
-            now=self._clock.now(),
-        )
-
-
-def _latest(aliases: list[Alias], role: Role, store: str | None) -> Alias | None:
-    for alias in reversed(aliases):
-        if alias.role is role and (store is None or alias.store == store):
-            return alias
-    return None
 
 
 def _whole_seconds(moment: datetime) -> datetime:

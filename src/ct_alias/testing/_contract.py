@@ -1,45 +1,23 @@
-"""Testing helpers shipped with ct_alias: the storage contract suite.
-
-A storage backend author subclasses :class:`StorageContract` in their own
-test suite and provides a ``store`` fixture returning a fresh, empty store;
-pytest then runs the whole behavioural suite against it::
-
-    import pytest
-    from ct_alias.testing import StorageContract
-
-    class TestMyStorage(StorageContract):
-        @pytest.fixture
-        def store(self):
-            store = MyStorage(...)
-            yield store
-            store.drop_everything()
-
-Our own memory, SQLite, PostgreSQL and MariaDB backends run this same suite.
-This module needs pytest (it is only imported by test code).
-"""
+"""The storage contract: the behaviour every storage backend must have (needs pytest)."""
 
 from __future__ import annotations
 
 import secrets
-import threading
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
 from attrs import evolve
 
-from .aliases import Alias, AliasStatus, Role
-from .errors import AliasCollision, ExpiryReason
-from .storage.base import AliasChange, Sealed, Storage, Tombstone
-from .timeline import AliasEvent, EntryKind, OrderEvent, TimelineEntry
+from ..aliases import Alias, AliasStatus, Role
+from ..errors import AliasCollision, ExpiryReason
+from ..storage.base import AliasChange, Sealed, Storage, Tombstone
+from ..timeline import AliasEvent, EntryKind, OrderEvent, TimelineEntry
+from ._helpers import T0, race
 
 __all__ = ["StorageContract", "make_alias", "make_entry"]
 
 T = TypeVar("T")
-
-#: The time the contract's records are created at.
-T0 = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
 def _hex() -> str:
@@ -83,34 +61,6 @@ def make_entry(
 ) -> TimelineEntry:
     """A timeline entry that is not stored yet."""
     return TimelineEntry(conversation, kind, name, at, data or {"n": 1}, dedup_key)
-
-
-def _in_threads(count: int, work: Callable[[], T]) -> list[T]:
-    """Run ``work`` in ``count`` threads started together; re-raise any failure."""
-    barrier = threading.Barrier(count)
-    results: list[T] = []
-    errors: list[BaseException] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        barrier.wait()
-        try:
-            result = work()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
-            with lock:
-                errors.append(exc)
-        else:
-            with lock:
-                results.append(result)
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return results
 
 
 class StorageContract:
@@ -195,9 +145,7 @@ class StorageContract:
     def test_concurrent_get_or_create_yields_one_alias(self, store: Storage) -> None:
         """Concurrent get or create yields one alias."""
         slot = _hex()
-        results = _in_threads(
-            self.threads, lambda: store.get_or_create(make_alias(slot=slot), now=T0)
-        )
+        results = race(self.threads, lambda: store.get_or_create(make_alias(slot=slot), now=T0))
         assert len({alias.key for alias, _ in results}) == 1
         assert sum(created for _, created in results) == 1
         assert len(store.aliases("order-1")) == 1
@@ -359,7 +307,7 @@ class StorageContract:
 
     def test_concurrent_duplicates_are_recorded_once(self, store: Storage) -> None:
         """Concurrent duplicates are recorded once."""
-        results = _in_threads(self.threads, lambda: store.append(make_entry(dedup_key="mid:c")))
+        results = race(self.threads, lambda: store.append(make_entry(dedup_key="mid:c")))
         assert sum(new for _, new in results) == 1
         assert len({entry.seq for entry, _ in results}) == 1
         assert len(store.entries("order-1")) == 1

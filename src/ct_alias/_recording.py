@@ -1,0 +1,248 @@
+"""The tracker's timeline half: recording events and messages, notifying, reading.
+
+:class:`TimelineMethods` is a base of :class:`~ct_alias.Tracker`; its methods
+are the tracker's (documented there). It keeps what concerns the timeline out
+of ``tracker.py``, which keeps the aliases' side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
+
+from . import _arguments as check
+from ._lifecycle import Changes
+from .aliases import Alias, Role
+from .clock import Clock
+from .errors import InvalidArgument, MissingParticipant
+from .policy import Policy
+from .storage.base import Storage
+from .timeline import Direction, EntryKind, OrderEvent, Timeline, TimelineEntry
+
+if TYPE_CHECKING:
+    from .auth import Authentication
+
+__all__ = ["TimelineMethods"]
+
+
+class TimelineMethods:
+    """The timeline methods of :class:`~ct_alias.Tracker`, which provides the rest."""
+
+    _storage: Storage
+    _clock: Clock
+
+    if TYPE_CHECKING:  # provided by Tracker
+
+        @property
+        def domains(self) -> frozenset[str]: ...
+
+        def aliases(self, conversation: str) -> list[Alias]: ...
+
+        def policy_for(self, store: str) -> Policy: ...
+
+        def _why_unreadable(self, alias: Alias) -> str | None: ...
+
+        def _ending(
+            self, conversation: str, at: datetime, event: str | None, grace: timedelta | None
+        ) -> Changes: ...
+
+        def _apply(self, changes: Changes) -> tuple[list[Alias], list[TimelineEntry]]: ...
+
+    # -- timeline --------------------------------------------------------------
+
+    def record_event(
+        self,
+        conversation: str,
+        event: OrderEvent | str,
+        *,
+        at: datetime | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> TimelineEntry:
+        """Record an order event (or a host-defined one) on the timeline.
+
+        If a policy of the conversation's aliases lists the event in
+        ``end_on``, those aliases end (working on through the policy's grace
+        period counted from ``at``), in the same transaction.
+
+        Args:
+            conversation: the conversation (order id).
+            event: an :class:`OrderEvent`, or a host-defined name (1-64 printable characters).
+            at: when it happened (aware); default now.
+            data: JSON-compatible details, kept as given.
+
+        Returns:
+            The stored entry.
+        """
+        conversation = check.conversation(conversation)
+        name = check.event_name(event)
+        at = self._clock.now() if at is None else check.moment("at", at)
+        details = check.json_data(data)
+        entry = TimelineEntry(conversation, EntryKind.EVENT, name, at, details)
+        endings = self._ending(conversation, at, name, None)
+        _, stored = self._apply(Changes(endings.changes, (entry, *endings.entries)))
+        return stored[0]
+
+    def record_message(
+        self,
+        conversation: str,
+        message: bytes | bytearray | memoryview | EmailMessage,
+        *,
+        direction: Direction | str,
+        authentication: Authentication | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> TimelineEntry:
+        """Record an e-mail message on the conversation's timeline.
+
+        Only a summary is kept (addresses, subject, date, ids, size, first
+        words, attachment names); participants' addresses are kept as
+        references to their aliases, never as real addresses. Recording the
+        same message twice (same Message-ID, or the same bytes when it has
+        none) yields one entry. Malformed messages are recorded with what
+        could be read, and their defects noted.
+
+        Args:
+            conversation: the conversation.
+            message: raw RFC 5322 bytes, or an :class:`email.message.EmailMessage`.
+            direction: :class:`Direction` (``"inbound"`` or ``"outbound"``).
+            authentication: the verdict on the message's author (see
+                :mod:`ct_alias.auth`), recorded with it. Unless it vouches for
+                the ``From:`` domain, the author is recorded as unverified and
+                never as the participant whose address it claims.
+            details: JSON-compatible notes recorded under ``"relay"`` (the
+                relay records what it left out of the delivered header).
+
+        Returns:
+            The stored entry (the first one, for a duplicate).
+        """
+        conversation = check.conversation(conversation)
+        direction = check.direction(direction)
+        # Mail parsing is imported on first use: importing ct_alias stays light.
+        from ._messages import message_data, message_dedup_key  # noqa: PLC0415
+        from .mail import summarize  # noqa: PLC0415
+
+        summary = summarize(check.message(message))
+        data = message_data(
+            summary,
+            self.aliases(conversation),
+            authentication=authentication,
+            alias_domains=self.domains,
+        )
+        if details is not None:
+            data["relay"] = check.json_data(details)
+        entry = TimelineEntry(
+            conversation,
+            EntryKind.MESSAGE,
+            direction.value,
+            self._clock.now(),
+            data,
+            dedup_key=message_dedup_key(summary),
+        )
+        stored, _ = self._storage.append(entry)
+        return stored
+
+    def notify(
+        self,
+        conversation: str,
+        event: OrderEvent | str,
+        *,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        store: str | None = None,
+        from_name: str = "",
+    ) -> EmailMessage:
+        """Compose the store's e-mail to the customer for an order step, and record it.
+
+        The message is from the store's alias (``From`` and ``Reply-To``) to the
+        customer's real address, with a Message-ID under the alias domain. The
+        event and the message are both recorded; the message is returned for
+        the host to send (with :mod:`smtplib` or its provider).
+
+        Args:
+            conversation: the conversation (order id).
+            event: the order step.
+            subject: the subject line.
+            text: the plain-text body.
+            html: an optional HTML alternative.
+            store: whose notification; default: the store of the customer's alias.
+            from_name: a display name for the ``From`` header (the store's name).
+
+        Raises:
+            MissingParticipant: no usable customer alias, or no store alias of that store.
+            InvalidArgument: a subject with line breaks, or bodies that are not text.
+        """
+        conversation = check.conversation(conversation)
+        name = check.event_name(event)
+        subject = check.text("subject", subject, check.MAX_SUBJECT)
+        from_name = check.text("from_name", from_name, check.MAX_FROM_NAME)
+        for field_name, body in (("text", text), ("html", html)):
+            if body is not None and not isinstance(body, str):
+                raise InvalidArgument(field_name, f"expected a str, not {type(body).__name__}")
+        now = self._clock.now()
+        aliases = [
+            a
+            for a in self.aliases(conversation)
+            if a.usable_at(now) and self._why_unreadable(a) is None  # never from a dead alias
+        ]
+        customer = _latest(aliases, Role.CUSTOMER, store)
+        if customer is None:
+            raise MissingParticipant(conversation, Role.CUSTOMER.value)
+        shop = _latest(aliases, Role.STORE, customer.store)
+        if shop is None:
+            raise MissingParticipant(conversation, Role.STORE.value)
+        from ._messages import compose_notification  # noqa: PLC0415 - see record_message
+
+        message = compose_notification(
+            sender=shop,
+            recipient=customer,
+            subject=subject,
+            text=text,
+            html=html,
+            now=now,
+            domain=self.policy_for(shop.store).domain,
+            sender_name=from_name,
+        )
+        self.record_event(conversation, name, at=now)
+        self.record_message(conversation, message, direction=Direction.OUTBOUND)
+        return message
+
+    def timeline(
+        self, conversation: str, *, limit: int | None = None, after: str | None = None
+    ) -> Timeline:
+        """Read a conversation's timeline: its participants and entries, in order.
+
+        Args:
+            conversation: the conversation.
+            limit: at most this many entries (a page); default all.
+            after: the ``next_after`` of the previous page.
+
+        Raises:
+            InvalidArgument: a bad limit or cursor.
+        """
+        conversation = check.conversation(conversation)
+        if limit is not None:
+            limit = check.positive_int("limit", limit)
+        position = None if after is None else check.cursor(after)
+        entries = self._storage.entries(
+            conversation, after=position, limit=None if limit is None else limit + 1
+        )
+        next_after = None
+        if limit is not None and len(entries) > limit:
+            entries = entries[:limit]
+            next_after = entries[-1].cursor
+        return Timeline(
+            conversation=conversation,
+            participants=tuple(self.aliases(conversation)),
+            entries=tuple(entries),
+            next_after=next_after,
+            now=self._clock.now(),
+        )
+
+
+def _latest(aliases: list[Alias], role: Role, store: str | None) -> Alias | None:
+    for alias in reversed(aliases):
+        if alias.role is role and (store is None or alias.store == store):
+            return alias
+    return None
