@@ -17,6 +17,7 @@ from ._sealing import RecordSealer, Rotation
 from .addresses import normalize_address
 from .aliases import Alias, Role
 from .blind_index import BlindIndex
+from .bounces import make_bounce_address, read_bounce_address
 from .clock import Clock, SystemClock
 from .codec import AliasCodec
 from .errors import (
@@ -36,6 +37,7 @@ from .timeline import (
     AliasEvent,
     TimelineEntry,
 )
+from .vocabulary import DEFAULT_STORE
 
 if TYPE_CHECKING:
     pass
@@ -43,9 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_STORE", "Rotation", "Tracker", "Verified"]
 
 logger = logging.getLogger(__name__)
-
-#: The store name used when a caller does not say which store (single-tenant use).
-DEFAULT_STORE = "default"
 
 _COLLISION_RETRIES = 4
 
@@ -316,6 +315,40 @@ class Tracker(TimelineMethods):
             return record
         return self._records.present(record, verified.address)
 
+    def bounce_address(self, alias: Alias) -> str | None:
+        """The envelope sender for mail delivered for ``alias``: a signed, expiring bounce address.
+
+        Delivery reports sent to it come back to ``alias``'s conversation (see
+        :mod:`ct_alias.bounces`). ``None`` when it would not fit 254 octets
+        under the store's alias domain.
+        """
+        domain = self.policy_for(alias.store).domain
+        return make_bounce_address(self._codec, alias.key, domain, self._clock.now())
+
+    def bounced(self, address: str) -> Alias:
+        """The alias whose delivery a bounce address reports on.
+
+        Checked like an alias: forged, malformed and expired bounce addresses
+        are refused from their text alone, without a storage call.
+
+        Raises:
+            MalformedAlias: not a bounce address under one of the alias domains.
+            ForgedAlias: its signature does not verify with any current key.
+            ExpiredAlias: the bounce address's time is over.
+            UnknownAlias: the alias it names is not in storage (or was purged).
+        """
+        if not isinstance(address, str) or not self.owns(address):
+            raise MalformedAlias(address, "not under one of this tracker's alias domains")
+        canonical = address.lower()
+        domain = canonical.rpartition("@")[2]
+        key, expires_at = read_bounce_address(self._codec, canonical, domain)
+        if self._clock.now() >= expires_at:
+            raise ExpiredAlias(canonical, expires_at, ExpiryReason.TTL)
+        record = self._storage.get(key)
+        if record is None or isinstance(record, Tombstone):
+            raise UnknownAlias(canonical)
+        return self._records.present(record)
+
     def owns(self, address: object) -> bool:
         """Whether ``address`` is under one of this tracker's alias domains (any case)."""
         return self._policies.owns(address)
@@ -367,10 +400,11 @@ class Tracker(TimelineMethods):
             self._storage, batch_size=batch_size, after=after, progress=progress
         )
 
-    def aliases(self, conversation: str) -> list[Alias]:
-        """Every alias of ``conversation`` still in storage (not purged), oldest first."""
+    def aliases(self, conversation: str, *, store: str = DEFAULT_STORE) -> list[Alias]:
+        """Every alias of ``store``'s ``conversation`` in storage (not purged), oldest first."""
         conversation = check.conversation(conversation)
-        return [self._records.present(a) for a in self._storage.aliases(conversation)]
+        store = check.store(store)
+        return [self._records.present(a) for a in self._storage.aliases(conversation, store=store)]
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -399,29 +433,38 @@ class Tracker(TimelineMethods):
         changed, _ = self._apply(changes)
         return self._records.present(changed[0], canonical) if changed else record
 
-    def end(self, conversation: str, *, grace: timedelta | None = None) -> list[Alias]:
+    def end(
+        self, conversation: str, *, store: str = DEFAULT_STORE, grace: timedelta | None = None
+    ) -> list[Alias]:
         """End every working alias of ``conversation`` now (as an ending event would).
 
         Args:
             conversation: the conversation.
+            store: whose conversation (conversations are per store).
             grace: how long they keep working; default: each alias's store policy's grace.
 
         Returns:
             The aliases that were ended.
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         if grace is not None:
             grace = check.duration("grace", grace)
         now = self._clock.now()
-        changed, _ = self._apply(self._ending(conversation, now, None, grace))
+        changed, _ = self._apply(self._ending(store, conversation, now, None, grace))
         return [self._records.present(a) for a in changed]
 
     def _ending(
-        self, conversation: str, at: datetime, event: str | None, grace: timedelta | None
+        self,
+        store: str,
+        conversation: str,
+        at: datetime,
+        event: str | None,
+        grace: timedelta | None,
     ) -> Changes:
         """The changes and entries that end a conversation's aliases because of ``event``."""
         return ending(
-            self._storage.aliases(conversation),
+            self._storage.aliases(conversation, store=store),
             policy_for=self.policy_for,
             at=at,
             now=self._clock.now(),
@@ -434,19 +477,27 @@ class Tracker(TimelineMethods):
         changed, stored = self._storage.update(list(changes.changes), entries=list(changes.entries))
         return list(changed), list(stored)
 
-    def reactivate(self, conversation: str, *, for_: timedelta) -> list[Alias]:
+    def reactivate(
+        self, conversation: str, *, for_: timedelta, store: str = DEFAULT_STORE
+    ) -> list[Alias]:
         """Reopen a conversation's ended aliases for late mail, for a bounded time.
 
         Each alias works again until ``now + for_`` — never beyond its own
         expiry. Revoked and expired aliases stay dead. Each reactivation is
         recorded on the timeline.
 
+        Args:
+            conversation: the conversation.
+            for_: how long the aliases work again.
+            store: whose conversation (conversations are per store).
+
         Returns:
             The aliases that were reactivated.
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         for_ = check.duration("for_", for_, positive=True)
-        aliases = self._storage.aliases(conversation)
+        aliases = self._storage.aliases(conversation, store=store)
         changed, _ = self._apply(reactivation(aliases, now=self._clock.now(), for_=for_))
         return [self._records.present(a) for a in changed]
 
