@@ -26,7 +26,10 @@ MTA = "mx.ct.example.com"
 def verdict_of(authenticator: object, *lines: str, from_domain: str) -> Authentication:
     data = ("\r\n".join(lines) + "\r\n\r\nbody\r\n").encode()
     fields = parse_headers(split_message(data).headers)
-    return authenticator.authenticate(fields, data, from_domain=from_domain)  # type: ignore[attr-defined]
+    verdict: Authentication = authenticator.authenticate(  # type: ignore[attr-defined]
+        fields, data, from_domain=from_domain
+    )
+    return verdict
 
 
 @pytest.mark.parametrize(
