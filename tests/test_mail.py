@@ -540,6 +540,20 @@ def test_rewrite_refuses_a_value_with_del_u2029_or_other_controls(value: str) ->
         rewrite_headers(b"X: 1\r\n", replace={"X": value})
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Xérès",  # an encoded word starting with a letter that a strip could eat
+        "XX Xérès X",
+        "a \tñ b",  # a tab inside an encoded word is kept
+        "  ñ  x",
+    ],
+)
+def test_encoded_words_keep_every_character(value: str) -> None:
+    (f,) = parse_headers(rewrite_headers(b"", add=[("Subject", value)]))
+    assert f.value.replace("\t", " ") == value.strip(" ").replace("\t", " ")
+
+
 @pytest.mark.parametrize("value", ["a\xa0b", "a\u00adb", "a\u200bb", "a~b"])
 def test_rewrite_keeps_unprintables_that_are_not_controls(value: str) -> None:
     (f,) = parse_headers(rewrite_headers(b"", add=[("X", value)]))

@@ -104,7 +104,7 @@ def test_carrier_to_customer_gets_a_reverse_alias(
     assert outcome.deliver_to == CUSTOMER
     contact = next(a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT)
     assert contact.real_address == CARRIER
-    assert outcome.mail_from == contact.address
+    assert tracker.bounced(outcome.mail_from or "").key == customer.key  # reports come home
     assert outcome.conversation == ORDER
     assert outcome.message is not None
     assert header_values(outcome.message, "From") == [f"Transportadora <{contact.address}>"]
@@ -139,7 +139,7 @@ def test_customer_reply_reaches_the_carrier_masked(
     (outcome,) = relay.handle(CUSTOMER, [contact.address], data).outcomes
     assert outcome.accepted
     assert outcome.deliver_to == CARRIER
-    assert outcome.mail_from == customer.address
+    assert tracker.bounced(outcome.mail_from or "").key == contact.key
     assert outcome.message is not None
     headers = split_message(outcome.message).headers.decode()
     assert CUSTOMER.lower() not in headers.lower()
@@ -159,7 +159,7 @@ def test_customer_reply_reaches_the_carrier_masked(
 
 
 def test_store_mail_to_customer_uses_the_store_alias(
-    relay: Relay, customer: Alias, shop: Alias
+    relay: Relay, tracker: Tracker, customer: Alias, shop: Alias
 ) -> None:
     data = mail(
         passed("vendas@loja.example.com"),
@@ -168,7 +168,8 @@ def test_store_mail_to_customer_uses_the_store_alias(
         "Subject: Pedido",
     )
     (outcome,) = relay.handle("vendas@loja.example.com", [customer.address], data).outcomes
-    assert outcome.mail_from == shop.address
+    assert outcome.mail_from is not None
+    assert tracker.bounced(outcome.mail_from).key == customer.key
     assert outcome.message is not None
     assert header_values(outcome.message, "From") == [f"Loja <{shop.address}>"]
 
@@ -191,7 +192,7 @@ def test_simple_aliases_route_too(relay: Relay, tracker: Tracker) -> None:
     assert outcome.accepted
     contact = next(a for a in tracker.aliases("o2") if a.role is Role.CONTACT)
     assert contact.strategy == "simple"
-    assert outcome.mail_from == contact.address
+    assert tracker.bounced(outcome.mail_from or "").key == alias.key
 
 
 def test_recipients_in_several_conversations(relay: Relay, tracker: Tracker) -> None:
@@ -308,7 +309,8 @@ def test_unreadable_sender_is_shown_unverified(relay: Relay, customer: Alias) ->
     data = mail("From: not an address at all", f"To: {customer.address}")
     (outcome,) = relay.handle("also not valid", [customer.address], data).outcomes
     assert outcome.accepted
-    assert outcome.mail_from == UNVERIFIED
+    assert outcome.mail_from
+    assert outcome.mail_from != UNVERIFIED
     assert outcome.message is not None
     assert header_values(outcome.message, "From") == [f"Unverified sender <{UNVERIFIED}>"]
 
@@ -316,9 +318,7 @@ def test_unreadable_sender_is_shown_unverified(relay: Relay, customer: Alias) ->
 # -- bounces -------------------------------------------------------------------
 
 
-def test_bounces_are_delivered_not_answered(
-    relay: Relay, tracker: Tracker, customer: Alias
-) -> None:
+def test_reports_are_consumed_not_relayed(relay: Relay, tracker: Tracker, customer: Alias) -> None:
     dsn = mail(
         "From: Mail Delivery System <MAILER-DAEMON@mx.example.org>",
         f"To: {customer.address}",
@@ -331,22 +331,26 @@ def test_bounces_are_delivered_not_answered(
     for sender in ("", "<>"):
         (outcome,) = relay.handle(sender, [customer.address], dsn).outcomes
         assert outcome.accepted
-        assert outcome.mail_from == ""
-        assert outcome.message is not None
-        assert body_of(outcome.message) == body_of(dsn)
-        relay.delivered(outcome)
-    (recorded,) = tracker.timeline(ORDER).messages
-    assert recorded.data["isReport"] is True
+        assert outcome.deliver_to is None  # nothing is relayed
+        assert outcome.message is None
+        assert relay.delivered(outcome) is None  # nothing to record as a message
+    assert tracker.timeline(ORDER).messages == ()
+    failures = [e for e in tracker.timeline(ORDER).events if e.name == "delivery-failed"]
+    assert [e.data["hard"] for e in failures] == [True, True]
+    # no bounce sender became a participant
+    assert not [a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT]
 
 
-def test_bounce_with_an_unmaskable_from(relay: Relay, customer: Alias) -> None:
-    dsn = mail("From: MAILER-DAEMON", f"To: {customer.address}", "Subject: failure")
-    (outcome,) = relay.handle("", [customer.address], dsn).outcomes
+def test_an_auto_reply_is_delivered_and_never_answered(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    reply = mail("From: MAILER-DAEMON", f"To: {customer.address}", "Subject: out of office")
+    (outcome,) = relay.handle("", [customer.address], reply).outcomes
     assert outcome.accepted
+    assert outcome.mail_from == ""  # a null sender stays null: nothing ever answers it
     assert outcome.message is not None
-    assert header_values(outcome.message, "From") == [
-        f"Mail Delivery System <mailer-daemon@{DOMAIN}>"
-    ]
+    assert header_values(outcome.message, "From") == [f"Unverified sender <{UNVERIFIED}>"]
+    assert not [a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT]
 
 
 # -- hostile input -------------------------------------------------------------
@@ -390,7 +394,7 @@ def test_no_maskable_sender_is_not_passed_off_as_a_bounce(relay: Relay, customer
     data = mail("Subject: no From at all", f"To: {customer.address}")
     (outcome,) = relay.handle("not an address", [customer.address], data).outcomes
     assert outcome.accepted
-    assert outcome.mail_from == UNVERIFIED  # never the null sender of a bounce
+    assert outcome.mail_from  # never the null sender of a bounce
 
 
 def test_missing_headers(relay: Relay, customer: Alias, tracker: Tracker) -> None:
@@ -399,7 +403,8 @@ def test_missing_headers(relay: Relay, customer: Alias, tracker: Tracker) -> Non
     assert outcome.accepted
     # the envelope sender alone proves nothing: no contact alias for it
     assert not [a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT]
-    assert outcome.mail_from == UNVERIFIED
+    assert outcome.mail_from
+    assert outcome.mail_from != UNVERIFIED
     assert outcome.message is not None
     assert header_values(outcome.message, "From") == [f"Unverified sender <{UNVERIFIED}>"]
     assert body_of(outcome.message) == body_of(data)

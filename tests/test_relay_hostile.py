@@ -8,12 +8,26 @@ The same inputs go through the SMTP server in ``tests/test_server.py``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
+from attrs import evolve
 
-from ct_alias import Alias, FrozenClock, MemoryStorage, Policy, Relay, Role, Tracker
-from ct_alias.mail import split_message
+from ct_alias import (
+    Alias,
+    FrozenClock,
+    InvalidArgument,
+    MemoryStorage,
+    Policy,
+    Relay,
+    Role,
+    StorageError,
+    Tracker,
+)
+from ct_alias.auth import NOT_AUTHENTICATED, Authentication, AuthenticationResults
+from ct_alias.mail import HeaderField, split_message
+from ct_alias.relay import MAX_HEADER_BYTES, TRACE_HEADER
 
 # made with secrets.token_urlsafe(32)
 SIGNING_KEY = "W3pXyv0xkq3l0wW2bB1i7w6l0v1t9l4y2D6HqQx0Q0M"
@@ -141,3 +155,197 @@ def test_invalid_idna_envelope_sender_is_a_clean_outcome(tracker: Tracker, custo
     if outcome.message is not None:
         assert b"a@xn--zz--.com" not in outcome.message.lower()
         assert CARRIER.encode() not in outcome.message.lower()
+
+
+# -- who is asked to authenticate, and with what ---------------------------------------
+
+MTA = "mx.ct.example.com"
+
+
+class Recording:
+    """The real ``AuthenticationResults`` authenticator, remembering what it was asked."""
+
+    def __init__(self) -> None:
+        self.inner = AuthenticationResults(MTA)
+        self.calls: list[tuple[bytes, str]] = []
+
+    def authenticate(
+        self, fields: Sequence[HeaderField], data: bytes, *, from_domain: str
+    ) -> Authentication:
+        self.calls.append((data, from_domain))
+        return self.inner.authenticate(fields, data, from_domain=from_domain)
+
+
+def test_the_authenticator_gets_the_whole_message_and_the_author_domain(
+    tracker: Tracker, customer: Alias
+) -> None:
+    recording = Recording()
+    data = message(
+        f"Authentication-Results: {MTA}; dmarc=pass header.from={CARRIER.split('@')[1]}".encode(),
+        f"From: {CARRIER}".encode(),
+        f"To: {customer.address}".encode(),
+    )
+    (outcome,) = (
+        Relay(tracker, authenticator=recording)
+        .handle(CARRIER, [customer.address, customer.address.upper()], data)
+        .outcomes[:1]
+    )
+    assert recording.calls == [(data, "transportadora.example.net")]  # once per message
+    assert outcome.authentication is not None
+    assert outcome.authentication.passed
+
+
+@pytest.mark.parametrize(
+    ("mail_from", "author"),
+    [
+        ("", "MAILER-DAEMON@mx.example.org"),  # a bounce
+        ("<>", "Mail Delivery System <MAILER-DAEMON@mx.example.org>"),
+        (CARRIER, "no author at all"),
+    ],
+)
+def test_bounces_and_authorless_mail_are_never_authenticated(
+    tracker: Tracker, customer: Alias, mail_from: str, author: str
+) -> None:
+    recording = Recording()
+    data = message(
+        f"Authentication-Results: {MTA}; dmarc=pass header.from=mx.example.org".encode(),
+        f"From: {author}".encode(),
+        f"To: {customer.address}".encode(),
+    )
+    (outcome,) = (
+        Relay(tracker, authenticator=recording).handle(mail_from, [customer.address], data).outcomes
+    )
+    assert recording.calls == []
+    if outcome.accepted:
+        assert outcome.authentication == NOT_AUTHENTICATED
+
+
+def test_mail_from_one_of_our_aliases_is_not_sent_to_the_authenticator(
+    tracker: Tracker, customer: Alias
+) -> None:
+    shop = tracker.mask("vendas@loja.example.com", conversation=ORDER, role=Role.STORE)
+    recording = Recording()
+    data = message(f"From: {shop.address}".encode(), f"To: {customer.address}".encode())
+    (outcome,) = (
+        Relay(tracker, authenticator=recording)
+        .handle(shop.address, [customer.address], data)
+        .outcomes
+    )
+    assert recording.calls == []
+    if outcome.accepted:
+        assert outcome.authentication == NOT_AUTHENTICATED
+
+
+# -- size limits, exactly at and one past ------------------------------------------
+
+
+def test_a_message_of_exactly_max_size_is_accepted(tracker: Tracker, customer: Alias) -> None:
+    head = message(f"From: {CARRIER}".encode(), f"To: {customer.address}".encode())
+    relay = Relay(tracker, max_size=len(head) + 100)
+    data = head + b"x" * 98 + b"\r\n"
+    assert len(data) == relay.max_size
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    assert outcome.accepted
+    (outcome,) = relay.handle(CARRIER, [customer.address], data + b"y").outcomes
+    assert (outcome.code, outcome.status) == (552, "5.3.4")
+
+
+def test_a_header_block_of_exactly_the_limit_is_read(tracker: Tracker, customer: Alias) -> None:
+    top = f"From: {CARRIER}\r\nTo: {customer.address}\r\n".encode()
+    filler = MAX_HEADER_BYTES - len(top) - len(b"X-Pad: \r\n")
+    headers = top + b"X-Pad: " + b"p" * filler + b"\r\n"
+    assert len(headers) == MAX_HEADER_BYTES
+    relay = Relay(tracker, max_size=4 * MAX_HEADER_BYTES)
+    (outcome,) = relay.handle(CARRIER, [customer.address], headers + b"\r\nHi\r\n").outcomes
+    assert outcome.accepted
+    over = top + b"X-Pad: " + b"p" * (filler + 1) + b"\r\n"
+    (refused,) = relay.handle(CARRIER, [customer.address], over + b"\r\nHi\r\n").outcomes
+    assert not refused.accepted
+    assert (refused.code, refused.status) != (outcome.code, outcome.status)
+
+
+# -- only an accepted outcome of handle() can be recorded as delivered or failed ---------
+
+
+@pytest.mark.parametrize("missing", ["conversation", "direction", "original"])
+def test_an_accepted_outcome_missing_a_part_is_refused(
+    tracker: Tracker, customer: Alias, missing: str
+) -> None:
+    relay = Relay(tracker)
+    data = message(f"From: {CARRIER}".encode(), f"To: {customer.address}".encode())
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    assert outcome.accepted
+    broken = evolve(outcome, **{missing: None})
+    with pytest.raises(InvalidArgument):
+        relay.delivered(broken)
+    with pytest.raises(InvalidArgument):
+        relay.delivery_failed(broken, 550, "5.1.1", permanent=True)
+    assert relay.delivered(outcome).name == "outbound"
+
+
+# -- settings at their smallest, and hop counting -------------------------------------
+
+
+def test_the_smallest_settings_work(tracker: Tracker, customer: Alias) -> None:
+    relay = Relay(tracker, max_size=1, max_hops=1)
+    assert (relay.max_size, relay.max_hops) == (1, 1)
+    data = message(f"From: {CARRIER}".encode(), f"To: {customer.address}".encode())
+    (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
+    assert (outcome.code, outcome.status) == (552, "5.3.4")
+    for bad in (0, -1):
+        with pytest.raises(InvalidArgument):
+            Relay(tracker, max_size=bad)
+        with pytest.raises(InvalidArgument):
+            Relay(tracker, max_hops=bad)
+
+
+@pytest.mark.parametrize("max_hops", [1, 2, 3])
+def test_hops_are_counted_one_per_trace_field(
+    tracker: Tracker, customer: Alias, max_hops: int
+) -> None:
+    relay = Relay(tracker, max_hops=max_hops)
+
+    def with_hops(hops: int) -> bytes:
+        trace = [f"{TRACE_HEADER}: {ORDER}".encode()] * hops
+        return message(*trace, f"From: {CARRIER}".encode(), f"To: {customer.address}".encode())
+
+    (below,) = relay.handle(CARRIER, [customer.address], with_hops(max_hops - 1)).outcomes
+    assert below.accepted
+    (at,) = relay.handle(CARRIER, [customer.address], with_hops(max_hops)).outcomes
+    assert (at.code, at.status) == (554, "5.4.6")
+
+
+# -- storage failing after the alias was read ------------------------------------------
+
+
+class FailingListing(MemoryStorage):
+    """Reads single aliases, but listing a conversation fails (a database going down)."""
+
+    failing = False
+
+    def aliases(self, conversation: str) -> list[Alias]:
+        if self.failing:
+            raise StorageError("listing aliases", ConnectionError("down"))
+        return super().aliases(conversation)
+
+
+def test_storage_failing_mid_delivery_is_a_temporary_failure_for_that_recipient() -> None:
+    storage = FailingListing()
+    tracker = Tracker(
+        storage=storage,
+        keys=[SIGNING_KEY],
+        default_policy=Policy(domain=DOMAIN),
+        clock=FrozenClock(datetime(2026, 1, 1, tzinfo=UTC)),
+        index_key=INDEX_KEY,
+    )
+    customer = tracker.mask(CUSTOMER, conversation=ORDER)
+    storage.failing = True
+    data = message(f"From: {CARRIER}".encode(), f"To: {customer.address}".encode())
+    recipient = f"<{customer.address.upper()}>"
+    (outcome,) = Relay(tracker).handle(CARRIER, [recipient], data).outcomes
+    assert (outcome.code, outcome.status) == (451, "4.3.0")
+    assert outcome.recipient == recipient
+    assert outcome.conversation == ORDER
+    assert isinstance(outcome.reason, str)
+    assert outcome.reason
+    assert outcome.reply.startswith("451 4.3.0 ")

@@ -202,3 +202,20 @@ def test_delivery_failed_needs_an_accepted_outcome(tracker: Tracker, customer: A
         relay.delivery_failed(refused, 550, "5.1.1", permanent=True)
     with pytest.raises(InvalidArgument):
         relay.delivery_failed("not an outcome", 550, "5.1.1", permanent=True)  # type: ignore[arg-type]
+
+
+def test_a_message_to_an_expired_alias_is_recorded_with_its_size(
+    tracker: Tracker, customer: Alias, clock: FrozenClock
+) -> None:
+    clock.advance(timedelta(days=61))
+    data = f"From: {CARRIER}\r\nTo: {customer.address}\r\n\r\nHi\r\n".encode()
+    (outcome,) = Relay(tracker).handle(CARRIER, [customer.address], data).outcomes
+    assert (outcome.code, outcome.status) == (550, "5.2.1")
+    (event,) = rejections(tracker)
+    assert event.data == {
+        "code": 550,
+        "status": "5.2.1",
+        "reason": outcome.reason,
+        "size": len(data),
+        "bounce": False,
+    }

@@ -175,7 +175,7 @@ def test_forged_store_is_not_the_store(
     (outcome,) = deliver(relay, "x@evil.example", [customer.address], data).outcomes
     assert outcome.accepted
     assert values(outcome.message, "From") == [f'"Loja (unverified)" <{UNVERIFIED}>']
-    assert outcome.mail_from == UNVERIFIED
+    assert UNVERIFIED in values(outcome.message, "From")[0]
     assert store.address not in header_block(outcome.message).decode()
     (entry,) = tracker.timeline(ORDER).messages
     assert entry.data["from"] == [{"name": "Loja", "unverified": True}]  # no role, no address
@@ -192,7 +192,7 @@ def test_forged_verdict_below_the_mta_is_ignored(
         f"From: Loja <{STORE}>",
     )
     (outcome,) = deliver(relay, "x@evil.example", [customer.address], data).outcomes
-    assert outcome.mail_from == UNVERIFIED
+    assert UNVERIFIED in values(outcome.message, "From")[0]
     assert store.address not in header_block(outcome.message).decode()
 
 
@@ -201,7 +201,7 @@ def test_forged_customer_is_not_the_customer(
 ) -> None:
     data = mail(f"From: Maria <{CUSTOMER}>", f"To: {store.address}", "Subject: cancel my order")
     (outcome,) = deliver(relay, CUSTOMER, [store.address], data).outcomes
-    assert outcome.mail_from == UNVERIFIED
+    assert UNVERIFIED in values(outcome.message, "From")[0]
     assert customer.address not in header_block(outcome.message).decode()
     (entry,) = tracker.timeline(ORDER).messages
     assert "ref" not in entry.data["from"][0]
@@ -213,7 +213,7 @@ def test_a_from_under_the_alias_domain_is_never_trusted(
     sender = f"security@{DOMAIN}"
     data = mail(passed(sender), f"From: Security <{sender}>")
     (outcome,) = deliver(relay, sender, [customer.address], data).outcomes
-    assert outcome.mail_from == UNVERIFIED
+    assert UNVERIFIED in values(outcome.message, "From")[0]
     assert not [a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT]
 
 
@@ -222,7 +222,7 @@ def test_the_real_store_is_the_store(
 ) -> None:
     data = mail(passed(STORE), f"From: Loja <{STORE}>", f"To: {customer.address}")
     (outcome,) = deliver(relay, "bounces@loja.example.com", [customer.address], data).outcomes
-    assert outcome.mail_from == store.address
+    assert tracker.bounced(outcome.mail_from or "").key == customer.key
     assert values(outcome.message, "From") == [f"Loja <{store.address}>"]
     (entry,) = tracker.timeline(ORDER).messages
     assert entry.data["from"][0]["role"] == "store"
@@ -250,7 +250,7 @@ def test_relay_without_authenticator_vouches_for_nobody(tracker: Tracker, custom
     relay = Relay(tracker)
     data = mail(passed(CARRIER), f"From: {CARRIER}")
     (outcome,) = deliver(relay, CARRIER, [customer.address], data).outcomes
-    assert outcome.mail_from == UNVERIFIED
+    assert UNVERIFIED in values(outcome.message, "From")[0]
     assert not [a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT]
 
 

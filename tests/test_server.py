@@ -299,3 +299,40 @@ def test_wire_lines() -> None:
     assert wire_lines(b"a\r\nb") == b"a\r\nb"
     assert wire_lines(b"plain") == b"plain"
     assert wire_lines(b"\n\r\r\n\n\r") == b"\r\n" * 5
+
+
+def test_a_delivery_report_comes_home_and_only_a_notice_leaves(
+    keyed_env: dict[str, str], sink: tuple[Sink, int], keyed_serve: Serve
+) -> None:
+    customer = cli(keyed_env, "mask", TRUST_CUSTOMER, "--conversation", "order-1")
+    carrier_mail = (
+        f"Authentication-Results: {MTA}; dmarc=pass header.from=transportadora.example.net\r\n"
+        f"From: Transportadora <{CARRIER}>\r\nTo: {customer}\r\nSubject: Entrega\r\n"
+        "Message-ID: <t9@transportadora.example.net>\r\n\r\nAmanha.\r\n"
+    ).encode()
+    assert send(keyed_serve.port, CARRIER, [customer], carrier_mail) == {}
+    ((bounce, _, delivered),) = sink[0].received
+    assert bounce.endswith("@" + DOMAIN)
+    report = (
+        (
+            f"From: MAILER-DAEMON@mx.example.com.br\r\nTo: {bounce}\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+            f"--B\r\nContent-Type: text/plain\r\n\r\n<{TRUST_CUSTOMER}>: unknown user\r\n"
+            "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+            "Reporting-MTA: dns; mx.example.com.br\r\n\r\n"
+            f"Final-Recipient: rfc822; {TRUST_CUSTOMER}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        ).encode()
+        + split_message(delivered).headers
+        + b"--B--\r\n"
+    )
+    assert send(keyed_serve.port, "", [bounce], report) == {}
+    assert len(sink[0].received) == 2
+    notice_from, notice_to, notice = sink[0].received[1]
+    assert (notice_from, notice_to) == ("<>", [CARRIER])  # the sender is told, nobody else
+    assert customer.encode() in notice
+    assert b"maria.silva" not in notice.lower()
+    assert b"example.com.br" not in notice.lower()
+    timeline = cli(keyed_env, "timeline", "order-1", "--json")
+    assert "delivery-failed" in timeline
+    assert keyed_serve.stop() == 0

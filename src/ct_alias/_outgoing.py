@@ -112,7 +112,9 @@ class Outgoing:
         fields: the message's header fields.
         author: the message's author (see :func:`author_of`).
         authentication: the authenticator's verdict on the author.
-        bounce: whether the message is a delivery report (null reverse-path).
+        bounce: whether the message has a null reverse-path (an auto-reply:
+            delivery reports never get here, the relay consumes them). Its
+            author is never made a contact.
     """
 
     def __init__(
@@ -191,13 +193,12 @@ class Outgoing:
             Refusal: unverified mail and a policy that refuses it, or too many contacts.
         """
         author = self._author
-        if self._bounce:
-            return format_address("Mail Delivery System", f"{MAILER_DAEMON_LOCAL}@{self._domain}")
         if (
             author is not None
             and not self._tracker.owns(author.address)
             and self._vouched(author.address)
-        ):
+            and not (self._bounce and wire_key(author.address) not in self._by_real)
+        ):  # a null sender (an auto-reply) is shown as a participant, never made a contact
             try:
                 self.sender = self._alias_of(author.address)
             except InvalidAddress:
@@ -212,12 +213,20 @@ class Outgoing:
 
     @property
     def envelope_sender(self) -> str:
-        """The envelope sender to deliver with: the author's alias, else the unverified address."""
+        """The envelope sender to deliver with: the recipient alias's bounce address.
+
+        Delivery reports then come home to the recipient's conversation (see
+        :mod:`ct_alias.bounces`). A message with a null sender (an
+        auto-reply) keeps it, so that nothing ever answers it.
+        """
         if self._bounce:
             return ""
-        if self.sender is not None:
-            return self.sender.address
-        return f"{UNVERIFIED_LOCAL}@{self._domain}"
+        bounce = self._tracker.bounce_address(self._recipient)
+        if bounce is not None:
+            return bounce
+        return (
+            self.sender.address if self.sender is not None else f"{UNVERIFIED_LOCAL}@{self._domain}"
+        )
 
     # -- address fields --------------------------------------------------------
 
@@ -355,6 +364,6 @@ class Outgoing:
     def notes(self) -> dict[str, object]:
         """What the timeline keeps of the rewrite: counts of what was left out, never addresses."""
         notes: dict[str, object] = {"dropped": dict(sorted(self.dropped.items()))}
-        if self.sender is None and not self._bounce:
+        if self.sender is None:
             notes["sender"] = "unverified"
         return notes

@@ -12,10 +12,22 @@ from .codec import COMPLEX_V1
 from .errors import ConfigurationError
 from .vocabulary import MAX_ADDRESS, MAX_DURATION, OrderEvent
 
-__all__ = ["DEFAULT_MAX_CONTACTS", "DEFAULT_TTL", "Fallback", "Policy", "UnauthenticatedMail"]
+__all__ = [
+    "DEFAULT_BOUNCE_LIMIT",
+    "DEFAULT_BOUNCE_WINDOW",
+    "DEFAULT_MAX_CONTACTS",
+    "DEFAULT_TTL",
+    "Fallback",
+    "Policy",
+    "UnauthenticatedMail",
+]
 
 #: The seed's "valid for 2 months".
 DEFAULT_TTL = timedelta(days=60)
+#: How many hard bounces within :data:`DEFAULT_BOUNCE_WINDOW` end an alias by default.
+DEFAULT_BOUNCE_LIMIT = 3
+DEFAULT_BOUNCE_WINDOW = timedelta(days=30)
+_MAX_BOUNCE_LIMIT = 1000
 #: How many outside senders (contacts) one conversation may have by default.
 DEFAULT_MAX_CONTACTS = 20
 _MAX_CONTACTS = 10_000
@@ -44,6 +56,20 @@ def _to_unauthenticated(value: object) -> UnauthenticatedMail:
         return UnauthenticatedMail(value)
     choices = ", ".join(repr(f.value) for f in UnauthenticatedMail)
     raise ConfigurationError(f"unauthenticated must be one of {choices}, not {value!r}")
+
+
+def _check_bounce_limit(instance: Policy, attribute: object, value: object) -> None:
+    del instance, attribute
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_BOUNCE_LIMIT:
+        raise ConfigurationError(f"bounce_limit must be an int between 0 and {_MAX_BOUNCE_LIMIT}")
+
+
+def _check_bounce_window(instance: Policy, attribute: object, value: object) -> None:
+    del instance, attribute
+    if not isinstance(value, timedelta) or not timedelta(0) < value <= MAX_DURATION:
+        raise ConfigurationError(
+            f"bounce_window must be a timedelta between 0 and {MAX_DURATION.days} days"
+        )
 
 
 def _check_max_contacts(instance: Policy, attribute: object, value: object) -> None:
@@ -121,6 +147,11 @@ class Policy:
             authenticated (see :mod:`ct_alias.auth`): ``"deliver"`` (default)
             shows the sender under an address that accepts no mail;
             ``"refuse"`` answers ``550 5.7.1``.
+        bounce_limit: how many hard bounces (permanent delivery failures,
+            reported by the next hop or by a delivery report) within
+            ``bounce_window`` revoke an alias, recorded with reason
+            ``bounced`` (default 3; ``0`` never).
+        bounce_window: the window those bounces are counted in (default 30 days).
 
     Example:
         >>> Policy(domain="CT.Example.com", strategy="simple").domain
@@ -137,3 +168,5 @@ class Policy:
     unauthenticated: UnauthenticatedMail = field(
         default=UnauthenticatedMail.DELIVER, converter=_to_unauthenticated
     )
+    bounce_limit: int = field(default=DEFAULT_BOUNCE_LIMIT, validator=_check_bounce_limit)
+    bounce_window: timedelta = field(default=DEFAULT_BOUNCE_WINDOW, validator=_check_bounce_window)

@@ -31,8 +31,10 @@ from typing import Final
 from attrs import field, frozen
 
 from ._outgoing import MAILER_DAEMON_LOCAL, UNVERIFIED_LOCAL, Author, Outgoing, Refusal, author_of
+from ._returns import count_hard_bounce, notice, record_report
 from .aliases import Alias, Role
 from .auth import NOT_AUTHENTICATED, Authentication, Authenticator, Unauthenticated
+from .bounces import looks_like_bounce_address
 from .errors import (
     CorruptRecord,
     CtAliasError,
@@ -46,7 +48,8 @@ from .errors import (
     UnknownAddressKey,
     UnknownAlias,
 )
-from .mail import has_bare_cr, parse_headers, split_message
+from .mail import Report, has_bare_cr, is_report, parse_headers, read_report, split_message
+from .storage.base import Tombstone
 from .timeline import AliasEvent, Direction, TimelineEntry
 from .tracker import Tracker
 
@@ -208,8 +211,12 @@ class Relay:
             return outcome
         return None
 
-    def _recipient(self, recipient: str) -> Alias:
-        """The working alias behind ``recipient``; raises :class:`_Refused` otherwise."""
+    def _recipient(self, recipient: str) -> tuple[Alias, bool]:
+        """The alias behind ``recipient``, and whether it was named by a bounce address.
+
+        Raises:
+            _Refused: not an alias (or bounce address) that works.
+        """
         address = _strip_brackets(recipient)
         if not self.tracker.owns(address):
             raise _Refused(
@@ -218,6 +225,24 @@ class Relay:
         local, _, domain = address.lower().rpartition("@")
         if local in _NO_MAIL and domain in self.tracker.domains:
             raise _Refused(_reject(recipient, 550, "5.7.1", _NO_MAIL[local]))
+        if looks_like_bounce_address(local):
+            return self._bounce_target(recipient, address), True
+        return self._alias(recipient, address), False
+
+    def _bounce_target(self, recipient: str, address: str) -> Alias:
+        """The alias a bounce address names; refused like an alias when it does not work."""
+        try:
+            return self.tracker.bounced(address)
+        except (MalformedAlias, ForgedAlias, UnknownAlias, ExpiredAlias):
+            raise _Refused(_reject(recipient, 550, "5.1.1", "no such bounce address")) from None
+        except (StorageError, UnknownAddressKey, CorruptRecord) as exc:
+            logger.error("cannot read the alias of a bounce address: %s", type(exc).__name__)  # noqa: TRY400
+            raise _Refused(
+                _reject(recipient, 451, "4.3.0", "temporary failure, try again later")
+            ) from None
+
+    def _alias(self, recipient: str, address: str) -> Alias:
+        """The working alias behind ``address``; raises :class:`_Refused` otherwise."""
         try:
             alias = self.tracker.unmask(address)
         except (MalformedAlias, ForgedAlias, UnknownAlias) as exc:
@@ -234,10 +259,11 @@ class Relay:
                     conversation,
                 )
             ) from None
-        except (StorageError, UnknownAddressKey, CorruptRecord):
+        except (StorageError, UnknownAddressKey, CorruptRecord) as exc:
             # storage down, or a record this relay cannot open (a missing
-            # address key): the sender retries while an operator looks
-            logger.exception("cannot read the alias of a recipient")
+            # address key): the sender retries while an operator looks. One
+            # line, no traceback: a driver's traceback may quote parameters.
+            logger.error("cannot read the alias of a recipient: %s", type(exc).__name__)  # noqa: TRY400
             raise _Refused(
                 _reject(recipient, 451, "4.3.0", "temporary failure, try again later")
             ) from None
@@ -291,20 +317,24 @@ class Relay:
 
     def _route(self, recipient: str, message: _Message) -> Outcome:
         try:
-            alias = self._recipient(recipient)
+            alias, via_bounce_address = self._recipient(recipient)
         except _Refused as refused:
             outcome: Outcome = refused.args[0]
             self._record_refusal(outcome, message, None)
             return outcome
         try:
+            if via_bounce_address or (message.bounce and message.report is not None):
+                return self._consume(recipient, alias, message)
             outcome = self._deliver(recipient, alias, message)
         except _Refused as refused:
             outcome = refused.args[0]
             self._record_refusal(outcome, message, alias)
             return outcome
-        except (StorageError, UnknownAddressKey, CorruptRecord):
-            logger.exception(
-                "storage unavailable while relaying to conversation %r", alias.conversation
+        except (StorageError, UnknownAddressKey, CorruptRecord) as exc:
+            logger.error(  # noqa: TRY400 - one line, no traceback that may quote parameters
+                "storage unavailable while relaying to conversation %r: %s",
+                alias.conversation,
+                type(exc).__name__,
             )
             return _reject(
                 recipient, 451, "4.3.0", "temporary failure, try again later", alias.conversation
@@ -403,6 +433,38 @@ class Relay:
             details=outgoing.notes(),
         )
 
+    def _consume(self, recipient: str, alias: Alias, message: _Message) -> Outcome:
+        """Take a delivery report about mail delivered for ``alias``: record it, relay nothing.
+
+        When the failed message came from an outside contact, the outcome
+        delivers a short notice to that contact (from the null sender) instead.
+        """
+        report = message.report or Report(kind="")
+        record_report(self.tracker, alias, report)
+        logger.info(
+            "consumed a %s report for alias %s of conversation %r (%s)",
+            report.kind or "non-",
+            alias.address,
+            alias.conversation,
+            report.status or report.action or "no status",
+        )
+        told = notice(self.tracker, alias, report)
+        if told is None:
+            return Outcome(
+                recipient, 250, "2.0.0", "delivery report recorded", conversation=alias.conversation
+            )
+        contact, data = told
+        return Outcome(
+            recipient,
+            250,
+            "2.0.0",
+            "delivery report recorded; the sender is told",
+            deliver_to=contact.real_address,
+            mail_from="",
+            message=data,
+            conversation=alias.conversation,
+        )
+
     def _authenticate(self, message: _Message) -> Authentication:
         """The authenticator's verdict on the message's author, asked once per message."""
         if message.authentication is None:
@@ -434,9 +496,11 @@ class Relay:
             data.update(ref=alias.key, role=alias.role.value)
         try:
             self.tracker.record_event(conversation, AliasEvent.DELIVERY_REJECTED, data=data)
-        except StorageError:
-            logger.exception(
-                "could not record a refused delivery for conversation %r", conversation
+        except StorageError as exc:
+            logger.error(  # noqa: TRY400 - one line, no traceback that may quote parameters
+                "could not record a refused delivery for conversation %r: %s",
+                conversation,
+                type(exc).__name__,
             )
 
     def _first_refusal(self, outcome: Outcome, alias: Alias | None) -> bool:
@@ -458,7 +522,7 @@ class Relay:
 
     # -- after the hand-off ----------------------------------------------------
 
-    def delivered(self, outcome: Outcome) -> TimelineEntry:
+    def delivered(self, outcome: Outcome) -> TimelineEntry | None:
         """Record an accepted message once the next hop has taken it.
 
         Call it after the hand-off succeeded: the message is recorded on the
@@ -470,13 +534,17 @@ class Relay:
             outcome: an accepted outcome of :meth:`handle`.
 
         Returns:
-            The timeline entry of the message.
+            The timeline entry of the message; ``None`` for a consumed delivery
+            report and for a notice the relay wrote itself (to an outside sender
+            whose message bounced), neither of which is a message to record.
 
         Raises:
             InvalidArgument: ``outcome`` was not accepted.
             StorageError: the timeline could not be written (the message *was*
                 delivered: do not report a failure to the sender).
         """
+        if isinstance(outcome, Outcome) and outcome.accepted and outcome.original is None:
+            return None  # a consumed report, or a notice the relay wrote: nothing to record
         conversation, direction, original = _delivery(outcome)
         return self.tracker.record_message(
             conversation,
@@ -517,10 +585,14 @@ class Relay:
         if not isinstance(status, str) or _STATUS.fullmatch(status) is None:
             raise InvalidArgument("status", "must be an enhanced status code such as 5.1.1")
         data: dict[str, object] = {"code": code, "status": status, "hard": bool(permanent)}
+        record: Alias | Tombstone | None = None
         with contextlib.suppress(CtAliasError):  # the alias as alias events name it
             record = self.tracker.lookup(_strip_brackets(outcome.recipient))
             data.update(ref=record.key, role=record.role.value)
-        return self.tracker.record_event(conversation, AliasEvent.DELIVERY_FAILED, data=data)
+        entry = self.tracker.record_event(conversation, AliasEvent.DELIVERY_FAILED, data=data)
+        if permanent and isinstance(record, Alias):
+            count_hard_bounce(self.tracker, record)
+        return entry
 
 
 def _delivery(outcome: Outcome) -> tuple[str, Direction, bytes]:
@@ -558,6 +630,7 @@ class _Message:
         except MalformedMessage as exc:
             self.malformed = exc.reason
         self.authentication: Authentication | None = None
+        self.report = read_report(data) if is_report(data) else None
 
 
 def _strip_brackets(address: str) -> str:

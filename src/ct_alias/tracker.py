@@ -17,6 +17,7 @@ from ._sealing import RecordSealer, Rotation
 from .addresses import normalize_address
 from .aliases import Alias, Role
 from .blind_index import BlindIndex
+from .bounces import make_bounce_address, read_bounce_address
 from .clock import Clock, SystemClock
 from .codec import AliasCodec
 from .errors import (
@@ -315,6 +316,40 @@ class Tracker(TimelineMethods):
         if isinstance(record, Tombstone):
             return record
         return self._records.present(record, verified.address)
+
+    def bounce_address(self, alias: Alias) -> str | None:
+        """The envelope sender for mail delivered for ``alias``: a signed, expiring bounce address.
+
+        Delivery reports sent to it come back to ``alias``'s conversation (see
+        :mod:`ct_alias.bounces`). ``None`` when it would not fit 254 octets
+        under the store's alias domain.
+        """
+        domain = self.policy_for(alias.store).domain
+        return make_bounce_address(self._codec, alias.key, domain, self._clock.now())
+
+    def bounced(self, address: str) -> Alias:
+        """The alias whose delivery a bounce address reports on.
+
+        Checked like an alias: forged, malformed and expired bounce addresses
+        are refused from their text alone, without a storage call.
+
+        Raises:
+            MalformedAlias: not a bounce address under one of the alias domains.
+            ForgedAlias: its signature does not verify with any current key.
+            ExpiredAlias: the bounce address's time is over.
+            UnknownAlias: the alias it names is not in storage (or was purged).
+        """
+        if not isinstance(address, str) or not self.owns(address):
+            raise MalformedAlias(address, "not under one of this tracker's alias domains")
+        canonical = address.lower()
+        domain = canonical.rpartition("@")[2]
+        key, expires_at = read_bounce_address(self._codec, canonical, domain)
+        if self._clock.now() >= expires_at:
+            raise ExpiredAlias(canonical, expires_at, ExpiryReason.TTL)
+        record = self._storage.get(key)
+        if record is None or isinstance(record, Tombstone):
+            raise UnknownAlias(canonical)
+        return self._records.present(record)
 
     def owns(self, address: object) -> bool:
         """Whether ``address`` is under one of this tracker's alias domains (any case)."""

@@ -36,6 +36,7 @@ from ._allowlist import (
 )
 from ._headers import HeaderField, SplitMessage, get_all, get_first, parse_headers, split_message
 from ._mime import MAX_DEPTH, MAX_PARTS
+from ._reports import Report, is_report, read_report
 from ._rewrite import rewrite_headers
 from ._summary import MAX_HEADER, MessageSummary, message_ids, summarize
 
@@ -50,6 +51,7 @@ __all__ = [
     "TEXT_FIELDS",
     "HeaderField",
     "MessageSummary",
+    "Report",
     "SplitMessage",
     "address_candidates",
     "addresses",
@@ -57,8 +59,10 @@ __all__ = [
     "get_all",
     "get_first",
     "has_bare_cr",
+    "is_report",
     "message_ids",
     "parse_headers",
+    "read_report",
     "rewrite_headers",
     "split_message",
     "summarize",

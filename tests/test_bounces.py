@@ -1,0 +1,253 @@
+"""Bounce addresses and delivery reports: failures come home, addresses never leak."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from ct_alias import Alias, FrozenClock, MemoryStorage, Policy, Role, Tracker
+from ct_alias.auth import AuthenticationResults
+from ct_alias.bounces import BOUNCE_TTL, BOUNCE_V1, make_bounce_address, read_bounce_address
+from ct_alias.codec import AliasCodec
+from ct_alias.errors import ExpiredAlias, ForgedAlias, MalformedAlias
+from ct_alias.mail import parse_headers, read_report, split_message
+from ct_alias.relay import Relay, RelayResult
+
+from .conftest import DOMAIN
+
+# generated with `ct-alias keys generate` for these tests only
+SIGNING_KEY = "Jd8mQ2vX5nR1tK7yB4wL9pF3hC6gA0sE2uZ8oI5qN1r"
+INDEX_KEY = "Vb3nK8xW1qT6yM2rF9jL4hD7gS0pC5aZ3uE8oI1wN6t"
+ADDRESS_KEY = "Hq7wE2rT9yU4iO1pA6sD3fG8hJ5kL0zX2cV7bN4mQ9w"
+MTA = "mx.ct.example.com"
+ORDER = "1001"
+CUSTOMER = "maria.silva@example.com.br"
+CARRIER = "rastreio@transportadora.example.net"
+
+
+def make(clock: FrozenClock, storage: MemoryStorage | None = None, **keys: object) -> Tracker:
+    return Tracker(
+        storage=storage or MemoryStorage(),
+        keys=[SIGNING_KEY],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+        index_key=INDEX_KEY,
+        **keys,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def tracker(clock: FrozenClock) -> Tracker:
+    return make(clock)
+
+
+@pytest.fixture
+def relay(tracker: Tracker) -> Relay:
+    return Relay(tracker, authenticator=AuthenticationResults(MTA))
+
+
+@pytest.fixture
+def customer(tracker: Tracker) -> Alias:
+    return tracker.mask(CUSTOMER, conversation=ORDER)
+
+
+def deliver(relay: Relay, sender: str, recipients: list[str], data: bytes) -> RelayResult:
+    result = relay.handle(sender, recipients, data)
+    for outcome in result.accepted:
+        relay.delivered(outcome)
+    return result
+
+
+def carrier_mail(customer: Alias) -> bytes:
+    return (
+        f"Authentication-Results: {MTA}; dmarc=pass header.from=transportadora.example.net\r\n"
+        f"From: Transportadora <{CARRIER}>\r\nTo: {customer.address}\r\nSubject: Entrega\r\n"
+        "Message-ID: <t1@transportadora.example.net>\r\n\r\nAmanha.\r\n"
+    ).encode()
+
+
+def dsn(bounce: str, delivered: bytes, *, action: str = "failed", status: str = "5.1.1") -> bytes:
+    """A Postfix-style delivery report about ``delivered``, quoting the real recipient."""
+    headers = split_message(delivered).headers.decode("utf-8", "replace")
+    return (
+        "From: MAILER-DAEMON@mx.example.com.br (Mail Delivery System)\r\n"
+        f"To: {bounce}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\n"
+        f"I could not deliver to <{CUSTOMER}>: mailbox unknown.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.com.br\r\n\r\n"
+        f"Final-Recipient: rfc822; {CUSTOMER}\r\nOriginal-Recipient: rfc822; {CUSTOMER}\r\n"
+        f"Action: {action}\r\nStatus: {status}\r\n"
+        f"Diagnostic-Code: smtp; 550 5.1.1 <{CUSTOMER}>: user unknown\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"{headers}"
+        "--B--\r\n"
+    ).encode()
+
+
+# -- the address ---------------------------------------------------------------------
+
+
+def test_known_answer() -> None:
+    codec = AliasCodec([SIGNING_KEY])
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    address = make_bounce_address(codec, "00112233445566778899aabbccddeeff", DOMAIN, at)
+    assert address == ("300128hj8hamcts8j6lbnj6ttrvminnjg3vnrp3bakjuos8m@ct.example.com")
+    assert read_bounce_address(codec, address, DOMAIN) == (
+        "00112233445566778899aabbccddeeff",
+        at + BOUNCE_TTL,
+    )
+    assert len(address.partition("@")[0]) == BOUNCE_V1.length == 48
+
+
+def test_forged_moved_and_expired_are_refused_without_storage(
+    tracker: Tracker, customer: Alias, clock: FrozenClock
+) -> None:
+    bounce = tracker.bounce_address(customer)
+    assert bounce is not None
+    assert tracker.bounced(bounce.upper()).key == customer.key
+    local, _, domain = bounce.partition("@")
+    flipped = local[:10] + ("0" if local[10] != "0" else "1") + local[11:]
+    with pytest.raises(ForgedAlias):
+        tracker.bounced(f"{flipped}@{domain}")
+    other = make(clock)
+    other.set_policy("x", Policy(domain="ct2.example.com"))
+    with pytest.raises(ForgedAlias):  # bound to its domain: cannot be moved to another
+        other.bounced(f"{local}@ct2.example.com")
+    with pytest.raises(MalformedAlias):
+        tracker.bounced(customer.address)
+    clock.advance(BOUNCE_TTL)
+    with pytest.raises(ExpiredAlias):
+        tracker.bounced(bounce)
+
+
+def test_every_relayed_message_leaves_with_its_bounce_address(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    (outcome,) = deliver(relay, CARRIER, [customer.address], carrier_mail(customer)).outcomes
+    assert outcome.mail_from is not None
+    assert tracker.bounced(outcome.mail_from).key == customer.key
+    assert relay.check_recipient(outcome.mail_from) is None
+
+
+# -- reports come home ---------------------------------------------------------------
+
+
+def relayed(relay: Relay, customer: Alias) -> tuple[str, bytes]:
+    (outcome,) = deliver(relay, CARRIER, [customer.address], carrier_mail(customer)).outcomes
+    assert outcome.mail_from is not None
+    assert outcome.message is not None
+    return outcome.mail_from, outcome.message
+
+
+def test_a_report_is_recorded_and_the_sender_told_only_the_alias(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    bounce, delivered = relayed(relay, customer)
+    (outcome,) = deliver(relay, "", [bounce], dsn(bounce, delivered)).outcomes
+    assert outcome.accepted
+    # the report itself goes nowhere; the carrier gets a notice naming the alias only
+    assert outcome.deliver_to == CARRIER
+    assert outcome.mail_from == ""
+    assert outcome.message is not None
+    notice = outcome.message.decode()
+    assert customer.address in notice
+    for secret in ("maria", "example.com.br"):
+        assert secret not in notice.lower()
+    headers = {f.name: f.value for f in parse_headers(split_message(outcome.message).headers)}
+    assert headers["Auto-Submitted"] == "auto-replied"
+    (failure,) = [e for e in tracker.timeline(ORDER).events if e.name == "delivery-failed"]
+    assert failure.data == {
+        "status": "5.1.1",
+        "action": "failed",
+        "hard": True,
+        "source": "report",
+        "kind": "delivery-status",
+        "ref": customer.key,
+        "role": "customer",
+    }
+    assert len(tracker.timeline(ORDER).messages) == 1  # the carrier's message, not the report
+    assert CUSTOMER not in str(tracker.timeline(ORDER).to_dict())
+    contacts = [a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT]
+    assert [a.real_address for a in contacts] == [CARRIER]  # MAILER-DAEMON is nobody
+
+
+def test_a_delay_is_soft_and_an_automatic_original_is_not_answered(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    bounce, delivered = relayed(relay, customer)
+    (outcome,) = relay.handle(
+        "", [bounce], dsn(bounce, delivered, action="delayed", status="4.4.1")
+    ).outcomes
+    assert outcome.accepted
+    (failure,) = [e for e in tracker.timeline(ORDER).events if e.name == "delivery-failed"]
+    assert failure.data["hard"] is False
+    auto = delivered.replace(b"Subject:", b"Auto-Submitted: auto-generated\r\nSubject:", 1)
+    (outcome,) = relay.handle("", [bounce], dsn(bounce, auto)).outcomes
+    assert outcome.accepted
+    assert outcome.deliver_to is None  # never answer automatic mail
+
+
+def test_a_null_sender_report_to_an_alias_is_consumed(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    _, delivered = relayed(relay, customer)
+    (outcome,) = relay.handle("<>", [customer.address], dsn(customer.address, delivered)).outcomes
+    assert outcome.accepted
+    assert outcome.message is None or CUSTOMER.encode() not in outcome.message
+
+
+def test_three_hard_bounces_revoke_the_alias(
+    relay: Relay, tracker: Tracker, customer: Alias, clock: FrozenClock
+) -> None:
+    for _ in range(3):
+        bounce, delivered = relayed(relay, customer)
+        relay.handle("", [bounce], dsn(bounce, delivered))
+        clock.advance(timedelta(days=1))
+    events = [e for e in tracker.timeline(ORDER).events if e.name == "alias-revoked"]
+    assert [e.data.get("reason") for e in events] == ["bounced"]
+    refusal = relay.check_recipient(customer.address)
+    assert refusal is not None
+    assert (refusal.code, refusal.status) == (550, "5.2.1")
+
+
+def test_bounces_outside_the_window_do_not_count(
+    relay: Relay, tracker: Tracker, customer: Alias, clock: FrozenClock
+) -> None:
+    for _ in range(3):
+        bounce, delivered = relayed(relay, customer)
+        relay.handle("", [bounce], dsn(bounce, delivered))
+        clock.advance(timedelta(days=16))  # 0, 16, 32: never three within 30 days
+    assert relay.check_recipient(customer.address) is None
+
+
+def test_the_database_keeps_nothing_of_the_report(tmp_path: Path, clock: FrozenClock) -> None:
+    from ct_alias.storage.sql import SQLStorage
+
+    database = tmp_path / "ct.db"
+    storage = SQLStorage(f"sqlite:///{database}")
+    storage.upgrade()
+    try:
+        tracker = make(clock, storage, address_keys=[ADDRESS_KEY])  # type: ignore[arg-type]
+        relay = Relay(tracker, authenticator=AuthenticationResults(MTA))
+        customer = tracker.mask(CUSTOMER, conversation=ORDER)
+        bounce, delivered = relayed(relay, customer)
+        deliver(relay, "", [bounce], dsn(bounce, delivered))
+    finally:
+        storage.close()
+    raw = database.read_bytes().lower()
+    for secret in (b"maria.silva", b"example.com.br", b"user unknown"):
+        assert secret not in raw
+
+
+def test_read_report_never_fails_on_bytes() -> None:
+    assert read_report(b"") is None
+    assert read_report(b"Subject: hi\r\n\r\nbody") is None
+    broken = b"Content-Type: multipart/report; boundary=x\r\n\r\n--x\r\ngarbage\xff\r\n"
+    report = read_report(broken)
+    assert report is not None
+    assert not report.failed
