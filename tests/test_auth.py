@@ -188,7 +188,7 @@ def dns(rsa_key: tuple[bytes, bytes]) -> Callable[[bytes], bytes | None]:
 
 
 def signed(pem: bytes, domain: str, *lines: str) -> bytes:
-    import dkim
+    import dkim  # type: ignore[import-untyped]
 
     data = ("\r\n".join(lines) + "\r\n\r\nSua entrega chega amanha.\r\n").encode()
     signature: bytes = dkim.sign(
