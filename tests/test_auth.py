@@ -8,13 +8,16 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ct_alias.auth import (
+from ct_alias.auth import (  # the private reader is checked against authres
     DKIM,
     Authentication,
     AuthenticationResults,
     Unauthenticated,
     Verdict,
+    _simple_results,
     aligned,
 )
 from ct_alias.errors import ConfigurationError
@@ -242,3 +245,78 @@ def test_dkim_of_another_domain_vouches_for_nothing(
     assert dkim_verdict(dns, data, "loja.example.com").verdict is Verdict.NONE
     unsigned = b"From: rastreio@transportadora.example.net\r\n\r\nhi\r\n"
     assert dkim_verdict(dns, unsigned, "transportadora.example.net").verdict is Verdict.NONE
+
+
+# -- the fast reader agrees with authres ---------------------------------------------
+
+WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=10)
+DOMAIN_NAME = st.lists(WORD, min_size=1, max_size=3).map(".".join)
+TOKEN = st.one_of(
+    DOMAIN_NAME,
+    st.tuples(WORD, DOMAIN_NAME).map("@".join),
+    DOMAIN_NAME.map("@{}".format),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_+", min_size=1, max_size=12),
+)
+COMMENT = st.sampled_from(
+    ["", " (p=none dis=none)", " (mx: domain of x designates 1.2.3.4)", " ()"]
+)
+
+
+@st.composite
+def result_texts(draw: st.DrawFn) -> str:
+    method = draw(st.sampled_from(["dkim", "spf", "dmarc", "arc", "iprev", "auth", "x-test"]))
+    result = draw(st.sampled_from(["pass", "fail", "none", "neutral", "permerror", "softfail"]))
+    words = [f"{method}={result}{draw(COMMENT)}"]
+    if draw(st.booleans()):
+        words.append(f"reason={draw(WORD)}")
+    for _ in range(draw(st.integers(0, 3))):
+        ptype = draw(st.sampled_from(["header", "smtp", "policy", "body"]))
+        name = draw(st.sampled_from(["d", "i", "from", "mailfrom", "helo", "b", "s"]))
+        words.append(f"{ptype}.{name}={draw(TOKEN)}{draw(COMMENT)}")
+    return " ".join(words)
+
+
+@st.composite
+def field_values(draw: st.DrawFn) -> str:
+    ident = draw(st.sampled_from(["mx.ct.example.com", "MX.Example.org", "mx.ct.example.com 1"]))
+    results = draw(st.lists(result_texts(), max_size=4))
+    return "; ".join([ident + draw(COMMENT), *results]) if results else f"{ident}; none"
+
+
+def by_authres(value: str) -> list[tuple[str, str, dict[tuple[str, str], str]]] | None:
+    import authres
+
+    try:
+        header = authres.AuthenticationResultsHeader.parse(f"Authentication-Results: {value}")
+    except (authres.AuthResError, ValueError, IndexError):
+        return None
+    return [
+        (
+            str(r.method).lower(),
+            str(r.result).lower(),
+            {(p.type.lower(), p.name.lower()): str(p.value) for p in r.properties},
+        )
+        for r in header.results
+    ]
+
+
+@given(field_values())
+def test_the_fast_reader_agrees_with_authres_on_mta_fields(value: str) -> None:
+    fast = _simple_results(value)
+    assert fast is not None  # every field of this plain shape is read without authres
+    assert fast == by_authres(value)
+
+
+@given(
+    st.one_of(
+        field_values().map(lambda v: v.replace(" ", "  ")),
+        field_values().map(lambda v: v.replace("=", " = ", 1)),
+        field_values().map(lambda v: v.replace("; ", ';"x"; ', 1)),
+        st.text(max_size=80),
+        st.text(alphabet='abc=.;() @/\\"', max_size=60),
+    )
+)
+def test_the_fast_reader_never_disagrees(value: str) -> None:
+    fast = _simple_results(value)
+    if fast is not None:
+        assert fast == by_authres(value)

@@ -235,7 +235,7 @@ def test_alias_json_is_the_timeline_participant_shape(env: Path) -> None:
     assert code == 0
     masked = json.loads(text)
     assert (masked.pop("conversation"), masked.pop("store")) == ("o1", "shop")
-    exported = json.loads(run("timeline", "o1", "--json")[1])
+    exported = json.loads(run("timeline", "o1", "-s", "shop", "--json")[1])
     assert exported["participants"] == [masked]
     assert masked["createdAt"].endswith("Z")
     code, text = run("unmask", masked["emailAlias"], "--json")

@@ -106,7 +106,7 @@ def test_cleartext_sealer() -> None:
 
 
 def test_an_unstored_entry_has_no_cursor() -> None:
-    entry = TimelineEntry("o1", EntryKind.EVENT, "invoiced", START)
+    entry = TimelineEntry("o1", EntryKind.EVENT, "invoiced", START, store="shop")
     with pytest.raises(ValueError, match="no cursor"):
         _ = entry.cursor
 

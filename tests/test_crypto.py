@@ -145,9 +145,9 @@ def test_stores_never_see_plaintext(clock: FrozenClock) -> None:
     assert (
         tracker.mask("maria.silva@example.com.br", conversation="o1", store="simple-shop") == simple
     )
-    assert tracker.aliases("o1") == [simple]
+    assert tracker.aliases("o1", store="simple-shop") == [simple]
     assert tracker.lookup(simple.address) == simple
-    exported = tracker.timeline("o1").to_dict(include_real_addresses=True)
+    exported = tracker.timeline("o1", store="simple-shop").to_dict(include_real_addresses=True)
     assert exported["participants"][0]["realAddress"] == "Maria.Silva@example.com.br"
 
 
@@ -268,8 +268,10 @@ def play(tracker: Tracker, count: int) -> list[str]:
                 OrderEvent.PAYMENT_APPROVED,
                 subject="Pagamento aprovado",
                 text="Seu pagamento foi aprovado.",
+                store=store_name,
             )
-            tracker.unmask(tracker.aliases(order)[0].address, reason="carrier notification")
+            first = tracker.aliases(order, store=store_name)[0]
+            tracker.unmask(first.address, reason="carrier notification")
         reals += [customer, shop]
     return reals
 
@@ -290,7 +292,7 @@ def test_a_stolen_database_reveals_no_address(sql_store: SQLStorage, clock: Froz
         ]
         == "zelda.0000@cliente0.example.com"
     )
-    assert json.dumps(tracker.timeline("order-25").to_dict())
+    assert json.dumps(tracker.timeline("order-25", store="simple-shop").to_dict())
 
 
 def test_without_keys_the_same_database_shows_addresses(

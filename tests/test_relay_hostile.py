@@ -267,7 +267,7 @@ def test_a_header_block_of_exactly_the_limit_is_read(tracker: Tracker, customer:
 # -- only an accepted outcome of handle() can be recorded as delivered or failed ---------
 
 
-@pytest.mark.parametrize("missing", ["conversation", "direction", "original"])
+@pytest.mark.parametrize("missing", ["conversation", "store", "direction", "original"])
 def test_an_accepted_outcome_missing_a_part_is_refused(
     tracker: Tracker, customer: Alias, missing: str
 ) -> None:
@@ -325,10 +325,10 @@ class FailingListing(MemoryStorage):
 
     failing = False
 
-    def aliases(self, conversation: str) -> list[Alias]:
+    def aliases(self, conversation: str, *, store: str) -> list[Alias]:
         if self.failing:
             raise StorageError("listing aliases", ConnectionError("down"))
-        return super().aliases(conversation)
+        return super().aliases(conversation, store=store)
 
 
 def test_storage_failing_mid_delivery_is_a_temporary_failure_for_that_recipient() -> None:

@@ -106,7 +106,9 @@ def check_result(
             assert outcome.message is None
             assert outcome.deliver_to is None
             if outcome.conversation is not None:
-                names = [e.name for e in tracker.timeline(outcome.conversation).events]
+                assert outcome.store is not None, outcome
+                timeline = tracker.timeline(outcome.conversation, store=outcome.store)
+                names = [e.name for e in timeline.events]
                 assert "delivery-rejected" in names, outcome
             continue
         assert outcome.conversation is not None
@@ -123,7 +125,8 @@ def check_result(
         trace = [f.value for f in parse_headers(delivered.headers) if f.name == TRACE_HEADER]
         assert alias.conversation in trace
         world.relay.delivered(outcome)
-        recorded = tracker.timeline(outcome.conversation).messages
+        assert outcome.store == alias.store
+        recorded = tracker.timeline(outcome.conversation, store=alias.store).messages
         content_hash = hashlib.sha256(data).hexdigest()
         assert any(
             m.data.get("contentHash") == content_hash

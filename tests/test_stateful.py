@@ -79,6 +79,8 @@ ADDRESSES: dict[str, tuple[str, str, bool]] = {
 }
 CONVERSATIONS = ("o1", "o2", "o3")
 STORES = ("default", SIMPLE_STORE, SHORT_STORE)
+#: Conversations are keyed by (store, conversation): every store has an "o1".
+PLACES = tuple((store, conversation) for store in STORES for conversation in CONVERSATIONS)
 ROLES = (Role.CUSTOMER, Role.STORE, Role.FOLLOW_UP)
 EVENTS = (
     OrderEvent.INVOICED,
@@ -179,8 +181,9 @@ class TrackerMachine(RuleBasedStateMachine):
         self.models: list[Model] = []
         self.slots: dict[tuple[str, str, Role, str], Model] = {}
         self.strangers: list[Stranger] = []
-        self.counts: dict[str, Counter[str]] = {c: Counter() for c in CONVERSATIONS}
-        self.messages: dict[str, set[int]] = {c: set() for c in CONVERSATIONS}
+        # a conversation is keyed by (store, conversation)
+        self.counts: dict[tuple[str, str], Counter[str]] = {p: Counter() for p in PLACES}
+        self.messages: dict[tuple[str, str], set[int]] = {p: set() for p in PLACES}
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -201,10 +204,14 @@ class TrackerMachine(RuleBasedStateMachine):
     def by_address(self, address: str) -> Model | None:
         return next((m for m in self.models if m.address == address), None)
 
-    def in_conversation(self, conversation: str) -> list[Model]:
+    def in_conversation(self, store: str, conversation: str) -> list[Model]:
         """The model's not-purged aliases of a conversation, oldest first (as stores list them)."""
         return sorted(
-            (m for m in self.models if m.conversation == conversation and m.tombstone is None),
+            (
+                m
+                for m in self.models
+                if (m.store, m.conversation) == (store, conversation) and m.tombstone is None
+            ),
             key=lambda m: m.created_at,
         )
 
@@ -272,7 +279,7 @@ class TrackerMachine(RuleBasedStateMachine):
         if current is not None and current.usable(now) and current.signed_by in self.retired:
             # Its key was retired: mask revokes it (recorded) and issues a fresh alias.
             current.status, current.revoked_at = AliasStatus.REVOKED, now
-            self.counts[conversation][REVOKED] += 1
+            self.counts[store, conversation][REVOKED] += 1
         alias = self.tracker.mask(given, conversation=conversation, store=store, role=role)
         if current is not None and current.usable(now):
             assert alias.address == current.address, "mask is idempotent while usable"
@@ -315,7 +322,7 @@ class TrackerMachine(RuleBasedStateMachine):
         )
         self.models.append(model)
         self.slots[slot] = model
-        self.counts[conversation][CREATED] += 1
+        self.counts[store, conversation][CREATED] += 1
 
     @rule(given=st.sampled_from(sorted(ADDRESSES)), store=st.sampled_from(STORES))
     def mint_stranger(self, given: str, store: str) -> None:
@@ -332,7 +339,7 @@ class TrackerMachine(RuleBasedStateMachine):
         model = self.models[index % len(self.models)]
         address = model.address.upper() if upper else model.address
         if self.check_unmask(model, address, reason="customer service"):
-            self.counts[model.conversation][UNMASKED] += 1
+            self.counts[model.store, model.conversation][UNMASKED] += 1
 
     @precondition(lambda self: self.models)
     @rule(
@@ -379,11 +386,15 @@ class TrackerMachine(RuleBasedStateMachine):
     # -- rules: lifecycle --------------------------------------------------------------------
 
     def _end(
-        self, conversation: str, at: datetime, event: str | None, grace: timedelta | None
+        self,
+        place: tuple[str, str],
+        at: datetime,
+        event: str | None,
+        grace: timedelta | None,
     ) -> list[Model]:
         now = self.now
         ended = []
-        for model in self.in_conversation(conversation):
+        for model in self.in_conversation(*place):
             policy = policy_of(model.store)
             if event is not None and event not in policy.end_on:
                 continue
@@ -394,48 +405,52 @@ class TrackerMachine(RuleBasedStateMachine):
                 ends_at = min(ends_at, model.ends_at)
             model.status, model.ends_at = AliasStatus.ENDED, ends_at
             ended.append(model)
-            self.counts[conversation][ENDED] += 1
+            self.counts[place][ENDED] += 1
         return ended
 
     @rule(
-        conversation=st.sampled_from(CONVERSATIONS),
+        place=st.sampled_from(PLACES),
         event=st.sampled_from(EVENTS),
         offset=st.sampled_from([None, -timedelta(days=2), -timedelta(hours=1), timedelta(days=1)]),
     )
-    def record_event(self, conversation: str, event: str, offset: timedelta | None) -> None:
+    def record_event(self, place: tuple[str, str], event: str, offset: timedelta | None) -> None:
+        store, conversation = place
         at = self.now if offset is None else self.now + offset
         entry = self.tracker.record_event(
-            conversation, event, at=None if offset is None else at, data={"n": 1}
+            conversation, event, store=store, at=None if offset is None else at, data={"n": 1}
         )
         assert (entry.kind, entry.name, entry.at) == (EntryKind.EVENT, str(event), at)
-        self._end(conversation, at, str(event), None)
-        self.counts[conversation][str(event)] += 1
+        assert (entry.store, entry.conversation) == place
+        self._end(place, at, str(event), None)
+        self.counts[place][str(event)] += 1
 
     @rule(
-        conversation=st.sampled_from(CONVERSATIONS),
+        place=st.sampled_from(PLACES),
         grace=st.sampled_from([None, timedelta(0), timedelta(hours=1), timedelta(days=5)]),
     )
-    def end(self, conversation: str, grace: timedelta | None) -> None:
-        ended = self.tracker.end(conversation, grace=grace)
-        expected = self._end(conversation, self.now, None, grace)
+    def end(self, place: tuple[str, str], grace: timedelta | None) -> None:
+        store, conversation = place
+        ended = self.tracker.end(conversation, store=store, grace=grace)
+        expected = self._end(place, self.now, None, grace)
         assert sorted(a.address for a in ended) == sorted(m.address for m in expected)
 
     @rule(
-        conversation=st.sampled_from(CONVERSATIONS),
+        place=st.sampled_from(PLACES),
         for_=st.sampled_from([timedelta(hours=1), timedelta(days=2), timedelta(days=90)]),
     )
-    def reactivate(self, conversation: str, for_: timedelta) -> None:
+    def reactivate(self, place: tuple[str, str], for_: timedelta) -> None:
         now = self.now
-        got = self.tracker.reactivate(conversation, for_=for_)
+        store, conversation = place
+        got = self.tracker.reactivate(conversation, store=store, for_=for_)
         expected = []
-        for model in self.in_conversation(conversation):
+        for model in self.in_conversation(store, conversation):
             if model.status is AliasStatus.REVOKED or now >= model.expires_at:
                 continue
             if model.status is not AliasStatus.ENDED and model.ends_at is None:
                 continue
             model.status, model.ends_at = AliasStatus.ACTIVE, min(now + for_, model.expires_at)
             expected.append(model)
-            self.counts[conversation][REACTIVATED] += 1
+            self.counts[place][REACTIVATED] += 1
         assert sorted(a.address for a in got) == sorted(m.address for m in expected)
         for alias in got:
             found = self.by_address(alias.address)
@@ -465,7 +480,7 @@ class TrackerMachine(RuleBasedStateMachine):
         got = self.tracker.revoke(target, reason="fraud")
         if model.status is not AliasStatus.REVOKED:
             model.status, model.revoked_at = AliasStatus.REVOKED, now
-            self.counts[model.conversation][REVOKED] += 1
+            self.counts[model.store, model.conversation][REVOKED] += 1
         assert got.address == model.address
         assert (got.status, got.revoked_at, got.ends_at) == (
             model.status,
@@ -486,20 +501,23 @@ class TrackerMachine(RuleBasedStateMachine):
                 expected += 1
         assert self.tracker.purge(older_than=older_than) == expected
 
-    @rule(conversation=st.sampled_from(CONVERSATIONS), number=st.integers(0, 3))
-    def record_message(self, conversation: str, number: int) -> None:
+    @rule(place=st.sampled_from(PLACES), number=st.integers(0, 3))
+    def record_message(self, place: tuple[str, str], number: int) -> None:
+        store, conversation = place
         data = (
             f"From: Someone <someone@elsewhere.example.org>\r\n"
             f"To: somebody@elsewhere.example.org\r\n"
             f"Subject: message {number}\r\n"
             f"Message-ID: <m{number}@elsewhere.example.org>\r\n\r\nHello {number}\r\n"
         ).encode()
-        entry = self.tracker.record_message(conversation, data, direction=Direction.INBOUND)
+        entry = self.tracker.record_message(
+            conversation, data, direction=Direction.INBOUND, store=store
+        )
         assert entry.kind is EntryKind.MESSAGE
         assert entry.data["subject"] == f"message {number}"
-        if number not in self.messages[conversation]:
-            self.messages[conversation].add(number)
-            self.counts[conversation][Direction.INBOUND.value] += 1
+        if number not in self.messages[place]:
+            self.messages[place].add(number)
+            self.counts[place][Direction.INBOUND.value] += 1
 
     # -- invariants -------------------------------------------------------------------------
 
@@ -522,9 +540,9 @@ class TrackerMachine(RuleBasedStateMachine):
     @invariant()
     def conversations_and_timelines_agree(self) -> None:
         now = self.now
-        for conversation in CONVERSATIONS:
-            listed = self.tracker.aliases(conversation)
-            expected = self.in_conversation(conversation)
+        for store, conversation in PLACES:
+            listed = self.tracker.aliases(conversation, store=store)
+            expected = self.in_conversation(store, conversation)
             assert [a.address for a in listed] == [m.address for m in expected]
             for alias, model in zip(listed, expected, strict=True):
                 assert alias.real_address == model.real_address
@@ -535,9 +553,9 @@ class TrackerMachine(RuleBasedStateMachine):
                 ), model
                 assert (alias.created_at, alias.expires_at) == (model.created_at, model.expires_at)
                 assert alias.usable_at(now) == model.usable(now)
-            timeline = self.tracker.timeline(conversation)
+            timeline = self.tracker.timeline(conversation, store=store)
             counts = Counter(entry.name for entry in timeline.entries)
-            assert +counts == +self.counts[conversation], conversation
+            assert +counts == +self.counts[store, conversation], (store, conversation)
             assert [e.at for e in timeline.entries] == sorted(e.at for e in timeline.entries)
 
 
@@ -604,9 +622,10 @@ def test_mask_after_retiring_the_signing_key_issues_a_working_alias(
     assert again.address != first.address
     assert retired.unmask(again.address).real_address == "maria@example.com.br"
     assert retired.mask("MARIA@example.com.br", conversation="o1", store=store_name) == again
-    (old_record,) = [a for a in retired.aliases("o1") if a.address == first.address]
+    listed = retired.aliases("o1", store=store_name)
+    (old_record,) = [a for a in listed if a.address == first.address]
     assert old_record.status is AliasStatus.REVOKED
-    names = [e.name for e in retired.timeline("o1").events]
+    names = [e.name for e in retired.timeline("o1", store=store_name).events]
     assert names.count(CREATED) == 2
     assert names.count(REVOKED) == 1
 

@@ -9,7 +9,7 @@ import pytest
 
 from ct_alias import MemoryStorage, Policy, StorageError, Tracker, UnknownAlias
 from ct_alias.errors import PublicIndexKeyWarning, driver_message
-from ct_alias.storage.sql import SQLStorage
+from ct_alias.storage.sql import SCHEMA_VERSION, SQLStorage
 
 from .sql_servers import MYSQL_URL, POSTGRES_URL
 
@@ -89,7 +89,7 @@ def test_mask_before_upgrade_says_so_and_leaves_no_file(tmp_path: Path) -> None:
     assert "does not exist" in str(caught.value)
     assert storage.schema_version() == 0
     assert not path.exists()
-    assert storage.upgrade() == 1
+    assert storage.upgrade() == SCHEMA_VERSION
     assert path.exists()
     assert _tracker(storage).mask("maria@example.com", conversation="o1").address
 

@@ -39,6 +39,7 @@ from ct_alias.storage.sql import (
     metadata,
     upgrade,
 )
+from ct_alias.storage.sql.migrations import STEPS
 from ct_alias.storage.sql.transactions import fate
 from ct_alias.testing import T0, StorageContract, make_alias, make_entry
 from ct_alias.timeline import EntryKind, TimelineEntry
@@ -291,7 +292,7 @@ def test_upgrade_is_idempotent_concurrent_and_recorded(target: Target) -> None:
         assert store.schema_version() == SCHEMA_VERSION
         with store.engine.connect() as conn:
             rows = conn.execute(sa.select(store.tables.versions)).all()
-        assert [row.version for row in rows] == [1]
+        assert [row.version for row in rows] == [step.version for step in STEPS]
         assert rows[0].applied_at.utcoffset() == timedelta(0)
         alias = make_alias()
         assert store.get_or_create(alias, now=T0) == (alias, True)
@@ -336,7 +337,7 @@ def test_failed_creation_leaves_nothing_behind(sql_store: SQLStorage) -> None:
     assert not info.value.transient
     assert info.value.__cause__ is info.value.cause
     assert sql_store.get(alias.key) is None
-    assert sql_store.entries("order-1") == []
+    assert sql_store.entries("order-1", store="shop") == []
     assert sql_store.get_or_create(make_alias(slot=alias.slot), now=T0)[1]
 
 
@@ -353,7 +354,7 @@ def test_a_value_the_database_refuses_fails_the_whole_transaction(
     assert not info.value.transient
     assert isinstance(info.value.cause, sa.exc.DBAPIError)
     assert store.get(alias.key) is None
-    assert store.entries("order-1") == []
+    assert store.entries("order-1", store="shop") == []
     store.get_or_create(alias, now=T0)
     ended = AliasChange(alias.key, AliasStatus.ENDED, T0)
     with pytest.raises(StorageError):
@@ -368,7 +369,7 @@ def test_failed_update_changes_nothing(sql_store: SQLStorage) -> None:
     with pytest.raises(StorageError):
         sql_store.update([change], entries=[make_entry(data={"bad": {1, 2}})])
     assert sql_store.get(alias.key) == alias
-    assert sql_store.entries("order-1") == []
+    assert sql_store.entries("order-1", store="shop") == []
 
 
 def test_naive_datetimes_are_refused(sql_store: SQLStorage) -> None:
@@ -515,7 +516,7 @@ def test_host_engine(tmp_path: Path) -> None:
         )
         conn.execute(first.tables.timeline.delete())  # the host's own transactions still work
         conn.commit()
-    assert first.entries("order-1") == []
+    assert first.entries("order-1", store="shop") == []
     engine.dispose()
 
 
@@ -578,9 +579,9 @@ def test_entries_round_trip_any_json_and_time(
     memory_sqlite: SQLStorage, data: dict[str, Any], at: datetime, conversation: str
 ) -> None:
     clear(memory_sqlite)
-    entry = TimelineEntry(conversation, EntryKind.MESSAGE, "inbound", at, data)
+    entry = TimelineEntry(conversation, EntryKind.MESSAGE, "inbound", at, data, store="shop")
     stored, _ = memory_sqlite.append(entry)
-    (read,) = memory_sqlite.entries(conversation)
+    (read,) = memory_sqlite.entries(conversation, store="shop")
     assert read == evolve(stored, at=at.astimezone(UTC))
     assert read.at.tzinfo is UTC
 
@@ -590,6 +591,7 @@ def test_entries_round_trip_any_json_and_time(
 CHILD_PRELUDE = """
 import json, sys
 from ct_alias.storage.sql import SQLStorage
+from ct_alias.storage.sql.migrations import STEPS
 from ct_alias.storage.sql.transactions import fate
 from ct_alias.testing import T0, make_alias, make_entry
 url, options, slot, conversation = json.loads(sys.argv[1])
@@ -622,7 +624,7 @@ print(json.dumps([alias.key, alias.address, created]))
         stored = store.get(key)
         assert isinstance(stored, Alias)
         assert (stored.address, stored.slot, stored.conversation) == (address, slot, conversation)
-        (entry,) = store.entries(conversation)
+        (entry,) = store.entries(conversation, store="shop")
         assert entry.data == {"ref": "x"}
 
 
@@ -696,9 +698,11 @@ print(json.dumps({{"results": results, "errors": errors}}))
     assert len({seq for _, _, seq, _ in results}) == 1
     assert sum(new for _, _, _, new in results) == 1
     with target.open() as store:
-        (alias,) = store.aliases(conversation)
+        (alias,) = store.aliases(conversation, store="shop")
         assert alias.key == results[0][0]
-        assert len(store.entries(conversation)) == 2  # one creation event, one message
+        assert (
+            len(store.entries(conversation, store="shop")) == 2
+        )  # one creation event, one message
 
 
 # -- with the tracker ----------------------------------------------------------------------

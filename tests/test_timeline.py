@@ -377,6 +377,7 @@ def test_notify_composes_from_the_store_alias(shop: Tracker) -> None:
         text="Olá Maria, seu pedido saiu para entrega.",
         html="<p>Olá Maria, seu pedido <b>saiu</b> para entrega.</p>",
         from_name="Loja Exemplo",
+        store="simple-shop",
     )
     assert msg["From"].addresses[0].addr_spec == store.address
     assert msg["From"].addresses[0].display_name == "Loja Exemplo"
@@ -389,7 +390,7 @@ def test_notify_composes_from_the_store_alias(shop: Tracker) -> None:
     assert b"\r\n" in wire
     reparsed = message_from_bytes(wire, policy=default_policy)
     assert reparsed["Subject"] == "Seu pedido foi despachado"
-    timeline = shop.timeline("o1")
+    timeline = shop.timeline("o1", store="simple-shop")
     assert [e.name for e in timeline.events][-1] == "dispatched"
     (recorded,) = timeline.messages
     assert recorded.data["to"] == [{"name": "", "ref": customer.key, "role": "customer"}]

@@ -12,8 +12,10 @@ It shows what a backend has to get right:
 * get-or-create is atomic: one lock and one transaction around the slot
   check, the retirement of an unusable alias and the insert;
 * every write stores its timeline entries in the same transaction;
-* timeline entries are unique per (conversation, dedup key) and ordered by
-  (time, sequence number);
+* a conversation is keyed by (store, conversation): two stores may number
+  their orders alike;
+* timeline entries are unique per (store, conversation, dedup key) and
+  ordered by (time, sequence number);
 * datetimes go in and come out timezone-aware UTC, microseconds kept;
 * purging keeps a tombstone: the key stays taken, the addresses are gone.
 """
@@ -57,18 +59,19 @@ CREATE TABLE IF NOT EXISTS aliases (
     expired_at    INTEGER,
     expiry_reason TEXT
 );
-CREATE INDEX IF NOT EXISTS aliases_conversation ON aliases (conversation);
+CREATE INDEX IF NOT EXISTS aliases_place ON aliases (store, conversation);
 CREATE TABLE IF NOT EXISTS entries (
     seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    store         TEXT NOT NULL,
     conversation  TEXT NOT NULL,
     at            INTEGER NOT NULL,
     kind          TEXT NOT NULL,
     name          TEXT NOT NULL,
     data          TEXT NOT NULL,
     dedup_key     TEXT,
-    UNIQUE (conversation, dedup_key)
+    UNIQUE (store, conversation, dedup_key)
 );
-CREATE INDEX IF NOT EXISTS entries_order ON entries (conversation, at, seq);
+CREATE INDEX IF NOT EXISTS entries_order ON entries (store, conversation, at, seq);
 """
 
 _ALIAS_COLUMNS = (
@@ -79,7 +82,7 @@ _SELECT_ALIAS = (
     "SELECT key, slot, address, real_address, conversation, store, role, strategy, created_at, "
     "expires_at, status, ends_at, revoked_at, purged_at, expired_at, expiry_reason FROM aliases"
 )
-_SELECT_ENTRY = "SELECT conversation, kind, name, at, data, dedup_key, seq FROM entries"
+_SELECT_ENTRY = "SELECT conversation, kind, name, at, data, dedup_key, seq, store FROM entries"
 
 
 def _micros(moment: datetime) -> int:
@@ -201,13 +204,13 @@ class SQLite3Store:
             row = self._conn.execute(_SELECT_ALIAS + " WHERE key = ?", (key,)).fetchone()
         return None if row is None else _record(row)
 
-    def aliases(self, conversation: str) -> list[Alias]:
-        """Every alias of ``conversation`` that is not purged, oldest first."""
+    def aliases(self, conversation: str, *, store: str) -> list[Alias]:
+        """Every alias of ``store``'s ``conversation`` that is not purged, oldest first."""
         with self._lock:
             rows = self._conn.execute(
-                _SELECT_ALIAS + " WHERE conversation = ? AND purged_at IS NULL "
+                _SELECT_ALIAS + " WHERE store = ? AND conversation = ? AND purged_at IS NULL "
                 "ORDER BY created_at, n",
-                (conversation,),
+                (store, conversation),
             ).fetchall()
         return [_alias(row) for row in rows]
 
@@ -281,7 +284,7 @@ class SQLite3Store:
     # -- timeline ---------------------------------------------------------------
 
     def append(self, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
-        """Append one entry, unless its conversation already has its ``dedup_key``."""
+        """Append one entry, unless its store's conversation already has its ``dedup_key``."""
         with self._writing() as db:
             return _append(db, entry)
 
@@ -289,12 +292,13 @@ class SQLite3Store:
         self,
         conversation: str,
         *,
+        store: str,
         after: tuple[datetime, int] | None = None,
         limit: int | None = None,
     ) -> list[TimelineEntry]:
         """A conversation's entries by (time, sequence), after a position, at most ``limit``."""
-        where = " WHERE conversation = ?"
-        params: list[object] = [conversation]
+        where = " WHERE store = ? AND conversation = ?"
+        params: list[object] = [store, conversation]
         if after is not None:
             where += " AND (at > ? OR (at = ? AND seq > ?))"
             params += [_micros(after[0]), _micros(after[0]), after[1]]
@@ -310,15 +314,16 @@ def _append(db: sqlite3.Connection, entry: TimelineEntry) -> tuple[TimelineEntry
     """Append ``entry`` inside the caller's transaction; a duplicate returns the first one."""
     if entry.dedup_key is not None:
         row = db.execute(
-            _SELECT_ENTRY + " WHERE conversation = ? AND dedup_key = ?",
-            (entry.conversation, entry.dedup_key),
+            _SELECT_ENTRY + " WHERE store = ? AND conversation = ? AND dedup_key = ?",
+            (entry.store, entry.conversation, entry.dedup_key),
         ).fetchone()
         if row is not None:
             return _entry(row), False
     cursor = db.execute(
-        "INSERT INTO entries (conversation, at, kind, name, data, dedup_key) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO entries (store, conversation, at, kind, name, data, dedup_key) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
+            entry.store,
             entry.conversation,
             _micros(entry.at),
             entry.kind.value,
@@ -335,6 +340,7 @@ def _append(db: sqlite3.Connection, entry: TimelineEntry) -> tuple[TimelineEntry
         entry.data,
         entry.dedup_key,
         seq=cursor.lastrowid,
+        store=entry.store,
     )
     return stored, True
 
@@ -372,7 +378,14 @@ def _record(row: tuple[Any, ...]) -> Alias | Tombstone:
 
 
 def _entry(row: tuple[Any, ...]) -> TimelineEntry:
-    conversation, kind, name, at, data, dedup_key, seq = row
+    conversation, kind, name, at, data, dedup_key, seq, store = row
     return TimelineEntry(
-        conversation, EntryKind(kind), name, _moment(at), json.loads(data), dedup_key, seq
+        conversation,
+        EntryKind(kind),
+        name,
+        _moment(at),
+        json.loads(data),
+        dedup_key,
+        seq,
+        store=store,
     )

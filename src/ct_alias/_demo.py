@@ -26,6 +26,8 @@ CARRIER = "rastreio@transportadora.example.net"
 #: The receiving MTA whose Authentication-Results the demo's relay trusts.
 MTA = "mx.ct.example.com"
 ORDERS = {"loja-complexa": "1077540530277-01", "loja-simples": "1077540530277-02"}
+#: The store of each order (conversations are per store).
+STORE_OF = {order: shop for shop, order in ORDERS.items()}
 STEPS = [
     (OrderEvent.PAYMENT_APPROVED, "Pagamento aprovado", "Seu pagamento foi aprovado."),
     (OrderEvent.PREPARING_DELIVERY, "Preparando entrega", "Estamos preparando seu pedido."),
@@ -132,13 +134,17 @@ class _Demo:
         tracker, customer = self.tracker, self.customers[order]
         self.say(f"\n== the order flow of {order} ==")
         for step, subject, text in STEPS[:4]:
-            message = tracker.notify(order, step, subject=subject, text=text, from_name="Loja")
+            message = tracker.notify(
+                order, step, subject=subject, text=text, from_name="Loja", store=STORE_OF[order]
+            )
             self.say(f"notify    {step.value:<20} From {message['From']}  To {message['To']}")
             self.clock.advance(timedelta(hours=8))
 
         self.say("\n== a carrier writes to the customer's alias, through the relay ==")
         outcome = self.relay_one(CARRIER, customer.address, self.carrier_mail(customer))
-        contact = next(a for a in tracker.aliases(order) if a.role is Role.CONTACT)
+        contact = next(
+            a for a in tracker.aliases(order, store=STORE_OF[order]) if a.role is Role.CONTACT
+        )
         self.say(f"relay     {outcome.reply}: delivered to {outcome.deliver_to}")
         self.say(f"          the carrier got a reverse alias: {contact.address}")
         self.say(f"          envelope sender {outcome.mail_from}")
@@ -162,7 +168,9 @@ class _Demo:
         self.say(f"          the carrier sees {from_line.decode()!r}, never the real address")
 
         step, subject, text = STEPS[4]
-        tracker.notify(order, step, subject=subject, text=text, from_name="Loja")
+        tracker.notify(
+            order, step, subject=subject, text=text, from_name="Loja", store=STORE_OF[order]
+        )
         self.say(f"notify    {step.value}")
 
     def carrier_mail(self, customer: Alias) -> bytes:
@@ -202,6 +210,7 @@ class _Demo:
             subject="Pagamento aprovado",
             text="Seu pagamento foi aprovado.",
             from_name="Loja Simples",
+            store=STORE_OF[order],
         )
         self.say(f"notify    payment-approved     From {message['From']}")
         customer = self.customers[order]
@@ -224,9 +233,11 @@ class _Demo:
 
     def show_timelines(self) -> None:
         if self.as_json:
-            exported = [self.tracker.timeline(order).to_dict() for order in ORDERS.values()]
+            exported = [
+                self.tracker.timeline(order, store=shop).to_dict() for shop, order in ORDERS.items()
+            ]
             print(json.dumps(exported, indent=2, ensure_ascii=False), file=self.out)
             return
-        for order in ORDERS.values():
+        for shop, order in ORDERS.items():
             self.say(f"\n== the timeline of order {order} ==")
-            self.say(render_timeline(self.tracker.timeline(order)))
+            self.say(render_timeline(self.tracker.timeline(order, store=shop)))

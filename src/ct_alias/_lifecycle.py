@@ -39,7 +39,9 @@ def alias_event(alias: Alias, name: AliasEvent, at: datetime, **data: Any) -> Ti
     """The timeline entry of an alias event: the alias by reference, never by address."""
     details = {"ref": alias.key, "role": alias.role.value, "strategy": alias.strategy}
     details.update({k: v for k, v in data.items() if v is not None})
-    return TimelineEntry(alias.conversation, EntryKind.EVENT, name.value, at, details)
+    return TimelineEntry(
+        alias.conversation, EntryKind.EVENT, name.value, at, details, store=alias.store
+    )
 
 
 def ending(

@@ -135,7 +135,7 @@ class Outgoing:
         self._bounce = bounce
         self._policy = tracker.policy_for(recipient.store)
         self._now = tracker.clock.now()
-        participants = tracker.aliases(recipient.conversation)
+        participants = tracker.aliases(recipient.conversation, store=recipient.store)
         self._participants = participants
         # usable aliases win over ended ones of the same address
         ordered = sorted(participants, key=lambda a: a.usable_at(self._now))
@@ -293,7 +293,8 @@ class Outgoing:
     def _seen(self) -> dict[str, tuple[str, str | None]]:
         """Stand-in → (original id, its author's alias key), for the conversation's messages."""
         seen: dict[str, tuple[str, str | None]] = {}
-        for entry in self._tracker.timeline(self._recipient.conversation).messages:
+        recipient = self._recipient
+        for entry in self._tracker.timeline(recipient.conversation, store=recipient.store).messages:
             original = entry.data.get("messageId")
             if not isinstance(original, str) or not original:
                 continue

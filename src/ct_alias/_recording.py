@@ -20,6 +20,7 @@ from .errors import InvalidArgument, MissingParticipant
 from .policy import Policy
 from .storage.base import Storage
 from .timeline import Direction, EntryKind, OrderEvent, Timeline, TimelineEntry
+from .vocabulary import DEFAULT_STORE
 
 if TYPE_CHECKING:
     from .auth import Authentication
@@ -38,14 +39,19 @@ class TimelineMethods:
         @property
         def domains(self) -> frozenset[str]: ...
 
-        def aliases(self, conversation: str) -> list[Alias]: ...
+        def aliases(self, conversation: str, *, store: str = ...) -> list[Alias]: ...
 
         def policy_for(self, store: str) -> Policy: ...
 
         def _why_unreadable(self, alias: Alias) -> str | None: ...
 
         def _ending(
-            self, conversation: str, at: datetime, event: str | None, grace: timedelta | None
+            self,
+            store: str,
+            conversation: str,
+            at: datetime,
+            event: str | None,
+            grace: timedelta | None,
         ) -> Changes: ...
 
         def _apply(self, changes: Changes) -> tuple[list[Alias], list[TimelineEntry]]: ...
@@ -57,17 +63,19 @@ class TimelineMethods:
         conversation: str,
         event: OrderEvent | str,
         *,
+        store: str = DEFAULT_STORE,
         at: datetime | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> TimelineEntry:
         """Record an order event (or a host-defined one) on the timeline.
 
-        If a policy of the conversation's aliases lists the event in
-        ``end_on``, those aliases end (working on through the policy's grace
+        If the store's policy lists the event in ``end_on``, the
+        conversation's aliases end (working on through the policy's grace
         period counted from ``at``), in the same transaction.
 
         Args:
             conversation: the conversation (order id).
+            store: whose conversation (conversations are per store).
             event: an :class:`OrderEvent`, or a host-defined name (1-64 printable characters).
             at: when it happened (aware); default now.
             data: JSON-compatible details, kept as given.
@@ -76,11 +84,12 @@ class TimelineMethods:
             The stored entry.
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         name = check.event_name(event)
         at = self._clock.now() if at is None else check.moment("at", at)
         details = check.json_data(data)
-        entry = TimelineEntry(conversation, EntryKind.EVENT, name, at, details)
-        endings = self._ending(conversation, at, name, None)
+        entry = TimelineEntry(conversation, EntryKind.EVENT, name, at, details, store=store)
+        endings = self._ending(store, conversation, at, name, None)
         _, stored = self._apply(Changes(endings.changes, (entry, *endings.entries)))
         return stored[0]
 
@@ -90,6 +99,7 @@ class TimelineMethods:
         message: bytes | bytearray | memoryview | EmailMessage,
         *,
         direction: Direction | str,
+        store: str = DEFAULT_STORE,
         authentication: Authentication | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> TimelineEntry:
@@ -106,6 +116,7 @@ class TimelineMethods:
             conversation: the conversation.
             message: raw RFC 5322 bytes, or an :class:`email.message.EmailMessage`.
             direction: :class:`Direction` (``"inbound"`` or ``"outbound"``).
+            store: whose conversation (conversations are per store).
             authentication: the verdict on the message's author (see
                 :mod:`ct_alias.auth`), recorded with it. Unless it vouches for
                 the ``From:`` domain, the author is recorded as unverified and
@@ -117,6 +128,7 @@ class TimelineMethods:
             The stored entry (the first one, for a duplicate).
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         direction = check.direction(direction)
         # Mail parsing is imported on first use: importing ct_alias stays light.
         from ._messages import message_data, message_dedup_key  # noqa: PLC0415
@@ -125,7 +137,7 @@ class TimelineMethods:
         summary = summarize(check.message(message))
         data = message_data(
             summary,
-            self.aliases(conversation),
+            self.aliases(conversation, store=store),
             authentication=authentication,
             alias_domains=self.domains,
         )
@@ -138,6 +150,7 @@ class TimelineMethods:
             self._clock.now(),
             data,
             dedup_key=message_dedup_key(summary),
+            store=store,
         )
         stored, _ = self._storage.append(entry)
         return stored
@@ -150,7 +163,7 @@ class TimelineMethods:
         subject: str,
         text: str,
         html: str | None = None,
-        store: str | None = None,
+        store: str = DEFAULT_STORE,
         from_name: str = "",
     ) -> EmailMessage:
         """Compose the store's e-mail to the customer for an order step, and record it.
@@ -166,7 +179,8 @@ class TimelineMethods:
             subject: the subject line.
             text: the plain-text body.
             html: an optional HTML alternative.
-            store: whose notification; default: the store of the customer's alias.
+            store: whose order (conversations are per store): the customer and
+                store aliases of that store's conversation are used.
             from_name: a display name for the ``From`` header (the store's name).
 
         Raises:
@@ -174,6 +188,7 @@ class TimelineMethods:
             InvalidArgument: a subject with line breaks, or bodies that are not text.
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         name = check.event_name(event)
         subject = check.text("subject", subject, check.MAX_SUBJECT)
         from_name = check.text("from_name", from_name, check.MAX_FROM_NAME)
@@ -183,13 +198,13 @@ class TimelineMethods:
         now = self._clock.now()
         aliases = [
             a
-            for a in self.aliases(conversation)
+            for a in self.aliases(conversation, store=store)
             if a.usable_at(now) and self._why_unreadable(a) is None  # never from a dead alias
         ]
-        customer = _latest(aliases, Role.CUSTOMER, store)
+        customer = _latest(aliases, Role.CUSTOMER)
         if customer is None:
             raise MissingParticipant(conversation, Role.CUSTOMER.value)
-        shop = _latest(aliases, Role.STORE, customer.store)
+        shop = _latest(aliases, Role.STORE)
         if shop is None:
             raise MissingParticipant(conversation, Role.STORE.value)
         from ._messages import compose_notification  # noqa: PLC0415 - see record_message
@@ -204,17 +219,23 @@ class TimelineMethods:
             domain=self.policy_for(shop.store).domain,
             sender_name=from_name,
         )
-        self.record_event(conversation, name, at=now)
-        self.record_message(conversation, message, direction=Direction.OUTBOUND)
+        self.record_event(conversation, name, store=store, at=now)
+        self.record_message(conversation, message, direction=Direction.OUTBOUND, store=store)
         return message
 
     def timeline(
-        self, conversation: str, *, limit: int | None = None, after: str | None = None
+        self,
+        conversation: str,
+        *,
+        store: str = DEFAULT_STORE,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> Timeline:
         """Read a conversation's timeline: its participants and entries, in order.
 
         Args:
             conversation: the conversation.
+            store: whose conversation (conversations are per store).
             limit: at most this many entries (a page); default all.
             after: the ``next_after`` of the previous page.
 
@@ -222,11 +243,12 @@ class TimelineMethods:
             InvalidArgument: a bad limit or cursor.
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         if limit is not None:
             limit = check.positive_int("limit", limit)
         position = None if after is None else check.cursor(after)
         entries = self._storage.entries(
-            conversation, after=position, limit=None if limit is None else limit + 1
+            conversation, store=store, after=position, limit=None if limit is None else limit + 1
         )
         next_after = None
         if limit is not None and len(entries) > limit:
@@ -234,15 +256,16 @@ class TimelineMethods:
             next_after = entries[-1].cursor
         return Timeline(
             conversation=conversation,
-            participants=tuple(self.aliases(conversation)),
+            participants=tuple(self.aliases(conversation, store=store)),
             entries=tuple(entries),
             next_after=next_after,
             now=self._clock.now(),
+            store=store,
         )
 
 
-def _latest(aliases: list[Alias], role: Role, store: str | None) -> Alias | None:
+def _latest(aliases: list[Alias], role: Role) -> Alias | None:
     for alias in reversed(aliases):
-        if alias.role is role and (store is None or alias.store == store):
+        if alias.role is role:
             return alias
     return None

@@ -46,7 +46,9 @@ def record_report(tracker: Tracker, alias: Alias, report: Report) -> None:
         "ref": alias.key,
         "role": alias.role.value,
     }
-    tracker.record_event(alias.conversation, AliasEvent.DELIVERY_FAILED, data=data)
+    tracker.record_event(
+        alias.conversation, AliasEvent.DELIVERY_FAILED, store=alias.store, data=data
+    )
     if report.hard:
         count_hard_bounce(tracker, alias)
 
@@ -62,7 +64,7 @@ def count_hard_bounce(tracker: Tracker, alias: Alias) -> bool:
     since = tracker.clock.now() - policy.bounce_window
     hard = sum(
         1
-        for entry in tracker.timeline(alias.conversation).events
+        for entry in tracker.timeline(alias.conversation, store=alias.store).events
         if entry.name == AliasEvent.DELIVERY_FAILED
         and entry.data.get("hard") is True
         and entry.data.get("ref") == alias.key
@@ -91,7 +93,7 @@ def notice(tracker: Tracker, alias: Alias, report: Report) -> tuple[Alias, bytes
     contact = next(
         (
             a
-            for a in tracker.aliases(alias.conversation)
+            for a in tracker.aliases(alias.conversation, store=alias.store)
             if a.address == report.returned_from and a.role is Role.CONTACT and a.usable_at(now)
         ),
         None,

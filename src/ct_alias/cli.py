@@ -226,10 +226,13 @@ def _cmd_unmask(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
-    timeline = _tracker(args).timeline(args.conversation, limit=args.limit, after=args.after)
+    timeline = _tracker(args).timeline(
+        args.conversation, store=args.store, limit=args.limit, after=args.after
+    )
     if args.after is None and not timeline.participants and not timeline.entries:
+        of_store = "" if args.store == DEFAULT_STORE else f" of store {args.store!r}"
         raise _NotFound(
-            f"no conversation {args.conversation!r} in this storage (--db, CT_ALIAS_DB): "
+            f"no conversation {args.conversation!r}{of_store} in this storage (--db, CT_ALIAS_DB): "
             "nothing was masked or recorded for it"
         )
     if args.json:
@@ -629,6 +632,13 @@ def _alias_commands(sub: Any) -> None:
 
     timeline = sub.add_parser("timeline", help="show a conversation's timeline")
     timeline.add_argument("conversation", type=_non_empty, help="the order id")
+    timeline.add_argument(
+        "--store",
+        "-s",
+        default=DEFAULT_STORE,
+        type=_non_empty,
+        help="the store (tenant) whose conversation it is (default: %(default)s)",
+    )
     shape = timeline.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="the JSON export")
     shape.add_argument(

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Final
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from ._outgoing import MAILER_DAEMON_LOCAL, UNVERIFIED_LOCAL, Author, Outgoing, Refusal, author_of
 from ._returns import count_hard_bounce, notice, record_report
@@ -97,6 +97,7 @@ class Outcome:
             message's author (recorded with it).
         details: for an accepted recipient, what the rewrite left out
             (counts, never addresses), recorded with the message.
+        store: the store of the recipient alias's conversation, when known.
     """
 
     recipient: str
@@ -111,6 +112,7 @@ class Outcome:
     original: bytes | None = field(default=None, repr=False, eq=False)
     authentication: Authentication | None = field(default=None, repr=False, eq=False)
     details: Mapping[str, object] | None = field(default=None, repr=False, eq=False)
+    store: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -141,9 +143,15 @@ class RelayResult:
 
 
 def _reject(
-    recipient: str, code: int, status: str, reason: str, conversation: str | None = None
+    recipient: str,
+    code: int,
+    status: str,
+    reason: str,
+    conversation: str | None = None,
+    *,
+    store: str | None = None,
 ) -> Outcome:
-    return Outcome(recipient, code, status, reason, conversation=conversation)
+    return Outcome(recipient, code, status, reason, conversation=conversation, store=store)
 
 
 class _Refused(Exception):
@@ -249,7 +257,7 @@ class Relay:
             logger.warning("refused mail to an invalid alias: %s", exc)
             raise _Refused(_reject(recipient, 550, "5.1.1", "no such alias")) from None
         except ExpiredAlias as exc:
-            conversation = self._conversation_of(address)
+            conversation, store = self._place_of(address)
             raise _Refused(
                 _reject(
                     recipient,
@@ -257,6 +265,7 @@ class Relay:
                     "5.2.1",
                     f"alias no longer works ({exc.reason.value})",
                     conversation,
+                    store=store,
                 )
             ) from None
         except (StorageError, UnknownAddressKey, CorruptRecord) as exc:
@@ -269,16 +278,24 @@ class Relay:
             ) from None
         if self.tracker.owns(alias.real_address):
             raise _Refused(
-                _reject(recipient, 554, "5.4.6", "mail loop: alias to alias", alias.conversation)
+                _reject(
+                    recipient,
+                    554,
+                    "5.4.6",
+                    "mail loop: alias to alias",
+                    alias.conversation,
+                    store=alias.store,
+                )
             )
         return alias
 
-    def _conversation_of(self, address: str) -> str | None:
+    def _place_of(self, address: str) -> tuple[str | None, str | None]:
+        """The conversation and store of an alias that no longer works, if known."""
         try:
             record = self.tracker.lookup(address)
         except CtAliasError:
-            return None
-        return record.conversation
+            return None, None
+        return record.conversation, record.store
 
     # -- messages --------------------------------------------------------------
 
@@ -327,7 +344,7 @@ class Relay:
                 return self._consume(recipient, alias, message)
             outcome = self._deliver(recipient, alias, message)
         except _Refused as refused:
-            outcome = refused.args[0]
+            outcome = evolve(refused.args[0], store=alias.store)
             self._record_refusal(outcome, message, alias)
             return outcome
         except (StorageError, UnknownAddressKey, CorruptRecord) as exc:
@@ -337,7 +354,12 @@ class Relay:
                 type(exc).__name__,
             )
             return _reject(
-                recipient, 451, "4.3.0", "temporary failure, try again later", alias.conversation
+                recipient,
+                451,
+                "4.3.0",
+                "temporary failure, try again later",
+                alias.conversation,
+                store=alias.store,
             )
         return outcome
 
@@ -427,6 +449,7 @@ class Relay:
             mail_from=outgoing.envelope_sender,
             message=message.parts.join(headers),
             conversation=conversation,
+            store=alias.store,
             direction=direction,
             original=message.data,
             authentication=self._authenticate(message),
@@ -481,7 +504,8 @@ class Relay:
         self, outcome: Outcome, message: _Message | None, alias: Alias | None
     ) -> None:
         conversation = outcome.conversation
-        if conversation is None or not self._first_refusal(outcome, alias):
+        store = alias.store if alias is not None else outcome.store
+        if conversation is None or store is None or not self._first_refusal(outcome, alias):
             return
         data: dict[str, object] = {
             "code": outcome.code,
@@ -495,7 +519,9 @@ class Relay:
         if alias is not None:
             data.update(ref=alias.key, role=alias.role.value)
         try:
-            self.tracker.record_event(conversation, AliasEvent.DELIVERY_REJECTED, data=data)
+            self.tracker.record_event(
+                conversation, AliasEvent.DELIVERY_REJECTED, store=store, data=data
+            )
         except StorageError as exc:
             logger.error(  # noqa: TRY400 - one line, no traceback that may quote parameters
                 "could not record a refused delivery for conversation %r: %s",
@@ -545,11 +571,12 @@ class Relay:
         """
         if isinstance(outcome, Outcome) and outcome.accepted and outcome.original is None:
             return None  # a consumed report, or a notice the relay wrote: nothing to record
-        conversation, direction, original = _delivery(outcome)
+        conversation, store, direction, original = _delivery(outcome)
         return self.tracker.record_message(
             conversation,
             original,
             direction=direction,
+            store=store,
             authentication=outcome.authentication,
             details=outcome.details,
         )
@@ -579,7 +606,7 @@ class Relay:
                 ``status`` is not an SMTP code.
             StorageError: the timeline could not be written.
         """
-        conversation, _, _ = _delivery(outcome)
+        conversation, store, _, _ = _delivery(outcome)
         if not isinstance(code, int) or isinstance(code, bool) or not 400 <= code < 600:
             raise InvalidArgument("code", "must be an SMTP failure code (400-599)")
         if not isinstance(status, str) or _STATUS.fullmatch(status) is None:
@@ -589,22 +616,25 @@ class Relay:
         with contextlib.suppress(CtAliasError):  # the alias as alias events name it
             record = self.tracker.lookup(_strip_brackets(outcome.recipient))
             data.update(ref=record.key, role=record.role.value)
-        entry = self.tracker.record_event(conversation, AliasEvent.DELIVERY_FAILED, data=data)
+        entry = self.tracker.record_event(
+            conversation, AliasEvent.DELIVERY_FAILED, store=store, data=data
+        )
         if permanent and isinstance(record, Alias):
             count_hard_bounce(self.tracker, record)
         return entry
 
 
-def _delivery(outcome: Outcome) -> tuple[str, Direction, bytes]:
+def _delivery(outcome: Outcome) -> tuple[str, str, Direction, bytes]:
     if (
         not isinstance(outcome, Outcome)
         or not outcome.accepted
         or outcome.conversation is None
+        or outcome.store is None
         or outcome.direction is None
         or outcome.original is None
     ):
         raise InvalidArgument("outcome", "must be an accepted outcome of Relay.handle")
-    return outcome.conversation, outcome.direction, outcome.original
+    return outcome.conversation, outcome.store, outcome.direction, outcome.original
 
 
 _STATUS: Final = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")

@@ -18,7 +18,7 @@ from typing import Any, overload
 from attrs import field, frozen
 
 from .aliases import Alias
-from .vocabulary import OrderEvent
+from .vocabulary import DEFAULT_STORE, OrderEvent
 
 __all__ = [
     "FORMAT_VERSION",
@@ -72,7 +72,7 @@ class TimelineEntry:
     """One record on a conversation's timeline.
 
     Attributes:
-        conversation: the conversation it belongs to.
+        conversation: the conversation it belongs to (with ``store``).
         kind: event or message.
         name: the event's name (an :class:`OrderEvent`, an :class:`AliasEvent`
             or a host-defined name), or the message's :class:`Direction`.
@@ -80,8 +80,11 @@ class TimelineEntry:
         data: JSON-compatible details (a message's summary, an event's data).
         dedup_key: entries with the same conversation and key are recorded once
             (messages: their Message-ID, or content hash when they have none).
-        seq: the store's sequence number, ``None`` before it is stored; equal
+        seq: the storage's sequence number, ``None`` before it is stored; equal
             timestamps are ordered by it.
+        store: the store (tenant) whose conversation it belongs to: a
+            conversation is keyed by (store, conversation), since two stores
+            may number their orders alike.
     """
 
     conversation: str
@@ -91,6 +94,7 @@ class TimelineEntry:
     data: Mapping[str, JSONValue] = field(factory=dict)
     dedup_key: str | None = None
     seq: int | None = None
+    store: str = field(kw_only=True)
 
     @property
     def cursor(self) -> str:
@@ -132,6 +136,7 @@ class Timeline:
         entries: the entries of this page, in order (time, then sequence).
         next_after: pass it as ``after`` to read the next page; ``None`` on the last page.
         now: the time it was read, for participants' status.
+        store: the store whose conversation it is.
     """
 
     conversation: str
@@ -139,6 +144,7 @@ class Timeline:
     entries: tuple[TimelineEntry, ...]
     next_after: str | None
     now: datetime
+    store: str = field(default=DEFAULT_STORE, kw_only=True)
 
     @property
     def messages(self) -> tuple[TimelineEntry, ...]:
@@ -161,6 +167,7 @@ class Timeline:
         resolve = _Resolver(by_key, real=include_real_addresses)
         return {
             "formatVersion": FORMAT_VERSION,
+            "store": self.store,
             "conversation": self.conversation,
             "participants": [
                 alias_to_dict(alias, self.now, real=include_real_addresses)

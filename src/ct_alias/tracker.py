@@ -37,6 +37,7 @@ from .timeline import (
     AliasEvent,
     TimelineEntry,
 )
+from .vocabulary import DEFAULT_STORE
 
 if TYPE_CHECKING:
     pass
@@ -44,9 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_STORE", "Rotation", "Tracker", "Verified"]
 
 logger = logging.getLogger(__name__)
-
-#: The store name used when a caller does not say which store (single-tenant use).
-DEFAULT_STORE = "default"
 
 _COLLISION_RETRIES = 4
 
@@ -402,10 +400,11 @@ class Tracker(TimelineMethods):
             self._storage, batch_size=batch_size, after=after, progress=progress
         )
 
-    def aliases(self, conversation: str) -> list[Alias]:
-        """Every alias of ``conversation`` still in storage (not purged), oldest first."""
+    def aliases(self, conversation: str, *, store: str = DEFAULT_STORE) -> list[Alias]:
+        """Every alias of ``store``'s ``conversation`` in storage (not purged), oldest first."""
         conversation = check.conversation(conversation)
-        return [self._records.present(a) for a in self._storage.aliases(conversation)]
+        store = check.store(store)
+        return [self._records.present(a) for a in self._storage.aliases(conversation, store=store)]
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -434,29 +433,38 @@ class Tracker(TimelineMethods):
         changed, _ = self._apply(changes)
         return self._records.present(changed[0], canonical) if changed else record
 
-    def end(self, conversation: str, *, grace: timedelta | None = None) -> list[Alias]:
+    def end(
+        self, conversation: str, *, store: str = DEFAULT_STORE, grace: timedelta | None = None
+    ) -> list[Alias]:
         """End every working alias of ``conversation`` now (as an ending event would).
 
         Args:
             conversation: the conversation.
+            store: whose conversation (conversations are per store).
             grace: how long they keep working; default: each alias's store policy's grace.
 
         Returns:
             The aliases that were ended.
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         if grace is not None:
             grace = check.duration("grace", grace)
         now = self._clock.now()
-        changed, _ = self._apply(self._ending(conversation, now, None, grace))
+        changed, _ = self._apply(self._ending(store, conversation, now, None, grace))
         return [self._records.present(a) for a in changed]
 
     def _ending(
-        self, conversation: str, at: datetime, event: str | None, grace: timedelta | None
+        self,
+        store: str,
+        conversation: str,
+        at: datetime,
+        event: str | None,
+        grace: timedelta | None,
     ) -> Changes:
         """The changes and entries that end a conversation's aliases because of ``event``."""
         return ending(
-            self._storage.aliases(conversation),
+            self._storage.aliases(conversation, store=store),
             policy_for=self.policy_for,
             at=at,
             now=self._clock.now(),
@@ -469,19 +477,27 @@ class Tracker(TimelineMethods):
         changed, stored = self._storage.update(list(changes.changes), entries=list(changes.entries))
         return list(changed), list(stored)
 
-    def reactivate(self, conversation: str, *, for_: timedelta) -> list[Alias]:
+    def reactivate(
+        self, conversation: str, *, for_: timedelta, store: str = DEFAULT_STORE
+    ) -> list[Alias]:
         """Reopen a conversation's ended aliases for late mail, for a bounded time.
 
         Each alias works again until ``now + for_`` — never beyond its own
         expiry. Revoked and expired aliases stay dead. Each reactivation is
         recorded on the timeline.
 
+        Args:
+            conversation: the conversation.
+            for_: how long the aliases work again.
+            store: whose conversation (conversations are per store).
+
         Returns:
             The aliases that were reactivated.
         """
         conversation = check.conversation(conversation)
+        store = check.store(store)
         for_ = check.duration("for_", for_, positive=True)
-        aliases = self._storage.aliases(conversation)
+        aliases = self._storage.aliases(conversation, store=store)
         changed, _ = self._apply(reactivation(aliases, now=self._clock.now(), for_=for_))
         return [self._records.present(a) for a in changed]
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Final
 
 __all__ = [
+    "DEFAULT_STORE",
     "MAX_ADDRESS",
     "MAX_CONVERSATION",
     "MAX_DOMAIN",
@@ -49,6 +50,10 @@ class Role(enum.StrEnum):
     """Someone the store copies on the order (a second contact of the buyer, an agent)."""
     CONTACT = "contact"
     """An outside sender (a carrier, a marketplace) given a reverse alias."""
+
+
+#: The store name used when a caller does not say which store (single-tenant use).
+DEFAULT_STORE: Final = "default"
 
 
 # -- RFC 5321 limits, in octets ---------------------------------------------------

@@ -1,6 +1,6 @@
 """The storage protocol: the few operations the tracker needs from a backend.
 
-A store keeps two things: **alias records** and **timeline entries**. It never
+A storage keeps two things: **alias records** and **timeline entries**. It never
 needs a plaintext address as a key — records are keyed by blind indexes the
 tracker computes (:attr:`Alias.key`, :attr:`Alias.slot`) — and it treats
 :attr:`Alias.address` and :attr:`Alias.real_address` as opaque text, which the
@@ -10,6 +10,11 @@ Every method that writes takes the timeline entries that describe the write
 (``entries``) and stores them in the same transaction, so an alias is never
 created, ended or revoked without its record on the timeline, nor the other
 way round.
+
+A conversation is keyed by **(store, conversation)**: two stores (tenants)
+may both number an order ``1001``, and their aliases and timelines never mix.
+Every method that reads a conversation takes both, and a timeline entry's
+de-duplication key is unique per (store, conversation).
 
 ``ct_alias.testing.StorageContract`` is the executable specification of this
 protocol: a backend that passes it works with the tracker.
@@ -111,8 +116,8 @@ class Storage(Protocol):
         """The alias (or the tombstone of the purged alias) stored under ``key``."""
         ...
 
-    def aliases(self, conversation: str) -> list[Alias]:
-        """Every alias of ``conversation`` that is not purged, oldest first."""
+    def aliases(self, conversation: str, *, store: str) -> list[Alias]:
+        """Every alias of ``store``'s ``conversation`` that is not purged, oldest first."""
         ...
 
     def update(
@@ -130,7 +135,7 @@ class Storage(Protocol):
         ...
 
     def append(self, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
-        """Append one entry, unless one with its conversation and ``dedup_key`` exists.
+        """Append one entry, unless one with its store, conversation and ``dedup_key`` exists.
 
         Returns:
             The stored entry (with its ``seq``) and whether it was new; for a
@@ -142,6 +147,7 @@ class Storage(Protocol):
         self,
         conversation: str,
         *,
+        store: str,
         after: tuple[datetime, int] | None = None,
         limit: int | None = None,
     ) -> list[TimelineEntry]:

@@ -31,9 +31,9 @@ class MemoryStorage:
         self._lock = threading.Lock()
         self._aliases: dict[str, Alias | Tombstone] = {}
         self._slots: dict[str, str] = {}
-        self._by_conversation: dict[str, list[str]] = {}
-        self._timelines: dict[str, list[TimelineEntry]] = {}
-        self._dedup: dict[tuple[str, str], TimelineEntry] = {}
+        self._by_conversation: dict[tuple[str, str], list[str]] = {}
+        self._timelines: dict[tuple[str, str], list[TimelineEntry]] = {}
+        self._dedup: dict[tuple[str, str, str], TimelineEntry] = {}
         self._seq = itertools.count(1)
 
     def __repr__(self) -> str:
@@ -69,7 +69,8 @@ class MemoryStorage:
                 raise AliasCollision()
             self._aliases[candidate.key] = candidate
             self._slots[slot] = candidate.key
-            self._by_conversation.setdefault(candidate.conversation, []).append(candidate.key)
+            place = (candidate.store, candidate.conversation)
+            self._by_conversation.setdefault(place, []).append(candidate.key)
             for entry in entries:
                 self._append(entry)
             return candidate, True
@@ -78,10 +79,11 @@ class MemoryStorage:
         """See :meth:`Storage.get`."""
         return self._aliases.get(key)
 
-    def aliases(self, conversation: str) -> list[Alias]:
+    def aliases(self, conversation: str, *, store: str) -> list[Alias]:
         """See :meth:`Storage.aliases`."""
         with self._lock:
-            records = [self._aliases[k] for k in self._by_conversation.get(conversation, ())]
+            keys = self._by_conversation.get((store, conversation), ())
+            records = [self._aliases[k] for k in keys]
         aliases = [r for r in records if isinstance(r, Alias)]
         aliases.sort(key=lambda alias: alias.created_at)  # stable: ties keep insertion order
         return aliases
@@ -156,14 +158,14 @@ class MemoryStorage:
 
     def _append(self, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
         if entry.dedup_key is not None:
-            existing = self._dedup.get((entry.conversation, entry.dedup_key))
+            existing = self._dedup.get((entry.store, entry.conversation, entry.dedup_key))
             if existing is not None:
                 return existing, False
         stored = evolve(entry, seq=next(self._seq))
-        timeline = self._timelines.setdefault(entry.conversation, [])
+        timeline = self._timelines.setdefault((entry.store, entry.conversation), [])
         bisect.insort(timeline, stored, key=_order)
         if entry.dedup_key is not None:
-            self._dedup[(entry.conversation, entry.dedup_key)] = stored
+            self._dedup[(entry.store, entry.conversation, entry.dedup_key)] = stored
         return stored, True
 
     def append(self, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
@@ -175,12 +177,13 @@ class MemoryStorage:
         self,
         conversation: str,
         *,
+        store: str,
         after: tuple[datetime, int] | None = None,
         limit: int | None = None,
     ) -> list[TimelineEntry]:
         """See :meth:`Storage.entries`."""
         with self._lock:
-            timeline = self._timelines.get(conversation, [])
+            timeline = self._timelines.get((store, conversation), [])
             start = 0 if after is None else bisect.bisect_right(timeline, after, key=_order)
             stop = None if limit is None else start + limit
             return timeline[start:stop]

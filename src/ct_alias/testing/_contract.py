@@ -54,13 +54,14 @@ def make_entry(
     conversation: str = "order-1",
     name: str = OrderEvent.INVOICED.value,
     *,
+    store: str = "shop",
     at: datetime = T0,
     kind: EntryKind = EntryKind.EVENT,
     dedup_key: str | None = None,
     data: dict[str, Any] | None = None,
 ) -> TimelineEntry:
     """A timeline entry that is not stored yet."""
-    return TimelineEntry(conversation, kind, name, at, data or {"n": 1}, dedup_key)
+    return TimelineEntry(conversation, kind, name, at, data or {"n": 1}, dedup_key, store=store)
 
 
 class StorageContract:
@@ -137,10 +138,10 @@ class StorageContract:
         alias = make_alias()
         entry = make_entry(name=AliasEvent.CREATED.value, data={"ref": alias.key})
         store.get_or_create(alias, now=T0, entries=[entry])
-        (stored,) = store.entries("order-1")
+        (stored,) = store.entries("order-1", store="shop")
         assert stored.data == {"ref": alias.key}
         store.get_or_create(make_alias(slot=alias.slot), now=T0, entries=[entry])
-        assert len(store.entries("order-1")) == 1  # not created: entries not written
+        assert len(store.entries("order-1", store="shop")) == 1  # not created: entries not written
 
     def test_concurrent_get_or_create_yields_one_alias(self, store: Storage) -> None:
         """Concurrent get or create yields one alias."""
@@ -148,7 +149,7 @@ class StorageContract:
         results = race(self.threads, lambda: store.get_or_create(make_alias(slot=slot), now=T0))
         assert len({alias.key for alias, _ in results}) == 1
         assert sum(created for _, created in results) == 1
-        assert len(store.aliases("order-1")) == 1
+        assert len(store.aliases("order-1", store="shop")) == 1
 
     def test_datetimes_are_aware_utc(self, store: Storage) -> None:
         """Datetimes are aware utc."""
@@ -171,7 +172,7 @@ class StorageContract:
         )
         store.get_or_create(alias, now=T0)
         assert store.get(alias.key) == alias
-        assert store.aliases(alias.conversation) == [alias]
+        assert store.aliases(alias.conversation, store=alias.store) == [alias]
 
     def test_isolation_between_stores_and_conversations(self, store: Storage) -> None:
         """Isolation between stores and conversations."""
@@ -180,16 +181,32 @@ class StorageContract:
         c = make_alias(conversation="order-2")
         for alias in (a, b, c):
             assert store.get_or_create(alias, now=T0)[1]
-        assert store.aliases("order-1") == [a, b]
-        assert store.aliases("order-2") == [c]
-        assert store.aliases("order-3") == []
+        assert store.aliases("order-1", store="shop-a") == [a]
+        assert store.aliases("order-1", store="shop-b") == [b]
+        assert store.aliases("order-1", store="shop") == []
+        assert store.aliases("order-2", store="shop") == [c]
+        assert store.aliases("order-3", store="shop") == []
+
+    def test_timelines_are_per_store(self, store: Storage) -> None:
+        """Two stores' conversations with the same id keep apart, duplicates included."""
+        a, new_a = store.append(make_entry(store="shop-a", dedup_key="mid:1", data={"s": "a"}))
+        b, new_b = store.append(make_entry(store="shop-b", dedup_key="mid:1", data={"s": "b"}))
+        assert new_a
+        assert new_b
+        assert (a.store, b.store) == ("shop-a", "shop-b")
+        assert store.entries("order-1", store="shop-a") == [a]
+        assert store.entries("order-1", store="shop-b") == [b]
+        assert store.entries("order-1", store="shop") == []
+        again, new_again = store.append(make_entry(store="shop-b", dedup_key="mid:1"))
+        assert not new_again
+        assert again == b
 
     def test_aliases_are_listed_oldest_first(self, store: Storage) -> None:
         """Aliases are listed oldest first."""
         made = [make_alias(created_at=T0 + timedelta(seconds=i)) for i in (3, 1, 2)]
         for alias in made:
             store.get_or_create(alias, now=T0)
-        listed = store.aliases("order-1")
+        listed = store.aliases("order-1", store="shop")
         assert [a.created_at for a in listed] == sorted(a.created_at for a in made)
 
     # -- lifecycle -----------------------------------------------------------
@@ -209,7 +226,7 @@ class StorageContract:
         assert store.get(a.key) == changed[0]
         assert store.get(b.key) == b
         assert [e.seq is not None for e in entries] == [True, True]
-        assert len(store.entries("order-1")) == 2
+        assert len(store.entries("order-1", store="shop")) == 2
         revoked = T0 + timedelta(days=1)
         changed, _ = store.update([AliasChange(b.key, AliasStatus.REVOKED, None, revoked)])
         assert changed[0].revoked_at == revoked
@@ -243,7 +260,7 @@ class StorageContract:
             assert tomb.key == key
         assert store.get(in_grace.key) == in_grace
         assert store.get(active.key) == active
-        assert {a.key for a in store.aliases("order-1")} == {in_grace.key, active.key}
+        assert {a.key for a in store.aliases("order-1", store="shop")} == {in_grace.key, active.key}
 
     def test_purge_respects_before(self, store: Storage) -> None:
         """Purge respects before."""
@@ -275,7 +292,7 @@ class StorageContract:
         assert first.seq is not None
         assert second.seq is not None
         assert second.seq > first.seq
-        assert store.entries("order-1") == [first, second]
+        assert store.entries("order-1", store="shop") == [first, second]
 
     def test_entries_round_trip(self, store: Storage) -> None:
         """Entries round trip."""
@@ -289,7 +306,7 @@ class StorageContract:
         }
         entry = make_entry(kind=EntryKind.MESSAGE, name="inbound", data=data, dedup_key="mid:x")
         stored, _ = store.append(entry)
-        assert store.entries("order-1") == [stored]
+        assert store.entries("order-1", store="shop") == [stored]
         assert stored == evolve(entry, seq=stored.seq)
         assert stored.at.utcoffset() == timedelta(0)
 
@@ -303,21 +320,21 @@ class StorageContract:
         other_conversation, new_other = store.append(make_entry("order-2", dedup_key="mid:1"))
         assert new_other
         assert other_conversation.conversation == "order-2"
-        assert len(store.entries("order-1")) == 1
+        assert len(store.entries("order-1", store="shop")) == 1
 
     def test_concurrent_duplicates_are_recorded_once(self, store: Storage) -> None:
         """Concurrent duplicates are recorded once."""
         results = race(self.threads, lambda: store.append(make_entry(dedup_key="mid:c")))
         assert sum(new for _, new in results) == 1
         assert len({entry.seq for entry, _ in results}) == 1
-        assert len(store.entries("order-1")) == 1
+        assert len(store.entries("order-1", store="shop")) == 1
 
     def test_entries_are_ordered_by_time_then_sequence(self, store: Storage) -> None:
         """Entries are ordered by time then sequence."""
         late = store.append(make_entry(at=T0 + timedelta(hours=1), data={"i": 0}))[0]
         a = store.append(make_entry(at=T0, data={"i": 1}))[0]
         b = store.append(make_entry(at=T0, data={"i": 2}))[0]
-        assert store.entries("order-1") == [a, b, late]
+        assert store.entries("order-1", store="shop") == [a, b, late]
 
     def test_pagination(self, store: Storage) -> None:
         """Pagination."""
@@ -328,7 +345,7 @@ class StorageContract:
         pages = []
         after = None
         while True:
-            page = store.entries("order-1", after=after, limit=3)
+            page = store.entries("order-1", store="shop", after=after, limit=3)
             if not page:
                 break
             pages.append(page)
@@ -337,7 +354,7 @@ class StorageContract:
             after = (last.at, last.seq)
         assert [len(p) for p in pages] == [3, 3, 1]
         assert [e for p in pages for e in p] == stored
-        assert store.entries("order-1", limit=2) == stored[:2]
+        assert store.entries("order-1", store="shop", limit=2) == stored[:2]
 
     # -- rekeying ------------------------------------------------------------------
 

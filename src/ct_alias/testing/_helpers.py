@@ -95,10 +95,10 @@ class CountingStorage(MemoryStorage):
         self.called("get")
         return super().get(key)
 
-    def aliases(self, conversation: str) -> list[Alias]:
+    def aliases(self, conversation: str, *, store: str) -> list[Alias]:
         """Count, then see :meth:`Storage.aliases <ct_alias.Storage.aliases>`."""
         self.called("aliases")
-        return super().aliases(conversation)
+        return super().aliases(conversation, store=store)
 
     def update(
         self, changes: Sequence[AliasChange], *, entries: Sequence[TimelineEntry] = ()
@@ -116,12 +116,13 @@ class CountingStorage(MemoryStorage):
         self,
         conversation: str,
         *,
+        store: str,
         after: tuple[datetime, int] | None = None,
         limit: int | None = None,
     ) -> list[TimelineEntry]:
         """Count, then see :meth:`Storage.entries <ct_alias.Storage.entries>`."""
         self.called("entries")
-        return super().entries(conversation, after=after, limit=limit)
+        return super().entries(conversation, store=store, after=after, limit=limit)
 
     def purge(self, *, before: datetime, now: datetime) -> int:
         """Count, then see :meth:`Storage.purge <ct_alias.Storage.purge>`."""

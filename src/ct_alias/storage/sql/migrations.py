@@ -19,7 +19,7 @@ from attrs import frozen
 from sqlalchemy import Connection
 
 from ...errors import StorageError
-from ...vocabulary import MYSQL_DIALECTS
+from ...vocabulary import DEFAULT_STORE, MAX_STORE, MYSQL_DIALECTS
 from .schema import SQLTables
 
 __all__ = ["SCHEMA_VERSION", "STEPS", "MigrationStep", "Migrator"]
@@ -44,9 +44,216 @@ def _create_tables(conn: Connection, tables: SQLTables) -> None:
     tables.metadata.create_all(conn, tables=[tables.aliases, tables.timeline], checkfirst=True)
 
 
+def _conversations_per_store(conn: Connection, tables: SQLTables) -> None:
+    """Version 2: a conversation is keyed by (store, conversation), its timeline too.
+
+    Version 1 kept timelines by conversation alone, so two stores that number
+    an order alike shared one. Each entry moves to the store of the aliases
+    it names (a message's participants, an alias event's ``ref``); an entry
+    naming none goes to the store of its conversation's aliases, and where
+    those belong to several stores it is copied to each (each store keeps
+    what it saw before). Entries of a conversation without aliases go to the
+    default store. PostgreSQL and MariaDB/MySQL change the table in place;
+    SQLite, which cannot drop a constraint, rebuilds it.
+    """
+    timeline = tables.timeline
+    schema = tables.metadata.schema
+    inspector = sa.inspect(conn)
+    columns = {c["name"]: c for c in inspector.get_columns(timeline.name, schema=schema)}
+    if "store" in columns and not columns["store"]["nullable"]:
+        return  # made by step 1 of this release: already per store
+    if conn.dialect.name == "sqlite":
+        _rebuild_timeline(conn, tables)
+    else:
+        _alter_timeline(conn, tables, has_store="store" in columns)
+    _split_shared_conversations(conn, tables)
+    _reindex_aliases(conn, tables)
+    if conn.dialect.name != "sqlite":
+        _store_not_null(conn, tables)
+
+
+def _old_index(table: sa.Table, name: str, *columns: str) -> sa.Index:
+    """An index of the previous version, by name, on a throwaway copy of ``table``."""
+    copy = sa.Table(table.name, sa.MetaData(schema=table.schema), *(sa.Column(c) for c in columns))
+    return sa.Index(name, *(copy.c[c] for c in columns))
+
+
+def _store_of_aliases(
+    tables: SQLTables, conversation: sa.ColumnElement[str]
+) -> sa.ScalarSelect[str]:
+    aliases = tables.aliases
+    return (
+        sa.select(sa.func.min(aliases.c.store))
+        .where(aliases.c.conversation == conversation)
+        .scalar_subquery()
+    )
+
+
+def _alter_timeline(conn: Connection, tables: SQLTables, *, has_store: bool) -> None:
+    timeline = tables.timeline
+    prefix = timeline.name.removesuffix("timeline")
+    quoted = conn.dialect.identifier_preparer.format_table(timeline)
+    column = sa.String(MAX_STORE).compile(dialect=conn.dialect)
+    if not has_store:
+        conn.execute(sa.text(f"ALTER TABLE {quoted} ADD COLUMN store {column} NULL"))
+    conn.execute(
+        sa.update(timeline).values(
+            store=sa.func.coalesce(
+                _store_of_aliases(tables, timeline.c.conversation), DEFAULT_STORE
+            )
+        )
+    )
+    existing = {
+        ix["name"] for ix in sa.inspect(conn).get_indexes(timeline.name, schema=timeline.schema)
+    }
+    uniques = sa.inspect(conn).get_unique_constraints(timeline.name, schema=timeline.schema)
+    existing |= {uq["name"] for uq in uniques}
+    dedup = f"{prefix}timeline_dedup_uq"
+    order = f"{prefix}timeline_order_ix"
+    if dedup in existing:
+        old = sa.UniqueConstraint("conversation", "dedup_key", name=dedup)
+        sa.Table(
+            timeline.name,
+            sa.MetaData(schema=timeline.schema),
+            sa.Column("conversation"),
+            sa.Column("dedup_key"),
+            old,
+        )
+        conn.execute(sa.schema.DropConstraint(old))
+    if order in existing:
+        conn.execute(sa.schema.DropIndex(_old_index(timeline, order, "conversation", "at", "seq")))
+    for constraint in timeline.constraints:
+        if isinstance(constraint, sa.UniqueConstraint):
+            conn.execute(sa.schema.AddConstraint(constraint))
+    for index in timeline.indexes:
+        index.create(conn)
+
+
+def _store_not_null(conn: Connection, tables: SQLTables) -> None:
+    timeline = tables.timeline
+    quoted = conn.dialect.identifier_preparer.format_table(timeline)
+    if conn.dialect.name in MYSQL_DIALECTS:
+        column = sa.String(MAX_STORE).compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {quoted} MODIFY store {column} NOT NULL"))
+    else:
+        conn.execute(sa.text(f"ALTER TABLE {quoted} ALTER COLUMN store SET NOT NULL"))
+
+
+def _rebuild_timeline(conn: Connection, tables: SQLTables) -> None:
+    """SQLite: rename the old table away, create the new one, copy, drop the old."""
+    timeline = tables.timeline
+    prefix = timeline.name.removesuffix("timeline")
+    preparer = conn.dialect.identifier_preparer
+    old_name = f"{timeline.name}_v1"
+    conn.execute(
+        sa.schema.DropIndex(
+            _old_index(timeline, f"{prefix}timeline_order_ix", "conversation", "at", "seq"),
+            if_exists=True,
+        )
+    )
+    conn.execute(
+        sa.text(
+            f"ALTER TABLE {preparer.format_table(timeline)} RENAME TO {preparer.quote(old_name)}"
+        )
+    )
+    timeline.create(conn)
+    old = sa.table(
+        old_name,
+        *(sa.column(c) for c in ("seq", "conversation", "at", "kind", "name", "data", "dedup_key")),
+        schema=timeline.schema,
+    )
+    store = sa.func.coalesce(_store_of_aliases(tables, old.c.conversation), DEFAULT_STORE)
+    columns = ["seq", "conversation", "at", "kind", "name", "data", "dedup_key"]
+    conn.execute(
+        sa.insert(timeline).from_select(
+            [*columns, "store"], sa.select(*(old.c[c] for c in columns), store)
+        )
+    )
+    conn.execute(sa.text(f"DROP TABLE {preparer.quote(old_name)}"))
+
+
+def _split_shared_conversations(conn: Connection, tables: SQLTables) -> None:
+    """Move the entries of conversations that several stores share to the right store(s)."""
+    aliases = tables.aliases
+    timeline = tables.timeline
+    shared = (
+        conn.execute(
+            sa.select(aliases.c.conversation)
+            .group_by(aliases.c.conversation)
+            .having(sa.func.count(sa.distinct(aliases.c.store)) > 1)
+        )
+        .scalars()
+        .all()
+    )
+    for conversation in shared:
+        owners = conn.execute(
+            sa.select(aliases.c.key, aliases.c.store)
+            .where(aliases.c.conversation == conversation)
+            .order_by(aliases.c.created_at, aliases.c.id)
+        ).all()
+        store_of: dict[str, str] = {key: store for key, store in owners}  # noqa: C416
+        stores = list(dict.fromkeys(store for _, store in owners))
+        rows = conn.execute(
+            sa.select(
+                timeline.c.seq,
+                timeline.c.at,
+                timeline.c.kind,
+                timeline.c.name,
+                timeline.c.data,
+                timeline.c.dedup_key,
+            ).where(timeline.c.conversation == conversation)
+        ).all()
+        for seq, at, kind, name, entry_data, dedup_key in rows:
+            named = [store_of[ref] for ref in _refs(entry_data) if ref in store_of]
+            targets = list(dict.fromkeys(named)) or stores
+            conn.execute(sa.update(timeline).where(timeline.c.seq == seq).values(store=targets[0]))
+            for store in targets[1:]:
+                conn.execute(
+                    sa.insert(timeline).values(
+                        conversation=conversation,
+                        store=store,
+                        at=at,
+                        kind=kind,
+                        name=name,
+                        data=entry_data,
+                        dedup_key=dedup_key,
+                    )
+                )
+
+
+def _refs(data: object) -> list[str]:
+    """The alias keys an entry's data names: ``ref``, and each participant's ``ref``."""
+    if not isinstance(data, dict):
+        return []
+    found = [data["ref"]] if isinstance(data.get("ref"), str) else []
+    for field in ("from", "to", "cc"):
+        items = data.get(field)
+        if isinstance(items, list):
+            found += [
+                i["ref"] for i in items if isinstance(i, dict) and isinstance(i.get("ref"), str)
+            ]
+    return found
+
+
+def _reindex_aliases(conn: Connection, tables: SQLTables) -> None:
+    """Aliases are listed by (store, conversation): index that, not conversation alone."""
+    aliases = tables.aliases
+    prefix = aliases.name.removesuffix("aliases")
+    existing = {
+        ix["name"] for ix in sa.inspect(conn).get_indexes(aliases.name, schema=aliases.schema)
+    }
+    old = f"{prefix}aliases_conversation_ix"
+    if old in existing:
+        conn.execute(sa.schema.DropIndex(_old_index(aliases, old, "conversation")))
+    for index in aliases.indexes:
+        if index.name not in existing:
+            index.create(conn)
+
+
 #: Every migration step, oldest first. Never edit a released step: append a new one.
 STEPS: tuple[MigrationStep, ...] = (
     MigrationStep(1, "create the alias and timeline tables", _create_tables),
+    MigrationStep(2, "key conversations by store and conversation", _conversations_per_store),
 )
 
 #: The schema version this release of ct_alias writes and reads.

@@ -9,8 +9,9 @@ Three tables, named with a configurable prefix (``ct_alias_`` by default):
     the current one of its slot. A purged alias keeps its row, without its
     addresses, as a tombstone.
 ``<prefix>timeline``
-    The conversations' entries; ``seq`` orders entries with equal times, and
-    ``(conversation, dedup_key)`` is unique so a message is recorded once.
+    The conversations' entries, each under its ``(store, conversation)``;
+    ``seq`` orders entries with equal times, and ``(store, conversation,
+    dedup_key)`` is unique so a message is recorded once.
 ``<prefix>schema_version``
     One row per migration step applied by :func:`ct_alias.storage.sql.upgrade`.
 
@@ -246,7 +247,7 @@ def build_tables(prefix: str = DEFAULT_PREFIX, schema: str | None = None) -> SQL
         Column("expiry_reason", String(_STATUS), nullable=True),
         UniqueConstraint("key", name=f"{prefix}aliases_key_uq"),
         UniqueConstraint("slot", name=f"{prefix}aliases_slot_uq"),
-        Index(f"{prefix}aliases_conversation_ix", "conversation"),
+        Index(f"{prefix}aliases_place_ix", "store", "conversation"),
         Index(f"{prefix}aliases_expires_at_ix", "expires_at"),
         **table_options,
     )
@@ -255,13 +256,14 @@ def build_tables(prefix: str = DEFAULT_PREFIX, schema: str | None = None) -> SQL
         metadata,
         Column("seq", _serial(), primary_key=True, autoincrement=True),
         Column("conversation", String(_CONVERSATION), nullable=False),
+        Column("store", String(_STORE), nullable=False),
         Column("at", UTCDateTime(), nullable=False),
         Column("kind", String(_KIND), nullable=False),
         Column("name", String(_NAME), nullable=False),
         Column("data", JSONText(), nullable=False),
         Column("dedup_key", String(_DEDUP), nullable=True),
-        UniqueConstraint("conversation", "dedup_key", name=f"{prefix}timeline_dedup_uq"),
-        Index(f"{prefix}timeline_order_ix", "conversation", "at", "seq"),
+        UniqueConstraint("store", "conversation", "dedup_key", name=f"{prefix}timeline_dedup_uq"),
+        Index(f"{prefix}timeline_order_ix", "store", "conversation", "at", "seq"),
         **table_options,
     )
     versions = Table(

@@ -57,7 +57,16 @@ _ALIAS_COLUMNS: Final = (
     "expired_at",
     "expiry_reason",
 )
-_ENTRY_COLUMNS: Final = ("conversation", "kind", "name", "at", "data", "dedup_key", "seq")
+_ENTRY_COLUMNS: Final = (
+    "conversation",
+    "kind",
+    "name",
+    "at",
+    "data",
+    "dedup_key",
+    "seq",
+    "store",
+)
 
 
 class Statements:
@@ -83,7 +92,10 @@ class Statements:
             .values(slot=None)
         )
         self.by_conversation = (
-            select_alias.where(a.c.conversation == sa.bindparam("conversation"))
+            select_alias.where(
+                a.c.store == sa.bindparam("store"),
+                a.c.conversation == sa.bindparam("conversation"),
+            )
             .where(a.c.purged_at.is_(None))
             .order_by(a.c.created_at, a.c.id)
         )
@@ -102,13 +114,14 @@ class Statements:
         self.insert_entry = sa.insert(t)
         self._insert_entry_once = InsertOnce(t, t.c.seq, dialect)
         by_dedup = select_entry.where(
+            t.c.store == sa.bindparam("store"),
             t.c.conversation == sa.bindparam("conversation"),
             t.c.dedup_key == sa.bindparam("dedup_key"),
         )
         self.entry_by_dedup = by_dedup.with_for_update() if locking else by_dedup
-        timeline = select_entry.where(t.c.conversation == sa.bindparam("conversation")).order_by(
-            t.c.at, t.c.seq
-        )
+        timeline = select_entry.where(
+            t.c.store == sa.bindparam("store"), t.c.conversation == sa.bindparam("conversation")
+        ).order_by(t.c.at, t.c.seq)
         later = sa.or_(
             t.c.at > sa.bindparam("at", type_=UTCDateTime()),
             sa.and_(
@@ -145,10 +158,10 @@ class Statements:
         return self._insert_entry_once(conn, values)
 
     def entries(
-        self, conversation: str, after: tuple[datetime, int] | None, limit: int | None
+        self, store: str, conversation: str, after: tuple[datetime, int] | None, limit: int | None
     ) -> tuple[Executable, dict[str, Any]]:
         """The statement and parameters reading a page of a conversation's timeline."""
-        params: dict[str, Any] = {"conversation": conversation}
+        params: dict[str, Any] = {"store": store, "conversation": conversation}
         if after is not None:
             params["at"], params["seq"] = after
         if limit is not None:
@@ -316,4 +329,5 @@ def entry_from_row(row: DbRow) -> TimelineEntry:
         data=row[4],
         dedup_key=row[5],
         seq=row[6],
+        store=row[7],
     )

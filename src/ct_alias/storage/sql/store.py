@@ -246,10 +246,10 @@ class SQLStorage:
         row = self._run("reading an alias", self._sql.read_key(key), write=False, retry_lost=True)
         return None if row is None else record_from_row(row)
 
-    def aliases(self, conversation: str) -> list[Alias]:
+    def aliases(self, conversation: str, *, store: str) -> list[Alias]:
         """See :meth:`Storage.aliases`."""
         statement = self._sql.by_conversation
-        params = {"conversation": conversation}
+        params = {"store": store, "conversation": conversation}
 
         def work(conn: Connection) -> list[Alias]:
             return [alias_from_row(row) for row in conn.execute(statement, params)]
@@ -343,6 +343,7 @@ class SQLStorage:
         sql = self._sql
         values = {
             "conversation": entry.conversation,
+            "store": entry.store,
             "at": entry.at,
             "kind": entry.kind.value,
             "name": entry.name,
@@ -355,7 +356,11 @@ class SQLStorage:
         seq = sql.insert_entry_once(conn, values)
         if seq is not None:
             return evolve(entry, seq=seq), True
-        key = {"conversation": entry.conversation, "dedup_key": entry.dedup_key}
+        key = {
+            "store": entry.store,
+            "conversation": entry.conversation,
+            "dedup_key": entry.dedup_key,
+        }
         row = conn.execute(sql.entry_by_dedup, key).first()
         if row is None:  # the conflicting entry is not visible yet: run the transaction again
             raise Contention()
@@ -365,11 +370,12 @@ class SQLStorage:
         self,
         conversation: str,
         *,
+        store: str,
         after: tuple[datetime, int] | None = None,
         limit: int | None = None,
     ) -> list[TimelineEntry]:
         """See :meth:`Storage.entries`."""
-        statement, params = self._sql.entries(conversation, after, limit)
+        statement, params = self._sql.entries(store, conversation, after, limit)
 
         def work(conn: Connection) -> list[TimelineEntry]:
             return [entry_from_row(row) for row in conn.execute(statement, params)]
