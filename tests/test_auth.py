@@ -284,7 +284,7 @@ def field_values(draw: st.DrawFn) -> str:
 
 
 def by_authres(value: str) -> list[tuple[str, str, dict[tuple[str, str], str]]] | None:
-    import authres
+    import authres  # type: ignore[import-untyped]
 
     try:
         header = authres.AuthenticationResultsHeader.parse(f"Authentication-Results: {value}")
