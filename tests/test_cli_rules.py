@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
+
+from .sql_servers import postgres_schema
 
 # Made with `ct-alias keys generate --count 3`.
 SIGNING_KEY = "fxf2hKFwgmllTRZWKnITyKoBinGQh2O5IVLJ3maDJ5Q"
@@ -341,3 +344,18 @@ def test_demo_ends_with_three_next_steps_that_work(tmp_path: Path, bare: Shell) 
         assert step.stderr == ""
     assert step.stdout.startswith('<section class="ct-timeline"')
     assert (tmp_path / "ct_alias.db").exists()
+
+
+def test_db_upgrade_hides_a_password(bare: Shell) -> None:
+    with postgres_schema("t17") as (url, schema):
+        secret = "hunter2-not-needed"
+        with_password = (
+            make_url(url)
+            .set(drivername="postgresql", password=secret)
+            .update_query_dict({"options": f"-csearch_path={schema}"})
+            .render_as_string(hide_password=False)
+        )
+        done = bare("db", "upgrade", "--db", with_password)
+        assert done.returncode == 0, done.stderr
+        assert secret not in done.stdout
+        assert done.stdout.startswith("database schema is up to date: postgresql://postgres:***@")

@@ -183,8 +183,8 @@ def test_postfix_reads_the_files_without_a_warning(tmp_path: Path) -> None:
     """With Postfix installed (CI installs it), the fragments load into its real configuration."""
     postconf = shutil.which("postconf", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
     if postconf is None or not Path("/etc/postfix/main.cf").exists():
-        if os.environ.get("CT_ALIAS_CI"):
-            pytest.fail("Postfix is not installed, and CI must install it")
+        if os.environ.get("CI"):
+            pytest.fail("Postfix is not installed; CI is set, so this is a failure, not a skip")
         pytest.skip("Postfix is not installed")
     config = tmp_path / "postfix"
     config.mkdir()

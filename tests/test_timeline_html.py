@@ -252,7 +252,7 @@ def render_page(path: Path) -> Path:
 
 
 @pytest.mark.skipif(
-    _chromium() is None and not os.environ.get("CI"),
+    _chromium() is None and not (os.environ.get("CI") or os.environ.get("CT_ALIAS_CI")),
     reason="headless Chromium is not installed (apt-get install chromium); CI always has it",
 )
 def test_chromium_renders_the_page(tmp_path: Path) -> None:
