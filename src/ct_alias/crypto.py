@@ -238,7 +238,7 @@ class AddressCipher:
                 return stored
             raise CorruptRecord(label, "none")
         if stored.startswith(PREFIX_V2):
-            bound: str | None = context
+            bound = context
         else:  # format 1: its own context, or the caller's (who then speaks format 1)
             bound = context if legacy_context is None else legacy_context
         key_id, _, payload = stored[len(PREFIX) :].partition(".")
