@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import srslib
@@ -37,19 +38,21 @@ from email_validator import validate_email
 from itsdangerous import TimestampSigner
 
 from ct_alias import (
-    AliasCodec,
     CtAliasError,
     FrozenClock,
     MemoryStorage,
     Policy,
-    Relay,
     Role,
+    Storage,
     Tracker,
 )
 from ct_alias.auth import AuthenticationResults
-from ct_alias.codec import COMPLEX_V1
+from ct_alias.codec import COMPLEX_V1, AliasCodec
+from ct_alias.relay import Relay
 from ct_alias.storage.sql import SQLStorage
 from ct_alias.testing import CountingStorage, make_alias
+
+T = TypeVar("T")
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 DOMAIN = "ct.example.com"
@@ -87,14 +90,14 @@ class Config:
         return max(1, full // 10) if self.quick else full
 
 
-def per_call_us(fn: Callable[[object], object], inputs: Sequence[object], repeat: int) -> float:
+def per_call_us(fn: Callable[[T], object], inputs: Sequence[T], repeat: int) -> float:
     """The minimum over ``repeat`` runs of the mean µs per call of ``fn`` over ``inputs``."""
     for item in inputs[:50]:  # warm caches, connections and the page cache first
         fn(item)
     return min(one_pass(fn, inputs) for _ in range(repeat))
 
 
-def make_tracker(store: MemoryStorage | None = None, clock: FrozenClock | None = None) -> Tracker:
+def make_tracker(store: Storage | None = None, clock: FrozenClock | None = None) -> Tracker:
     return Tracker(
         storage=store if store is not None else MemoryStorage(),
         keys=["benchmark-key-1", "benchmark-key-2"],
@@ -111,7 +114,7 @@ def addresses(count: int, prefix: str = "customer") -> list[str]:
 # -- benchmarks ----------------------------------------------------------------
 
 
-def one_pass(fn: Callable[[object], object], inputs: Sequence[object]) -> float:
+def one_pass(fn: Callable[[T], object], inputs: Sequence[T]) -> float:
     """Mean µs per call of ``fn`` over ``inputs``, once."""
     start = time.perf_counter()
     for item in inputs:
@@ -170,7 +173,7 @@ def bench_mask(cfg: Config) -> Iterable[Row]:
 
     def new_addresses() -> float:
         tracker = make_tracker()
-        return one_pass(lambda a: tracker.mask(a, conversation="order-1"), inputs)  # type: ignore[arg-type]
+        return one_pass(lambda a: tracker.mask(a, conversation="order-1"), inputs)
 
     tracker = make_tracker()
     for a in inputs:
@@ -178,8 +181,8 @@ def bench_mask(cfg: Config) -> Iterable[Row]:
     project, again, floor = paired(
         cfg.repeat,
         new_addresses,
-        lambda: one_pass(lambda a: tracker.mask(a, conversation="order-1"), inputs),  # type: ignore[arg-type]
-        lambda: one_pass(lambda a: validate_email(a, check_deliverability=False), inputs),  # type: ignore[arg-type]
+        lambda: one_pass(lambda a: tracker.mask(a, conversation="order-1"), inputs),
+        lambda: one_pass(lambda a: validate_email(a, check_deliverability=False), inputs),
     )
     yield Row("mask, new address (memory)", project, "email_validator.validate_email", floor, 1.5)
     yield Row("mask, existing alias (memory)", again, "email_validator.validate_email", floor, None)
@@ -200,15 +203,15 @@ def bench_unmask(cfg: Config) -> Iterable[Row]:
         table[message] = a
         messages.append((message, hmac.digest(key, message, "sha256")[:10]))
 
-    def floor_fn(item: object) -> object:
-        message, mac = item  # type: ignore[misc]
+    def floor_fn(item: tuple[bytes, bytes]) -> object:
+        message, mac = item
         if not hmac.compare_digest(hmac.digest(key, message, "sha256")[:10], mac):
             raise ValueError
         return table[message]
 
     project, floor = paired(
         cfg.repeat,
-        lambda: one_pass(tracker.unmask, aliases),  # type: ignore[arg-type]
+        lambda: one_pass(tracker.unmask, aliases),
         lambda: one_pass(floor_fn, messages),
     )
     yield Row("unmask (memory)", project, "HMAC-SHA256 verify + dict lookup", floor, 3.0)
@@ -320,7 +323,7 @@ def bench_sql_unmask(cfg: Config) -> Iterable[Row]:
                 continue
             store = sql_store(url)
             try:
-                tracker = make_tracker(store)  # type: ignore[arg-type]
+                tracker = make_tracker(store)
                 aliases = [tracker.mask(a, conversation="order-1").address for a in addresses(n)]
 
                 table = store.tables.aliases
@@ -357,7 +360,7 @@ def bench_sql_mask(cfg: Config) -> Iterable[Row]:
                 continue
             store = sql_store(url)
             try:
-                tracker = make_tracker(store)  # type: ignore[arg-type]
+                tracker = make_tracker(store)
                 inputs = addresses(n)
 
                 def mask(i: int, tracker: Tracker = tracker, inputs: list[str] = inputs) -> None:
@@ -386,7 +389,7 @@ def bench_sql_mask(cfg: Config) -> Iterable[Row]:
                 insert = table.insert()
 
                 def insert_rows(
-                    i: int, bare: sa.Engine = bare, insert: object = insert, rows: list = rows
+                    i: int, bare: sa.Engine = bare, insert: object = insert, rows: list[Any] = rows
                 ) -> None:
                     for row in rows[i * per_thread : (i + 1) * per_thread]:
                         with bare.begin() as conn:
@@ -539,10 +542,10 @@ def bench_relay_cc(cfg: Config) -> Iterable[Row]:
                     "Sua entrega chega amanha.\r\n"
                 ).encode()
 
-            def handle(data: object) -> object:
+            def handle(data: bytes) -> object:
                 (outcome,) = relay.handle(
                     "rastreio@transportadora.example.net", [customer.address], data
-                ).outcomes  # type: ignore[arg-type]
+                ).outcomes
                 if not outcome.accepted:
                     raise AssertionError(outcome)
                 return relay.delivered(outcome)
@@ -583,7 +586,7 @@ def bench_scale(cfg: Config) -> Iterable[Row]:
         aliases = [tracker.mask(a, conversation="o").address for a in addresses(min(n, size))]
         filler = next(iter(store._aliases.values()))
         store._aliases.update((os.urandom(16).hex(), filler) for _ in range(size - len(store)))
-        results[size] = per_call_us(tracker.unmask, aliases, cfg.repeat)  # type: ignore[arg-type]
+        results[size] = per_call_us(tracker.unmask, aliases, cfg.repeat)
     for size in sizes[1:]:
         yield Row(
             f"unmask (memory), {size:,} aliases",
@@ -602,7 +605,7 @@ def _sql_scale(cfg: Config, sizes: list[int], n: int) -> Iterable[Row]:
         for size in sizes:
             store = SQLStorage(f"sqlite:///{Path(tmp) / f'scale-{size}.db'}")
             store.upgrade()
-            tracker = make_tracker(store)  # type: ignore[arg-type]
+            tracker = make_tracker(store)
             aliases = [tracker.mask(a, conversation="o").address for a in addresses(min(n, 2000))]
             table = store.tables.aliases
             template = make_alias()
@@ -628,7 +631,7 @@ def _sql_scale(cfg: Config, sizes: list[int], n: int) -> Iterable[Row]:
                             for i in range(batch)
                         ],
                     )
-            results[size] = per_call_us(tracker.unmask, aliases, cfg.repeat)  # type: ignore[arg-type]
+            results[size] = per_call_us(tracker.unmask, aliases, cfg.repeat)
             store.close()
     for size in sizes[1:]:
         yield Row(
@@ -663,7 +666,7 @@ def bench_crypto(cfg: Config) -> Iterable[Row]:
             start = time.perf_counter()
             aliases = [tracker.mask(a, conversation="order-1").address for a in inputs]
             mask_us = (time.perf_counter() - start) / n * 1e6
-            unmask_us = per_call_us(tracker.unmask, aliases, cfg.repeat)  # type: ignore[arg-type]
+            unmask_us = per_call_us(tracker.unmask, aliases, cfg.repeat)
             measured[encrypted] = (mask_us, unmask_us)
             store.close()
     yield Row(

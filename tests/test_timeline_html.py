@@ -283,3 +283,42 @@ if __name__ == "__main__":  # pragma: no cover - refreshes the docs' screenshot
     target.with_suffix(".html").unlink()
     shot.replace(target)
     print(target)
+
+
+def test_attachments_copies_defects_nested_data_and_purged_participants() -> None:
+    clock = FrozenClock(START)
+    tracker = Tracker(
+        storage=MemoryStorage(),
+        keys=[SIGNING_KEY],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+        index_key=INDEX_KEY,
+    )
+    customer = tracker.mask(CUSTOMER, conversation=ORDER)
+    shop = tracker.mask(SHOP, conversation=ORDER, role=Role.STORE)
+    invoice = (
+        f"From: Loja <{shop.address}>\r\nTo: {customer.address}\r\n"
+        "Cc: Irmão <irmao@example.org>\r\nSubject: Nota fiscal\r\n"
+        "Message-ID: <nf-1@loja.example.com>\r\n"
+        "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nSegue a nota.\r\n"
+        "--b\r\nContent-Type: application/pdf\r\n"
+        'Content-Disposition: attachment; filename="<nota>.pdf"\r\n\r\nJVBERi0=\r\n--b--\r\n'
+    ).encode()
+    tracker.record_message(ORDER, invoice, direction=Direction.OUTBOUND)
+    tracker.record_message(ORDER, b"no header at all", direction=Direction.INBOUND)
+    tracker.record_event(ORDER, "gift-wrap", data={"items": [1, "two"], "note": {"by": None}})
+    shown = tracker.timeline(ORDER).to_html(include_real_addresses=True)
+    assert f"{customer.address} = {CUSTOMER}" in shown
+    clock.advance(timedelta(days=61))
+    assert tracker.purge() == 2
+    text = "".join(_parse(tracker.timeline(ORDER).to_html()).text)
+    assert "attachments: <nota>.pdf" in text
+    assert "Irmão irmao@example.org" in text
+    assert "defects: no header fields" in text
+    assert "(no subject)" in text
+    assert "1, two" in text
+    assert "by: -" in text
+    assert "(purged)" in text
+    assert "No participants." in text
+    assert customer.address not in text

@@ -9,16 +9,19 @@ the tracker is built; nothing here asks which one it got.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 from attrs import evolve, frozen
 
 from .aliases import Alias
-from .crypto import AddressCipher, Cleartext, Sealer
-from .errors import ConfigurationError
+from .crypto import AddressCipher, Cleartext, Sealer, record_context
+from .errors import ConfigurationError, CorruptRecord
 from .storage.base import Sealed, Storage
 
 __all__ = ["RecordSealer", "Rotation"]
+
+logger = logging.getLogger(__name__)
 
 
 @frozen
@@ -30,12 +33,17 @@ class Rotation:
         resealed: records re-sealed with the newest key so far.
         last_key: the storage key of the last record read (resume after it).
         done: whether every record has been read.
+        corrupt: the storage keys of records that do not open (altered, moved,
+            or plaintext where plaintext is not allowed): left as they are,
+            never re-sealed. The older keys cannot be dropped while one of
+            them is sealed with one; look at them first.
     """
 
     scanned: int
     resealed: int
     last_key: str | None
     done: bool
+    corrupt: tuple[str, ...] = ()
 
 
 class RecordSealer:
@@ -62,9 +70,9 @@ class RecordSealer:
         return cls(AddressCipher(address_keys), keyed=True, allow_plaintext=allow_plaintext)
 
     def seal(self, alias: Alias) -> Alias:
-        """The alias as storage keeps it: each address sealed, bound to the record's key."""
-        address = self._sealer.seal(alias.address, context=alias.key + ":alias")
-        real = self._sealer.seal(alias.real_address, context=alias.key + ":real")
+        """The alias as storage keeps it: each address sealed, bound to the record's place."""
+        address = self._sealer.seal(alias.address, context=_context(alias, "alias"))
+        real = self._sealer.seal(alias.real_address, context=_context(alias, "real", alias.address))
         if address is alias.address and real is alias.real_address:
             return alias
         return evolve(alias, address=address, real_address=real)
@@ -78,20 +86,28 @@ class RecordSealer:
             record: as storage returned it.
             address: the alias address when the caller already knows it (then
                 the stored one is not opened).
-            migrating: let plaintext records through (for a key rotation).
+            migrating: let plaintext records through (a migration to sealing).
 
         Raises:
             UnknownAddressKey: it was sealed with an address key that is gone.
             CorruptRecord: its sealed addresses do not authenticate.
         """
         plaintext = migrating or self._allow_plaintext
-        real = self._sealer.open(
-            record.real_address, context=record.key + ":real", allow_plaintext=plaintext
-        )
         if address is None:
             address = self._sealer.open(
-                record.address, context=record.key + ":alias", allow_plaintext=plaintext
+                record.address,
+                context=_context(record, "alias"),
+                allow_plaintext=plaintext,
+                legacy_context=record.key + ":alias",
+                record=record.key + ":alias",
             )
+        real = self._sealer.open(
+            record.real_address,
+            context=_context(record, "real", address),
+            allow_plaintext=plaintext,
+            legacy_context=record.key + ":real",
+            record=record.key + ":real",
+        )
         if real == record.real_address and address == record.address:
             return record
         return evolve(record, address=address, real_address=real)
@@ -104,7 +120,12 @@ class RecordSealer:
         after: str | None,
         progress: Callable[[Rotation], None] | None,
     ) -> Rotation:
-        """Re-seal every stored record not sealed with the newest key, in batches.
+        """Re-seal every stored record not sealed with the newest key in format 2, in batches.
+
+        Plaintext records are sealed only when plaintext is allowed (a
+        migration to sealing); otherwise, like a record that does not open,
+        they are reported in :attr:`Rotation.corrupt` and left as they are: a
+        plaintext value in a sealed database may have been planted.
 
         Raises:
             ConfigurationError: there are no address keys.
@@ -114,16 +135,35 @@ class RecordSealer:
             raise ConfigurationError("rotate_address_keys() needs address_keys")
         sealer = self._sealer
         scanned = resealed = 0
+        corrupt: list[str] = []
         cursor = after
         while batch := storage.scan(after=cursor, limit=batch_size):
             updates = []
             for record in batch:
                 if sealer.needs_reseal(record.real_address) or sealer.needs_reseal(record.address):
-                    sealed = self.seal(self.present(record, migrating=True))
+                    try:
+                        opened = self.present(record)
+                    except CorruptRecord:
+                        logger.warning("record %s does not open: not re-sealed", record.key)
+                        corrupt.append(record.key)
+                        continue
+                    sealed = self.seal(opened)
                     updates.append(Sealed(record.key, sealed.address, sealed.real_address))
             resealed += storage.reseal(updates) if updates else 0
             scanned += len(batch)
             cursor = batch[-1].key
             if progress is not None:
-                progress(Rotation(scanned, resealed, cursor, done=False))
-        return Rotation(scanned, resealed, cursor, done=True)
+                progress(Rotation(scanned, resealed, cursor, done=False, corrupt=tuple(corrupt)))
+        return Rotation(scanned, resealed, cursor, done=True, corrupt=tuple(corrupt))
+
+
+def _context(record: Alias, field: str, address: str = "") -> str:
+    """The associated data of one sealed field: every column of the record that routes mail."""
+    return record_context(
+        store=record.store,
+        conversation=record.conversation,
+        role=record.role.value,
+        key=record.key,
+        field=field,
+        address=address,
+    )
