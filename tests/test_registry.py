@@ -51,7 +51,7 @@ class ShopStrategy:
 
 @pytest.fixture
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(strategies_module, "_registry", strategies_module._new_registry())
+    monkeypatch.setattr(strategies_module, "_registry", strategies_module._new_registry())  # noqa: SLF001 - a fresh registry per test
 
 
 @pytest.mark.usefixtures("fresh_registry")

@@ -70,7 +70,7 @@ def write(storage: Storage, row: str, **columns: str | None) -> None:
     assert isinstance(storage, MemoryStorage)
     record = storage.get(row)
     assert isinstance(record, Alias)
-    changed = evolve(record, **{k: Role(v) if k == "role" and v else v for k, v in columns.items()})
+    changed = evolve(record, **{k: Role(v) if k == "role" and v else v for k, v in columns.items()})  # type: ignore[arg-type]
     # the memory storage's indexes are its "columns" too
     storage._aliases.pop(row)
     storage._aliases[changed.key] = changed
