@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 
 import pytest
@@ -87,20 +88,51 @@ def test_a_deferral_is_451_with_its_status(tracker: Tracker) -> None:
         assert reply.startswith(f"451 {answered} "), reply
 
 
-def test_busy_and_stopping(tracker: Tracker, handler: RelayHandler) -> None:
+class Blocking:
+    """A deliverer that takes the message once ``gate`` opens."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def deliver(
+        self, mail_from: str, rcpt_tos: Sequence[str], message: bytes, *, smtputf8: bool
+    ) -> None:
+        self.calls += 1
+        assert self.gate.wait(30)
+
+
+def test_busy_then_stopping(tracker: Tracker) -> None:
     alias = tracker.mask(CUSTOMER, conversation="o1").address
-    assert handler.refuse_transaction() is None
-    handler._in_flight = 1  # every hand-off busy
-    assert handler.refuse_transaction() == "451 4.3.2 relay busy, try again later"
-    data = envelope(SENDER, alias, mail(alias))
-    assert asyncio.run(handler.handle_DATA(None, None, data)).startswith("451 4.3.2")
-    handler._in_flight = 0
+    deliverer = Blocking()
+    handler = RelayHandler(Relay(tracker), deliverer, handoffs=1)
+
+    async def scenario() -> tuple[str, str]:
+        assert handler.refuse_transaction() is None
+        first = asyncio.create_task(
+            handler.handle_DATA(None, None, envelope(SENDER, alias, mail(alias)))
+        )
+        await asyncio.sleep(0)  # the first hand-off starts and holds the only slot
+        busy = await handler.handle_DATA(None, None, envelope(SENDER, alias, mail(alias)))
+        deliverer.gate.set()
+        return busy, await first
+
+    try:
+        busy, delivered = asyncio.run(scenario())
+    finally:
+        deliverer.gate.set()
+        handler.shutdown()
+    assert busy == "451 4.3.2 relay busy, try again later"
+    assert delivered == "250 2.0.0 OK: relayed"
+    assert deliverer.calls == 1
+    assert len(tracker.timeline("o1").messages) == 1
     handler.stop()
     shutting = "421 4.3.2 relay shutting down, try again later"
+    data = envelope(SENDER, alias, mail(alias))
     assert asyncio.run(handler.handle_MAIL(None, None, Envelope(), SENDER, [])) == shutting
     assert asyncio.run(handler.handle_RCPT(None, None, Envelope(), alias, [])) == shutting
     assert asyncio.run(handler.handle_DATA(None, None, data)) == shutting
-    assert handler.deliverer.calls == 0  # type: ignore[attr-defined]
+    assert deliverer.calls == 1
 
 
 def test_an_internal_error_is_temporary(handler: RelayHandler) -> None:
