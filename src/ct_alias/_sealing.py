@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable
 from attrs import evolve, frozen
 
 from .aliases import Alias
-from .crypto import AddressCipher, Cleartext, Sealer, record_context
-from .errors import ConfigurationError, CorruptRecord
+from .crypto import AddressCipher, Cleartext, Sealer, is_sealed, record_context
+from .errors import ConfigurationError, CorruptRecord, UnknownAddressKey
 from .storage.base import Sealed, Storage
+from .timeline import EntryKind, TimelineEntry
 
 __all__ = ["RecordSealer", "Rotation"]
 
@@ -112,6 +113,94 @@ class RecordSealer:
             return record
         return evolve(record, address=address, real_address=real)
 
+    def seal_entry(self, entry: TimelineEntry) -> TimelineEntry:
+        """A message entry as storage keeps it: its personal texts sealed (with address keys).
+
+        Subjects, first words, message ids, attachment names, and each
+        person's display name and address (a non-participant's, as on the
+        wire) are sealed, bound to the entry's store, conversation and field.
+        Participants are references already. Without address keys, and for
+        events (whose data the host or the tracker wrote), nothing changes.
+        """
+        if not self._keyed or entry.kind is not EntryKind.MESSAGE:
+            return entry
+        data = dict(entry.data)
+
+        def seal(value: object, field: str) -> object:
+            if not isinstance(value, str) or not value:
+                return value
+            return self._sealer.seal(value, context=_entry_context(entry, field))
+
+        for field in _TEXTS:
+            data[field] = seal(data.get(field), field)
+        for field in _TEXT_LISTS:
+            if isinstance(data.get(field), list):
+                data[field] = [seal(v, field) for v in data[field]]
+        for field in _PEOPLE:
+            if isinstance(data.get(field), list):
+                data[field] = [
+                    {
+                        **person,
+                        **{
+                            part: seal(person.get(part), f"{field}.{part}")
+                            for part in ("name", "address")
+                            if part in person
+                        },
+                    }
+                    if isinstance(person, dict)
+                    else person
+                    for person in data[field]
+                ]
+        data[SEALED_MARK] = True
+        return evolve(entry, data=data)
+
+    def open_entry(self, entry: TimelineEntry) -> TimelineEntry:
+        """A stored entry as callers see it: its sealed texts opened.
+
+        A text sealed with an address key that is no longer configured reads
+        as ``None`` (timeline entries are not re-sealed by a rotation).
+
+        Raises:
+            CorruptRecord: a sealed text does not authenticate (altered or moved).
+        """
+        if entry.data.get(SEALED_MARK) is not True:
+            return entry
+        data = dict(entry.data)
+        del data[SEALED_MARK]
+
+        def open_(value: object, field: str) -> object:
+            if not isinstance(value, str) or not is_sealed(value):
+                return value
+            try:
+                return self._sealer.open(
+                    value, context=_entry_context(entry, field), record=f"timeline:{field}"
+                )
+            except UnknownAddressKey:
+                return None
+
+        for field in _TEXTS:
+            if field in data:
+                data[field] = open_(data[field], field)
+        for field in _TEXT_LISTS:
+            if isinstance(data.get(field), list):
+                data[field] = [open_(v, field) for v in data[field]]
+        for field in _PEOPLE:
+            if isinstance(data.get(field), list):
+                data[field] = [
+                    {
+                        **person,
+                        **{
+                            part: open_(person.get(part), f"{field}.{part}")
+                            for part in ("name", "address")
+                            if part in person
+                        },
+                    }
+                    if isinstance(person, dict)
+                    else person
+                    for person in data[field]
+                ]
+        return evolve(entry, data=data)
+
     def rotate(
         self,
         storage: Storage,
@@ -155,6 +244,23 @@ class RecordSealer:
             if progress is not None:
                 progress(Rotation(scanned, resealed, cursor, done=False, corrupt=tuple(corrupt)))
         return Rotation(scanned, resealed, cursor, done=True, corrupt=tuple(corrupt))
+
+
+#: The personal text fields of a message entry, sealed with address keys.
+_TEXTS = ("subject", "firstWords", "messageId")
+#: Lists of personal texts.
+_TEXT_LISTS = ("attachmentNames", "inReplyTo", "references")
+#: Lists of people: each one's display name and (non-participant) address are sealed.
+_PEOPLE = ("from", "to", "cc", "replyTo")
+#: What a sealed message entry's data says about itself.
+SEALED_MARK = "sealed"
+
+
+def _entry_context(entry: TimelineEntry, field: str) -> str:
+    """The associated data of a sealed text of a timeline entry: its conversation and field."""
+    return record_context(
+        store=entry.store, conversation=entry.conversation, role="", key="timeline", field=field
+    )
 
 
 def _context(record: Alias, field: str, address: str = "") -> str:
