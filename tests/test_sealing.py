@@ -263,3 +263,92 @@ def test_record_context_keeps_parts_apart() -> None:
     one = record_context(store="ab", conversation="c", role="customer", key="k", field="real")
     two = record_context(store="a", conversation="bc", role="customer", key="k", field="real")
     assert one != two
+
+
+# -- personal text on the timeline ---------------------------------------------------
+
+
+LETTER = (
+    "From: Zelda Quintanilha <zelda.quintanilha@cliente.example>\r\n"
+    "To: Loja <{store}>\r\n"
+    "Cc: Tobias Terceiro <tobias.terceiro@outro.example>\r\n"
+    "Subject: Pedido da Zelda Quintanilha\r\n"
+    "Message-ID: <zelda-quintanilha-1@cliente.example>\r\n"
+    "Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+    "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    "Oi, aqui é a Zelda Quintanilha (zelda.quintanilha@cliente.example), cadê meu pedido?\r\n"
+    "--b\r\nContent-Type: application/pdf\r\n"
+    "Content-Disposition: attachment; filename=rg-zelda-quintanilha.pdf\r\n\r\nJVBERi0=\r\n"
+    "--b--\r\n"
+)
+SECRETS = ("zelda", "quintanilha", "tobias", "terceiro", "rg-zelda")
+
+
+def _dump(storage: Storage) -> str:
+    """Everything the database holds, as text (what a thief reads)."""
+    if isinstance(storage, MemoryStorage):
+        return repr(storage.__dict__).lower()
+    assert isinstance(storage, SQLStorage)
+    chunks = []
+    with storage.engine.connect() as conn:
+        for table in (storage.tables.aliases, storage.tables.timeline):
+            for row in conn.execute(sa.select(table)):
+                chunks += [str(v) for v in row]
+    return "\n".join(chunks).lower()
+
+
+def test_timeline_text_is_sealed_and_timeline_opens_it(storage: Storage) -> None:
+    tracker = make(storage)
+    customer, shop = order(tracker, "shop-a", "1001", "zelda.quintanilha@cliente.example")
+    letter = LETTER.format(store=shop.address).encode()
+    entry = tracker.record_message("1001", letter, direction="inbound", store="shop-a")
+    again = tracker.record_message("1001", letter, direction="inbound", store="shop-a")
+    assert again == entry
+    dump = _dump(storage)
+    for secret in SECRETS:
+        assert secret not in dump, secret
+    (message,) = tracker.timeline("1001", store="shop-a").messages
+    assert message == entry
+    assert message.data["subject"] == "Pedido da Zelda Quintanilha"
+    assert "cadê meu pedido" in message.data["firstWords"]
+    assert message.data["attachmentNames"] == ["rg-zelda-quintanilha.pdf"]
+    assert message.data["from"][0] == {
+        "name": "Zelda Quintanilha",
+        "ref": customer.key,
+        "role": "customer",
+    }
+    assert message.data["cc"] == [
+        {"name": "Tobias Terceiro", "address": "tobias.terceiro@outro.example"}
+    ]
+    assert "sealed" not in message.data
+    exported = tracker.timeline("1001", store="shop-a").to_dict()
+    assert exported["messages"][0]["subject"] == "Pedido da Zelda Quintanilha"
+
+
+def test_a_sealed_text_moved_to_another_conversation_does_not_open() -> None:
+    storage = MemoryStorage()
+    tracker = make(storage)
+    _, shop = order(tracker, "shop-a", "1001", "zelda.quintanilha@cliente.example")
+    letter = LETTER.format(store=shop.address).encode()
+    tracker.record_message("1001", letter, direction="inbound", store="shop-a")
+    (stored,) = [e for e in storage.entries("1001", store="shop-a") if e.kind.value == "message"]
+    storage.append(evolve(stored, conversation="2002", seq=None))
+    with pytest.raises(CorruptRecord):
+        tracker.timeline("2002", store="shop-a")
+
+
+def test_without_address_keys_timeline_text_is_kept_as_it_came() -> None:
+    storage = MemoryStorage()
+    tracker = Tracker(
+        storage=storage,
+        keys=[SIGNING_KEY],
+        default_policy=Policy(domain=DOMAIN),
+        clock=FrozenClock(START),
+        index_key=INDEX_KEY,
+    )
+    _, shop = order(tracker, "shop-a", "1001", "zelda.quintanilha@cliente.example")
+    tracker.record_message(
+        "1001", LETTER.format(store=shop.address).encode(), direction="inbound", store="shop-a"
+    )
+    (stored,) = [e for e in storage.entries("1001", store="shop-a") if e.kind.value == "message"]
+    assert stored.data["subject"] == "Pedido da Zelda Quintanilha"

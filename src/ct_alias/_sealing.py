@@ -10,14 +10,16 @@ the tracker is built; nothing here asks which one it got.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from attrs import evolve, frozen
 
 from .aliases import Alias
-from .crypto import AddressCipher, Cleartext, Sealer, record_context
-from .errors import ConfigurationError, CorruptRecord
+from .crypto import AddressCipher, Cleartext, Sealer, is_sealed, record_context
+from .errors import ConfigurationError, CorruptRecord, UnknownAddressKey
 from .storage.base import Sealed, Storage
+from .timeline import EntryKind, TimelineEntry
 
 __all__ = ["RecordSealer", "Rotation"]
 
@@ -112,6 +114,53 @@ class RecordSealer:
             return record
         return evolve(record, address=address, real_address=real)
 
+    def seal_entry(self, entry: TimelineEntry) -> TimelineEntry:
+        """A message entry as storage keeps it: its personal texts sealed (with address keys).
+
+        Subjects, first words, message ids, attachment names, and each
+        person's display name and address (a non-participant's, as on the
+        wire) are sealed, bound to the entry's store, conversation and field.
+        Participants are references already. Without address keys, and for
+        events (whose data the host or the tracker wrote), nothing changes.
+        """
+        if not self._keyed or entry.kind is not EntryKind.MESSAGE:
+            return entry
+
+        def seal(value: object, field: str) -> object:
+            if not isinstance(value, str) or not value:
+                return value
+            return self._sealer.seal(value, context=_entry_context(entry, field))
+
+        data = _map_texts(entry.data, seal)
+        data[SEALED_MARK] = True
+        return evolve(entry, data=data)
+
+    def open_entry(self, entry: TimelineEntry) -> TimelineEntry:
+        """A stored entry as callers see it: its sealed texts opened.
+
+        A text sealed with an address key that is no longer configured reads
+        as ``None`` (timeline entries are not re-sealed by a rotation).
+
+        Raises:
+            CorruptRecord: a sealed text does not authenticate (altered or moved).
+        """
+        if entry.data.get(SEALED_MARK) is not True:
+            return entry
+
+        def open_(value: object, field: str) -> object:
+            if not isinstance(value, str) or not is_sealed(value):
+                return value
+            try:
+                return self._sealer.open(
+                    value, context=_entry_context(entry, field), record=f"timeline:{field}"
+                )
+            except UnknownAddressKey:
+                return None
+
+        data = _map_texts(entry.data, open_)
+        del data[SEALED_MARK]
+        return evolve(entry, data=data)
+
     def rotate(
         self,
         storage: Storage,
@@ -155,6 +204,51 @@ class RecordSealer:
             if progress is not None:
                 progress(Rotation(scanned, resealed, cursor, done=False, corrupt=tuple(corrupt)))
         return Rotation(scanned, resealed, cursor, done=True, corrupt=tuple(corrupt))
+
+
+#: The personal text fields of a message entry, sealed with address keys.
+_TEXTS = ("subject", "firstWords", "messageId")
+#: Lists of personal texts.
+_TEXT_LISTS = ("attachmentNames", "inReplyTo", "references")
+#: Lists of people: each one's display name and (non-participant) address are sealed.
+_PEOPLE = ("from", "to", "cc", "replyTo")
+#: What a sealed message entry's data says about itself.
+SEALED_MARK = "sealed"
+
+
+def _map_texts(data: Mapping[str, Any], change: Callable[[object, str], object]) -> dict[str, Any]:
+    """A copy of a message entry's data with ``change(value, field)`` applied to its texts."""
+    out = dict(data)
+    for field in _TEXTS:
+        if field in out:
+            out[field] = change(out[field], field)
+    for field in _TEXT_LISTS:
+        if isinstance(out.get(field), list):
+            out[field] = [change(v, field) for v in out[field]]
+    for field in _PEOPLE:
+        if isinstance(out.get(field), list):
+            out[field] = [_person(p, field, change) for p in out[field]]
+    return out
+
+
+def _person(person: object, field: str, change: Callable[[object, str], object]) -> object:
+    if not isinstance(person, Mapping):
+        return person
+    return {
+        **person,
+        **{
+            part: change(person[part], f"{field}.{part}")
+            for part in ("name", "address")
+            if part in person
+        },
+    }
+
+
+def _entry_context(entry: TimelineEntry, field: str) -> str:
+    """The associated data of a sealed text of a timeline entry: its conversation and field."""
+    return record_context(
+        store=entry.store, conversation=entry.conversation, role="", key="timeline", field=field
+    )
 
 
 def _context(record: Alias, field: str, address: str = "") -> str:
