@@ -29,7 +29,10 @@ MTA = "mx.ct.example.com"
 def verdict_of(authenticator: object, *lines: str, from_domain: str) -> Authentication:
     data = ("\r\n".join(lines) + "\r\n\r\nbody\r\n").encode()
     fields = parse_headers(split_message(data).headers)
-    return authenticator.authenticate(fields, data, from_domain=from_domain)  # type: ignore[attr-defined]
+    verdict: Authentication = authenticator.authenticate(  # type: ignore[attr-defined]
+        fields, data, from_domain=from_domain
+    )
+    return verdict
 
 
 @pytest.mark.parametrize(
@@ -188,7 +191,7 @@ def dns(rsa_key: tuple[bytes, bytes]) -> Callable[[bytes], bytes | None]:
 
 
 def signed(pem: bytes, domain: str, *lines: str) -> bytes:
-    import dkim
+    import dkim  # type: ignore[import-untyped]
 
     data = ("\r\n".join(lines) + "\r\n\r\nSua entrega chega amanha.\r\n").encode()
     signature: bytes = dkim.sign(
@@ -281,7 +284,7 @@ def field_values(draw: st.DrawFn) -> str:
 
 
 def by_authres(value: str) -> list[tuple[str, str, dict[tuple[str, str], str]]] | None:
-    import authres
+    import authres  # type: ignore[import-untyped]
 
     try:
         header = authres.AuthenticationResultsHeader.parse(f"Authentication-Results: {value}")

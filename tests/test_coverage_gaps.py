@@ -319,12 +319,12 @@ def test_store_scheme_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     from ct_alias.storage import registry
 
     monkeypatch.setattr(generic, "entry_points", lambda group: [_GoodEntryPoint()])
-    fresh = registry._new_registry()
+    fresh = registry._new_registry()  # noqa: SLF001 - a fresh registry per test
     assert isinstance(fresh.get("plugged")("plugged://x"), MemoryStorage)
     with pytest.raises(ConfigurationError, match="unknown storage URL scheme"):
         fresh.get("nope")  # entry points are read once
     monkeypatch.setattr(generic, "entry_points", lambda group: [_BrokenEntryPoint()])
-    broken = registry._new_registry()
+    broken = registry._new_registry()  # noqa: SLF001 - a fresh registry per test
     with pytest.raises(ConfigurationError, match="cannot load storage URL scheme 'broken'"):
         broken.get("broken")
     with pytest.raises(ConfigurationError, match="a storage URL is a str"):

@@ -24,7 +24,7 @@ from ct_alias import (
     Tracker,
     UnknownAddressKey,
 )
-from ct_alias.crypto import PREFIX, AddressCipher, Cleartext, is_sealed
+from ct_alias.crypto import PREFIX, PREFIX_V2, AddressCipher, Cleartext, is_sealed
 from ct_alias.storage import Storage
 from ct_alias.storage.sql import SQLStorage
 
@@ -62,7 +62,7 @@ def stored(store: Storage, alias: Alias) -> Alias:
 def test_seal_and_open() -> None:
     cipher = AddressCipher([KEY_A])
     sealed = cipher.seal("Maria.Silva@example.com.br", context="k1:real")
-    assert sealed.startswith(PREFIX + cipher.newest + ".")
+    assert sealed.startswith(PREFIX_V2 + cipher.newest + ".")
     assert is_sealed(sealed)
     assert "maria" not in sealed.lower()
     assert cipher.open(sealed, context="k1:real") == "Maria.Silva@example.com.br"
@@ -205,7 +205,11 @@ def test_turning_encryption_on_later(clock: FrozenClock) -> None:
     assert info.value.key_id == "none"
     encrypted = make(store, clock, [KEY_A], plaintext=True)
     assert encrypted.unmask(alias.address) == alias
-    assert strict.rotate_address_keys().resealed == 1  # rotation reads plaintext
+    refused = strict.rotate_address_keys()  # plaintext is sealed only when allowed
+    assert (refused.resealed, refused.corrupt) == (0, (alias.key,))
+    with pytest.raises(CorruptRecord):
+        strict.unmask(alias.address)
+    assert encrypted.rotate_address_keys().resealed == 1  # the migration: plaintext allowed
     assert strict.unmask(alias.address) == alias
     assert is_sealed(stored(store, alias).real_address)
     assert encrypted.unmask(alias.address) == alias
@@ -380,7 +384,7 @@ def test_needs_reseal_compares_the_whole_key_id() -> None:
 
 
 def test_every_sealed_value_is_exactly_the_specified_encoding() -> None:
-    """``ct1.<id>.<base64url(nonce ‖ AES-GCM)>`` without padding, whatever the length.
+    """``ct2.<id>.<base64url(nonce ‖ AES-GCM)>`` without padding, whatever the length.
 
     A thousand values of every length modulo 3 (each padding case), so that a
     change to padding or to the alphabet shows whatever the random nonces.
@@ -392,7 +396,7 @@ def test_every_sealed_value_is_exactly_the_specified_encoding() -> None:
         context = f"{n:032x}:real"
         sealed = cipher.seal(text, context=context)
         head, _, payload = sealed.rpartition(".")
-        assert head == PREFIX + cipher.newest
+        assert head == PREFIX_V2 + cipher.newest
         assert "=" not in payload
         raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         again = AESGCM(derived).encrypt(raw[:12], text.encode(), context.encode())

@@ -18,6 +18,7 @@ import pytest
 
 import ct_alias
 from ct_alias import FrozenClock, Policy, Role, Tracker
+from ct_alias.storage import Storage
 from ct_alias.testing import StorageContract
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -47,7 +48,7 @@ class TestSQLite3Store(StorageContract):
     """The example backend passes the storage contract suite."""
 
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[SQLite3Store]:
+    def store(self, tmp_path: Path) -> Iterator[Storage]:
         store = SQLite3Store(tmp_path / "aliases.db")
         store.create_schema()
         yield store

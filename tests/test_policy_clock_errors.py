@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pickle
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -56,14 +57,14 @@ def test_policy_defaults() -> None:
         {"domain": "ct.example.com", "on_unrepresentable": None},
     ],
 )
-def test_bad_policies(kwargs: dict) -> None:
+def test_bad_policies(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         Policy(**kwargs)
 
 
 def test_policy_is_keyword_only_and_frozen() -> None:
     with pytest.raises(TypeError):
-        Policy("ct.example.com")  # type: ignore[misc]
+        Policy("ct.example.com")  # type: ignore[call-arg]
     p = Policy(domain="ct.example.com", on_unrepresentable="error")
     assert p.on_unrepresentable is Fallback.ERROR
     with pytest.raises(AttributeError):
@@ -96,7 +97,13 @@ def test_system_clock() -> None:
 
 
 def test_hierarchy() -> None:
-    for exc in (ConfigurationError, InvalidAddress, MalformedAlias, ForgedAlias):
+    value_errors: tuple[type[CtAliasError], ...] = (
+        ConfigurationError,
+        InvalidAddress,
+        MalformedAlias,
+        ForgedAlias,
+    )
+    for exc in value_errors:
         assert issubclass(exc, CtAliasError)
         assert issubclass(exc, ValueError)
     for exc in (UnknownAlias, ExpiredAlias, RevokedAlias):
@@ -112,11 +119,11 @@ def test_messages_hide_local_parts() -> None:
     alias = "maria.silva@example.com.br-2abcdefghijklmnopqrstuvw.ct.example.com"
     for exc in (ForgedAlias(alias), UnknownAlias(alias), MalformedAlias(alias, "bad")):
         assert "maria.silva" not in str(exc)
-        assert exc.alias == alias  # type: ignore[attr-defined]
+        assert exc.alias == alias
     when = datetime(2026, 3, 1, tzinfo=UTC)
-    exc = RevokedAlias(alias, when)
-    assert (exc.reason, exc.expired_at) == (ExpiryReason.REVOKED, when)
-    assert "revoked" in str(exc)
+    revoked = RevokedAlias(alias, when)
+    assert (revoked.reason, revoked.expired_at) == (ExpiryReason.REVOKED, when)
+    assert "revoked" in str(revoked)
     assert "\r" not in str(MalformedAlias("x\r\nBcc: y@z.com", "bad"))
     assert len(str(MalformedAlias("x" * 5000, "bad"))) < 200
 

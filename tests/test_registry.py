@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -50,7 +51,7 @@ class ShopStrategy:
 
 @pytest.fixture
 def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(strategies_module, "_registry", strategies_module._new_registry())
+    monkeypatch.setattr(strategies_module, "_registry", strategies_module._new_registry())  # noqa: SLF001 - a fresh registry per test
 
 
 @pytest.mark.usefixtures("fresh_registry")
@@ -102,7 +103,7 @@ def test_a_factory_must_build_what_it_is_named(clock: FrozenClock) -> None:
 
 
 @pytest.fixture
-def entry_point_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def entry_point_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A tiny installed distribution declaring ``shop`` in the entry-point group."""
     (tmp_path / "shop_plugin.py").write_text(
         "from tests.test_registry import ShopStrategy as factory\n", encoding="utf-8"

@@ -32,6 +32,7 @@ def test_recorded_when_delivered_with_the_time_of_the_hand_off(
     assert tracker.timeline(ORDER).messages == ()
     later = clock.advance(timedelta(minutes=7))  # the downstream took it only now
     entry = relay.delivered(outcome)
+    assert entry is not None
     assert entry.at == later
     assert entry.name == "outbound"
     assert relay.delivered(outcome) == entry  # a second report is the same entry

@@ -275,12 +275,14 @@ def test_an_accepted_outcome_missing_a_part_is_refused(
     data = message(f"From: {CARRIER}".encode(), f"To: {customer.address}".encode())
     (outcome,) = relay.handle(CARRIER, [customer.address], data).outcomes
     assert outcome.accepted
-    broken = evolve(outcome, **{missing: None})
+    broken = evolve(outcome, **{missing: None})  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument):
         relay.delivered(broken)
     with pytest.raises(InvalidArgument):
         relay.delivery_failed(broken, 550, "5.1.1", permanent=True)
-    assert relay.delivered(outcome).name == "outbound"
+    entry = relay.delivered(outcome)
+    assert entry is not None
+    assert entry.name == "outbound"
 
 
 # -- settings at their smallest, and hop counting -------------------------------------

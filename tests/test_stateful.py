@@ -15,6 +15,7 @@ import tempfile
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from attrs import define
@@ -452,9 +453,9 @@ class TrackerMachine(RuleBasedStateMachine):
             self.counts[place][REACTIVATED] += 1
         assert sorted(a.address for a in got) == sorted(m.address for m in expected)
         for alias in got:
-            model = self.by_address(alias.address)
-            assert model is not None
-            assert (alias.status, alias.ends_at) == (model.status, model.ends_at)
+            found = self.by_address(alias.address)
+            assert found is not None
+            assert (alias.status, alias.ends_at) == (found.status, found.ends_at)
 
     @precondition(lambda self: self.models)
     @rule(index=st.integers(min_value=0), as_object=st.booleans(), upper=st.booleans())
@@ -574,7 +575,7 @@ class SQLiteTrackerMachine(TrackerMachine):
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
-_COMMON = {
+_COMMON: dict[str, Any] = {
     "deadline": None,
     "derandomize": True,
     "database": None,

@@ -115,7 +115,9 @@ def test_other_failures_are_not_a_missing_schema(tmp_path: Path) -> None:
     assert "upgrade()`" not in str(caught.value)
 
 
-def _with_port(url: str, port: int, *, password: str | None = None, database: str | None = None):
+def _with_port(
+    url: str, port: int, *, password: str | None = None, database: str | None = None
+) -> str:
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url).set(port=port)

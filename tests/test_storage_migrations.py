@@ -132,6 +132,15 @@ def _check_upgraded(storage: SQLStorage) -> None:
     assert len(rows) == len(old_seqs) + 1  # the shared event, copied once
     assert set(old_seqs) <= {r.seq for r in rows}  # positions (cursors) kept
 
+    # the release's sealed values (format 1) are re-sealed in format 2 by a rotation
+    live = [r for r in V1["rows"]["aliases"] if r["purged_at"] is None]
+    rotated = tracker.rotate_address_keys()
+    assert (rotated.resealed, rotated.corrupt) == (len(live), ())
+    assert tracker.rotate_address_keys().resealed == 0
+    for store in ("shop-a", "shop-b"):
+        customer = tracker.unmask(V1["aliases"][store]["customer"])
+        assert customer.real_address == V1["aliases"][store]["real"]
+
     # de-duplication is per store now, and new entries come after the old ones
     again = tracker.timeline("1001", store="shop-a").messages[0]
     raw = (

@@ -56,7 +56,7 @@ class _NoSchema:
 def test_a_factory_without_upgrade_is_refused() -> None:
     register_storage_scheme(
         "no-schema-t17",
-        lambda url, /, **options: _NoSchema(),  # type: ignore[arg-type,return-value]
+        lambda url, /, **options: _NoSchema(),  # type: ignore[arg-type]
         replace=True,
     )
     with pytest.raises(ConfigurationError, match=r"no upgrade\(\) method: give _NoSchema one"):

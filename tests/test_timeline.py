@@ -8,6 +8,7 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,7 +102,7 @@ def test_record_event(shop: Tracker, clock: FrozenClock) -> None:
         ({"event": "ok", "at": "yesterday"}, "at"),
     ],
 )
-def test_bad_events(shop: Tracker, kwargs: dict, name: str) -> None:
+def test_bad_events(shop: Tracker, kwargs: dict[str, Any], name: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         shop.record_event("o1", **kwargs)
     assert info.value.name == name

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from attrs import evolve
@@ -205,7 +206,9 @@ def test_bad_addresses_are_refused_and_nothing_is_stored(
         ({"conversation": "o1", "role": 3}, "role"),
     ],
 )
-def test_bad_arguments(tracker: Tracker, store: MemoryStorage, kwargs: dict, name: str) -> None:
+def test_bad_arguments(
+    tracker: Tracker, store: MemoryStorage, kwargs: dict[str, Any], name: str
+) -> None:
     with pytest.raises(InvalidArgument) as info:
         tracker.mask("maria@example.com", **kwargs)
     assert info.value.name == name

@@ -40,7 +40,7 @@ from ct_alias import (
 )
 from ct_alias.blind_index import BlindIndex
 from ct_alias.codec import COMPLEX_V1, SIMPLE_V1, TokenFormat
-from ct_alias.crypto import PREFIX, AddressCipher, Cleartext, is_sealed
+from ct_alias.crypto import PREFIX, PREFIX_V2, AddressCipher, Cleartext, is_sealed, record_context
 from ct_alias.strategies import ComplexStrategy, SimpleStrategy
 
 VECTORS: dict[str, Any] = json.loads(
@@ -314,7 +314,7 @@ def test_sealed_vector_opens(vector: dict[str, Any]) -> None:
     assert is_sealed(stored)
     assert stored.startswith(f"{PREFIX}{SEALED['key_ids'][vector['address_key']]}.")
     assert cipher.open(stored, context=vector["context"]) == vector["plaintext"]
-    assert cipher.needs_reseal(stored) is (vector["address_key"] != len(SEALED["key_ids"]) - 1)
+    assert cipher.needs_reseal(stored)  # format 1: re-sealed in format 2 by a rotation
     with pytest.raises(CorruptRecord):
         cipher.open(stored, context=vector["context"] + "x")
 
@@ -332,6 +332,51 @@ def test_sealed_vector_follows_the_specification(vector: dict[str, Any]) -> None
         nonce, vector["plaintext"].encode("utf-8"), vector["context"].encode("utf-8")
     )
     assert raw == nonce + again
+    assert key_id == SEALED["key_ids"][vector["address_key"]]
+
+
+SEALED_V2 = VECTORS["sealed_v2"]
+
+
+@pytest.mark.parametrize("vector", SEALED_V2, ids=lambda v: v["sealed"][:20])
+def test_sealed_v2_vector_opens_in_its_place_only(vector: dict[str, Any]) -> None:
+    cipher = AddressCipher(SEALED["address_keys"])
+    stored = vector["sealed"]
+    assert is_sealed(stored)
+    assert stored.startswith(f"{PREFIX_V2}{SEALED['key_ids'][vector['address_key']]}.")
+    assert record_context(**vector["parts"]) == vector["context"]
+    assert cipher.open(stored, context=vector["context"]) == vector["plaintext"]
+    assert cipher.needs_reseal(stored) is (vector["address_key"] != len(SEALED["key_ids"]) - 1)
+    for part in vector["parts"]:
+        moved = record_context(**{**vector["parts"], part: vector["parts"][part] + "x"})
+        with pytest.raises(CorruptRecord):
+            cipher.open(stored, context=moved)
+
+
+@pytest.mark.parametrize("vector", SEALED_V2, ids=lambda v: v["sealed"][:20])
+def test_sealed_v2_vector_follows_the_specification(vector: dict[str, Any]) -> None:
+    """``ct2.<key id>.<base64url(nonce ‖ AES-256-GCM)>``; AD: the JSON array of the place."""
+    parts = vector["parts"]
+    context = json.dumps(
+        [
+            "ct_alias.record.v2",
+            parts["store"],
+            parts["conversation"],
+            parts["role"],
+            parts["key"],
+            parts["field"],
+            parts["address"],
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    assert context == vector["context"]
+    key_id, _, payload = vector["sealed"].removeprefix("ct2.").partition(".")
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    key = SEALED["address_keys"][vector["address_key"]].encode("utf-8")
+    derived = hashlib.sha256(b"ct_alias.address-key.v1\x00" + key).digest()
+    again = AESGCM(derived).encrypt(raw[:12], vector["plaintext"].encode(), context.encode())
+    assert raw == raw[:12] + again
     assert key_id == SEALED["key_ids"][vector["address_key"]]
 
 

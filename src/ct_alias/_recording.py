@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _arguments as check
 from ._lifecycle import Changes
+from ._sealing import RecordSealer
 from .aliases import Alias, Role
 from .clock import Clock
 from .errors import InvalidArgument, MissingParticipant
@@ -33,6 +34,7 @@ class TimelineMethods:
 
     _storage: Storage
     _clock: Clock
+    _records: RecordSealer
 
     if TYPE_CHECKING:  # provided by Tracker
 
@@ -152,8 +154,8 @@ class TimelineMethods:
             dedup_key=message_dedup_key(summary),
             store=store,
         )
-        stored, _ = self._storage.append(entry)
-        return stored
+        stored, _ = self._storage.append(self._records.seal_entry(entry))
+        return self._records.open_entry(stored)
 
     def notify(
         self,
@@ -257,7 +259,7 @@ class TimelineMethods:
         return Timeline(
             conversation=conversation,
             participants=tuple(self.aliases(conversation, store=store)),
-            entries=tuple(entries),
+            entries=tuple(self._records.open_entry(e) for e in entries),
             next_after=next_after,
             now=self._clock.now(),
             store=store,

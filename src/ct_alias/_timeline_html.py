@@ -156,7 +156,7 @@ def _mailboxes(items: list[Mapping[str, Any]], raws: Iterable[Any]) -> str:
     return ", ".join(_mailbox(i, r) for i, r in zip(items, raw_list, strict=False)) or "nobody"
 
 
-def _message(entry: TimelineEntry, m: Mapping[str, Any]) -> str:
+def _message(entry: TimelineEntry, m: Mapping[str, Any]) -> str:  # noqa: C901 - one branch per message field, flat
     data = entry.data
     direction = str(m["direction"])
     raw_from = list(data.get("from", ()))

@@ -327,6 +327,15 @@ def _cmd_keys_rotate(args: argparse.Namespace, out: TextIO) -> int:
     )
     if report is not None:
         line.finish()
+    if result.corrupt:
+        print(
+            f"done: scanned {result.scanned}, re-sealed {result.resealed}; "
+            f"{len(result.corrupt)} record(s) do not open and were left as they are "
+            f"(altered, moved, or plaintext): {', '.join(result.corrupt[:10])}; "
+            "keep the older address keys until they are looked at",
+            file=out,
+        )
+        return 1
     print(
         f"done: scanned {result.scanned}, re-sealed {result.resealed}; "
         "the older address keys can now be removed",

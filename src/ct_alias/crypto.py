@@ -4,10 +4,17 @@ With address keys, the tracker seals every real address — and every alias
 address, since a simple alias contains one — *before* any store sees it, so
 every backend benefits, third-party ones included. Sealing is AES-256-GCM
 (authenticated: a tampered or swapped value is detected), with the record's
-storage key as associated data, so a value copied from one row to another does
-not open. A sealed value reads::
+place as associated data, so a value copied from one row to another, or a row
+whose routing columns were changed, does not open. A sealed value reads::
 
-    ct1.<key id>.<base64url(nonce ‖ ciphertext ‖ tag)>
+    ct2.<key id>.<base64url(nonce ‖ ciphertext ‖ tag)>
+
+Format 2 (``ct2.``) binds every column that routes mail: the store, the
+conversation, the role, the record's storage key, the field, and, for the real
+address, the alias address (see :func:`record_context`). Format 1 (``ct1.``),
+written by earlier releases, bound only the storage key and the field; its
+values still open, and :meth:`ct_alias.Tracker.rotate_address_keys` re-seals
+them in format 2.
 
 The key id (8 hex characters, derived from the key) says which key sealed it,
 so keys rotate like signing keys: a list, oldest → newest; the newest seals,
@@ -23,37 +30,79 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import os
 from collections.abc import Iterable
 from typing import Any, Protocol
 
 from .errors import ConfigurationError, CorruptRecord, MissingExtra, UnknownAddressKey
 
-__all__ = ["PREFIX", "AddressCipher", "Cleartext", "Sealer", "is_sealed"]
+__all__ = [
+    "MIN_KEY_BYTES",
+    "PREFIX",
+    "PREFIX_V2",
+    "AddressCipher",
+    "Cleartext",
+    "Sealer",
+    "is_sealed",
+    "record_context",
+]
 
-#: The prefix of every sealed value (format version 1).
+#: The prefix of sealed values of format version 1 (bound to the storage key and field only).
 PREFIX = "ct1."
+#: The prefix of sealed values of format version 2 (bound to the record's place), written now.
+PREFIX_V2 = "ct2."
+_PREFIXES = (PREFIX, PREFIX_V2)
 _NONCE = 12
+#: The shortest key accepted (128 bits): a key id can always confirm a guessed key.
+MIN_KEY_BYTES = 16
 
 
 def is_sealed(value: str) -> bool:
     """Whether a stored value is sealed (addresses always contain ``@``; sealed values never)."""
-    return value.startswith(PREFIX) and "@" not in value
+    return value.startswith(_PREFIXES) and "@" not in value
+
+
+def record_context(
+    *, store: str, conversation: str, role: str, key: str, field: str, address: str = ""
+) -> str:
+    """The associated data a format 2 value is sealed with: the record's place, unambiguously.
+
+    A JSON array of a version tag and the parts, so no part can run into the
+    next. ``address`` (the canonical alias address) is bound to the real
+    address only: the alias field is bound to ``key``, its keyed hash.
+    """
+    parts = ["ct_alias.record.v2", store, conversation, role, key, field, address]
+    return json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+
+
+def _key_id_of(stored: str) -> str:
+    return stored[len(PREFIX) :].partition(".")[0]
 
 
 class Sealer(Protocol):
     """What the tracker needs to protect addresses at rest."""
 
     def seal(self, text: str, *, context: str) -> str:
-        """Return the stored form of ``text``, bound to ``context`` (the record's key)."""
+        """Return the stored form of ``text``, bound to ``context`` (the record's place)."""
         ...
 
-    def open(self, stored: str, *, context: str, allow_plaintext: bool = False) -> str:
+    def open(
+        self,
+        stored: str,
+        *,
+        context: str,
+        allow_plaintext: bool = False,
+        legacy_context: str | None = None,
+        record: str | None = None,
+    ) -> str:
         """Return the text behind a stored form.
 
         Plaintext (a value stored before encryption was turned on) passes
         through only with ``allow_plaintext``; otherwise it is refused as
         corrupt, since anyone able to write to the database could plant it.
+        ``legacy_context`` opens a format 1 value (default: ``context``);
+        ``record`` names the record in errors (``context`` may hold addresses).
         """
         ...
 
@@ -70,15 +119,23 @@ class Cleartext:
         del context
         return text
 
-    def open(self, stored: str, *, context: str, allow_plaintext: bool = True) -> str:
+    def open(
+        self,
+        stored: str,
+        *,
+        context: str,
+        allow_plaintext: bool = True,
+        legacy_context: str | None = None,
+        record: str | None = None,
+    ) -> str:
         """Return ``stored``; a sealed value means keys are missing.
 
         Raises:
             UnknownAddressKey: ``stored`` is sealed, and this tracker has no address keys.
         """
-        del context, allow_plaintext
+        del context, allow_plaintext, legacy_context, record
         if is_sealed(stored):
-            raise UnknownAddressKey(stored[len(PREFIX) :].partition(".")[0])
+            raise UnknownAddressKey(_key_id_of(stored))
         return stored
 
     def needs_reseal(self, stored: str) -> bool:
@@ -102,10 +159,11 @@ class AddressCipher:
     """AES-256-GCM sealing with a list of keys, oldest → newest.
 
     Args:
-        keys: the address keys (non-empty strings or bytes), oldest first.
+        keys: the address keys (strings or bytes of at least 16 bytes, such
+            as ``ct-alias keys generate`` prints), oldest first.
 
     Raises:
-        ConfigurationError: no keys, or an empty one.
+        ConfigurationError: no keys, or one shorter than 128 bits.
         MissingExtra: the ``cryptography`` package is not installed.
     """
 
@@ -141,43 +199,78 @@ class AddressCipher:
         return f"<AddressCipher keys={self.key_ids}>"
 
     def seal(self, text: str, *, context: str) -> str:
-        """Encrypt ``text`` with the newest key, bound to ``context``."""
+        """Encrypt ``text`` with the newest key, bound to ``context`` (format 2)."""
         nonce = os.urandom(_NONCE)
         sealed = self._ciphers[self._newest].encrypt(
             nonce, text.encode("utf-8"), context.encode("utf-8")
         )
         payload = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
-        return f"{PREFIX}{self._newest}.{payload}"
+        return f"{PREFIX_V2}{self._newest}.{payload}"
 
-    def open(self, stored: str, *, context: str, allow_plaintext: bool = False) -> str:
+    def open(
+        self,
+        stored: str,
+        *,
+        context: str,
+        allow_plaintext: bool = False,
+        legacy_context: str | None = None,
+        record: str | None = None,
+    ) -> str:
         """Decrypt a sealed value.
 
         Args:
             stored: the stored form.
-            context: what it was sealed for (the record's key and field).
+            context: what a format 2 value was sealed for (the record's place).
             allow_plaintext: let a value that is not sealed through (records
                 from before encryption was turned on, during their migration).
+            legacy_context: what a format 1 value was sealed for (the
+                record's key and field); without it, ``context``.
+            record: how errors name the record (default: ``context``).
 
         Raises:
             UnknownAddressKey: it was sealed with a key that is not in the list.
-            CorruptRecord: it was altered, belongs to another record, or is
-                plaintext where only sealed values are allowed.
+            CorruptRecord: it was altered, belongs to another record or place,
+                or is plaintext where only sealed values are allowed.
         """
+        label = context if record is None else record
         if not is_sealed(stored):
             if allow_plaintext:
                 return stored
-            raise CorruptRecord(context, "none")
+            raise CorruptRecord(label, "none")
+        if stored.startswith(PREFIX_V2):
+            bound = context
+        else:  # format 1: its own context, or the caller's (who then speaks format 1)
+            bound = context if legacy_context is None else legacy_context
         key_id, _, payload = stored[len(PREFIX) :].partition(".")
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             raise UnknownAddressKey(key_id)
         try:
             raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-            plain: bytes = cipher.decrypt(raw[:_NONCE], raw[_NONCE:], context.encode("utf-8"))
+            plain: bytes = cipher.decrypt(raw[:_NONCE], raw[_NONCE:], bound.encode("utf-8"))
             return plain.decode("utf-8")
         except (*self._exceptions, binascii.Error, ValueError, UnicodeDecodeError):
-            raise CorruptRecord(context, key_id) from None
+            raise CorruptRecord(label, key_id) from None
 
     def needs_reseal(self, stored: str) -> bool:
-        """Whether ``stored`` is plaintext or sealed with an older key."""
-        return not (is_sealed(stored) and stored[len(PREFIX) :].startswith(self._newest + "."))
+        """Whether ``stored`` is plaintext, of format 1, or sealed with an older key."""
+        return not (is_sealed(stored) and stored.startswith(f"{PREFIX_V2}{self._newest}."))
+
+
+def check_key_strength(kind: str, keys: Iterable[str | bytes]) -> None:
+    """Refuse keys shorter than 128 bits (16 bytes of text or bytes).
+
+    A key id, a blind index or an alias signature is a function of its key,
+    so each can confirm a guessed key: only the key's strength makes guessing
+    hopeless.
+
+    Raises:
+        ConfigurationError: a key is shorter than :data:`MIN_KEY_BYTES`.
+    """
+    for key in keys:
+        size = len(key.encode("utf-8")) if isinstance(key, str) else len(key)
+        if size < MIN_KEY_BYTES:
+            raise ConfigurationError(
+                f"{kind} too short: {size} bytes, at least {MIN_KEY_BYTES} (128 bits) are "
+                "needed; make one with `ct-alias keys generate`"
+            )

@@ -97,6 +97,9 @@ class Outcome:
             message's author (recorded with it).
         details: for an accepted recipient, what the rewrite left out
             (counts, never addresses), recorded with the message.
+        report: the message was a delivery report, consumed and recorded; an
+            accepted report outcome delivers nothing, or only the relay's
+            notice to the outside sender whose message bounced.
         store: the store of the recipient alias's conversation, when known.
     """
 
@@ -112,6 +115,7 @@ class Outcome:
     original: bytes | None = field(default=None, repr=False, eq=False)
     authentication: Authentication | None = field(default=None, repr=False, eq=False)
     details: Mapping[str, object] | None = field(default=None, repr=False, eq=False)
+    report: bool = False
     store: str | None = None
 
     @property
@@ -474,7 +478,13 @@ class Relay:
         told = notice(self.tracker, alias, report)
         if told is None:
             return Outcome(
-                recipient, 250, "2.0.0", "delivery report recorded", conversation=alias.conversation
+                recipient,
+                250,
+                "2.0.0",
+                "delivery report recorded",
+                conversation=alias.conversation,
+                store=alias.store,
+                report=True,
             )
         contact, data = told
         return Outcome(
@@ -486,6 +496,8 @@ class Relay:
             mail_from="",
             message=data,
             conversation=alias.conversation,
+            store=alias.store,
+            report=True,
         )
 
     def _authenticate(self, message: _Message) -> Authentication:
@@ -569,7 +581,7 @@ class Relay:
             StorageError: the timeline could not be written (the message *was*
                 delivered: do not report a failure to the sender).
         """
-        if isinstance(outcome, Outcome) and outcome.accepted and outcome.original is None:
+        if isinstance(outcome, Outcome) and outcome.accepted and outcome.report:
             return None  # a consumed report, or a notice the relay wrote: nothing to record
         conversation, store, direction, original = _delivery(outcome)
         return self.tracker.record_message(

@@ -23,6 +23,7 @@ from .codec import AliasCodec
 from .errors import (
     AliasCollision,
     ConfigurationError,
+    CorruptRecord,
     ExpiredAlias,
     ExpiryReason,
     ForgedAlias,
@@ -231,6 +232,9 @@ class Tracker(TimelineMethods):
                 logger.debug("issued %s alias for conversation %r", strategy, conversation)
                 return candidate
             existing = self._records.present(alias)
+            if normalize_address(existing.real_address).key != real.key:
+                # the slot column of another record was changed to this one's
+                raise CorruptRecord(existing.key + ":slot", "none")
             dead = self._why_unreadable(existing)
             if dead is None:
                 return existing
@@ -383,8 +387,14 @@ class Tracker(TimelineMethods):
         Records already sealed with the newest key are skipped, so a rotation
         can be interrupted at any point and run again (or resumed from the
         ``last_key`` of the last progress report, as ``after``). Once it has
-        finished, the older keys can be dropped from ``address_keys``.
-        Plaintext records (from before encryption was turned on) are sealed too.
+        finished without corrupt records, the older keys can be dropped from
+        ``address_keys``. Records of the previous sealed format (``ct1.``) are
+        re-sealed in the current one. Plaintext records (from before
+        encryption was turned on) are sealed only with
+        ``allow_plaintext_addresses=True``; otherwise they are reported in
+        :attr:`Rotation.corrupt <ct_alias.tracker.Rotation.corrupt>` and left
+        alone, like records that do not open (a plaintext address in a sealed
+        database may have been planted).
 
         Args:
             batch_size: records read and written per batch.

@@ -93,7 +93,7 @@ def build(path: Path) -> dict[str, Any]:
             name: [
                 {
                     k: (v.isoformat() if isinstance(v, datetime) else v)
-                    for k, v in row._mapping.items()
+                    for k, v in row._mapping.items()  # noqa: SLF001 - SQLAlchemy's public row mapping
                 }
                 for row in conn.execute(sa.select(table).order_by(*table.primary_key.columns))
             ]

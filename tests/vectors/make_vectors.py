@@ -25,7 +25,7 @@ from typing import Any
 from ct_alias import Alias, AliasCodec, FrozenClock, MemoryStorage, Policy, Tracker
 from ct_alias.blind_index import BlindIndex
 from ct_alias.codec import COMPLEX_V1, SIMPLE_V1, TokenFormat
-from ct_alias.crypto import AddressCipher
+from ct_alias.crypto import AddressCipher, record_context
 
 SIGNING_KEYS = [
     "vBtwSxoVVB5A928j8qqagnC5JLrtRBEQmcJMqGVXqIA",  # oldest: still verifies
@@ -184,6 +184,52 @@ def sealed() -> dict[str, Any]:
     return {"address_keys": ADDRESS_KEYS, "key_ids": both.key_ids, "values": values}
 
 
+def sealed_v2() -> list[dict[str, Any]]:
+    """Format 2 (``ct2.``) values: bound to the record's place by ``record_context``.
+
+    Added beside format 1's vectors when format 2 was introduced (issue #15).
+    """
+    places = [
+        ("shop-a", "1001", "customer", "0123456789abcdef0123456789abcdef", "alias", ""),
+        (
+            "shop-a",
+            "1001",
+            "customer",
+            "0123456789abcdef0123456789abcdef",
+            "real",
+            "12at3fdm3ntgnpvhs9kqakcg8ul1eknv6kb6ob5q@ct.example.com",
+        ),
+        ("loja-ç", "pedido/ü 7", "store", "fedcba9876543210fedcba9876543210", "real", "x@y"),
+    ]
+    values = []
+    for index, key in enumerate(ADDRESS_KEYS):
+        cipher = AddressCipher([key])
+        for (store, conversation, role, record_key, field, address), plaintext in zip(
+            places,
+            ["1abc@ct.example.com", "maria.silva@example.com.br", "joão@exemplo.com.br"],
+            strict=True,
+        ):
+            parts = {
+                "store": store,
+                "conversation": conversation,
+                "role": role,
+                "key": record_key,
+                "field": field,
+                "address": address,
+            }
+            context = record_context(**parts)
+            values.append(
+                {
+                    "address_key": index,
+                    "parts": parts,
+                    "context": context,
+                    "plaintext": plaintext,
+                    "sealed": cipher.seal(plaintext, context=context),
+                }
+            )
+    return values
+
+
 def records() -> list[dict[str, Any]]:
     """What a tracker with every key set stores for one complex and one simple alias."""
     store = MemoryStorage()
@@ -242,6 +288,7 @@ def main() -> None:
         "aliases": alias_list,
         "blind_index": blind_index(alias_list),
         "sealed": sealed(),
+        "sealed_v2": sealed_v2(),
         "tracker": {
             "index_key": INDEX_KEY,
             "now": _iso(NOW),

@@ -168,7 +168,13 @@ class Storage(Protocol):
         ...
 
     def scan(self, *, after: str | None, limit: int) -> list[Alias]:
-        """Up to ``limit`` aliases (not purged) with a key greater than ``after``, by key."""
+        """Up to ``limit`` aliases (not purged) with a key greater than ``after``, by key.
+
+        Purged records (tombstones) are skipped and never count against
+        ``limit``: a page has ``limit`` aliases unless fewer are left. An
+        empty page means the end (no alias after ``after``), and only the
+        end: key rotation reads pages until the first empty one.
+        """
         ...
 
     def reseal(self, records: Sequence[Sealed]) -> int:

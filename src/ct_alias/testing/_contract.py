@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import pytest
@@ -50,6 +52,10 @@ def make_alias(
     return evolve(alias, **changes) if changes else alias
 
 
+def _create(store: Storage, candidate: Callable[[], Alias]) -> tuple[Alias, bool]:
+    return store.get_or_create(candidate(), now=T0)
+
+
 def make_entry(
     conversation: str = "order-1",
     name: str = OrderEvent.INVOICED.value,
@@ -72,6 +78,8 @@ class StorageContract:
 
     #: Threads used by the concurrency tests.
     threads = 8
+    #: How many times each race is run (a racy backend can win a single run by luck).
+    race_rounds = 20
 
     @pytest.fixture
     def store(self) -> Storage:
@@ -144,12 +152,18 @@ class StorageContract:
         assert len(store.entries("order-1", store="shop")) == 1  # not created: entries not written
 
     def test_concurrent_get_or_create_yields_one_alias(self, store: Storage) -> None:
-        """Concurrent get or create yields one alias."""
-        slot = _hex()
-        results = race(self.threads, lambda: store.get_or_create(make_alias(slot=slot), now=T0))
-        assert len({alias.key for alias, _ in results}) == 1
-        assert sum(created for _, created in results) == 1
-        assert len(store.aliases("order-1", store="shop")) == 1
+        """Concurrent get-or-create yields one alias, in every one of many rounds.
+
+        Each round releases :attr:`threads` threads together with a barrier;
+        a backend whose get-or-create is racy loses some round.
+        """
+        for round_ in range(self.race_rounds):
+            candidate = partial(make_alias, slot=_hex(), conversation=f"race-{round_}")
+            work = partial(_create, store, candidate)
+            results = race(self.threads, work)
+            assert len({alias.key for alias, _ in results}) == 1, f"round {round_}"
+            assert sum(created for _, created in results) == 1, f"round {round_}"
+            assert len(store.aliases(f"race-{round_}", store="shop")) == 1, f"round {round_}"
 
     def test_datetimes_are_aware_utc(self, store: Storage) -> None:
         """Datetimes are aware utc."""
@@ -210,6 +224,25 @@ class StorageContract:
         assert [a.created_at for a in listed] == sorted(a.created_at for a in made)
 
     # -- lifecycle -----------------------------------------------------------
+
+    def test_update_stores_every_field_and_keeps_the_rest(self, store: Storage) -> None:
+        """Each change's status, ``ends_at`` and ``revoked_at`` are stored; nothing else moves."""
+        alias = make_alias(ends_at=T0 + timedelta(days=9), status=AliasStatus.ENDED)
+        store.get_or_create(alias, now=T0)
+        steps = [
+            AliasChange(alias.key, AliasStatus.ACTIVE, None),
+            AliasChange(alias.key, AliasStatus.ENDED, T0 + timedelta(days=2)),
+            AliasChange(alias.key, AliasStatus.REVOKED, T0 + timedelta(days=2), T0),
+            AliasChange(alias.key, AliasStatus.REVOKED, None, T0 + timedelta(hours=1)),
+        ]
+        for change in steps:
+            expected = evolve(
+                alias, status=change.status, ends_at=change.ends_at, revoked_at=change.revoked_at
+            )
+            changed, _ = store.update([change])
+            assert changed == [expected], change
+            assert store.get(alias.key) == expected, change
+            assert store.aliases(alias.conversation, store=alias.store) == [expected], change
 
     def test_update_changes_and_entries(self, store: Storage) -> None:
         """Update changes and entries."""
@@ -357,6 +390,48 @@ class StorageContract:
         assert store.entries("order-1", store="shop", limit=2) == stored[:2]
 
     # -- rekeying ------------------------------------------------------------------
+
+    def test_scan_pages_are_full_whatever_was_purged(self, store: Storage) -> None:
+        """Purged records never count against ``limit``: every page but the last is full.
+
+        ``rotate_address_keys`` reads pages until an empty one; a backend that
+        counted purged records would return short or empty pages early, and
+        the rotation would stop with live records left behind.
+        """
+        made = [
+            make_alias(ttl=timedelta(days=1) if i % 3 else timedelta(days=60)) for i in range(24)
+        ]
+        for alias in made:
+            store.get_or_create(alias, now=T0)
+        now = T0 + timedelta(days=5)
+        assert store.purge(before=now, now=now) == 16
+        live = sorted(a.key for a in made if a.expires_at > now)
+        for limit in (1, 3, 7, 8, 100):
+            seen: list[str] = []
+            after = None
+            while page := store.scan(after=after, limit=limit):
+                assert len(page) <= limit
+                keys = [a.key for a in page]
+                assert keys == sorted(keys)
+                assert len(page) == limit or keys[-1] == live[-1], f"a short page (limit {limit})"
+                seen += keys
+                after = keys[-1]
+            assert seen == live, f"limit {limit}"
+
+    def test_an_empty_scan_page_means_the_end_and_only_the_end(self, store: Storage) -> None:
+        """An empty page: nothing live after ``after``. A non-empty one otherwise."""
+        assert store.scan(after=None, limit=5) == []
+        made = sorted((make_alias() for _ in range(6)), key=lambda a: a.key)
+        for alias in made:
+            store.get_or_create(alias, now=T0)
+        revoked = [AliasChange(a.key, AliasStatus.REVOKED, None, T0) for a in made[:5]]
+        store.update(revoked)  # all but the last record purged: it comes after five tombstones
+        now = T0 + timedelta(days=1)
+        assert store.purge(before=now, now=now) == 5
+        assert [a.key for a in store.scan(after=None, limit=1)] == [made[-1].key]
+        assert [a.key for a in store.scan(after=made[0].key, limit=2)] == [made[-1].key]
+        assert store.scan(after=made[-1].key, limit=5) == []
+        assert store.scan(after="f" * 32, limit=5) == []
 
     def test_scan_and_reseal(self, store: Storage) -> None:
         """Scan and reseal."""
