@@ -10,7 +10,8 @@ the tracker is built; nothing here asks which one it got.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from attrs import evolve, frozen
 
@@ -124,33 +125,13 @@ class RecordSealer:
         """
         if not self._keyed or entry.kind is not EntryKind.MESSAGE:
             return entry
-        data = dict(entry.data)
 
         def seal(value: object, field: str) -> object:
             if not isinstance(value, str) or not value:
                 return value
             return self._sealer.seal(value, context=_entry_context(entry, field))
 
-        for field in _TEXTS:
-            data[field] = seal(data.get(field), field)
-        for field in _TEXT_LISTS:
-            if isinstance(data.get(field), list):
-                data[field] = [seal(v, field) for v in data[field]]
-        for field in _PEOPLE:
-            if isinstance(data.get(field), list):
-                data[field] = [
-                    {
-                        **person,
-                        **{
-                            part: seal(person.get(part), f"{field}.{part}")
-                            for part in ("name", "address")
-                            if part in person
-                        },
-                    }
-                    if isinstance(person, dict)
-                    else person
-                    for person in data[field]
-                ]
+        data = _map_texts(entry.data, seal)
         data[SEALED_MARK] = True
         return evolve(entry, data=data)
 
@@ -165,8 +146,6 @@ class RecordSealer:
         """
         if entry.data.get(SEALED_MARK) is not True:
             return entry
-        data = dict(entry.data)
-        del data[SEALED_MARK]
 
         def open_(value: object, field: str) -> object:
             if not isinstance(value, str) or not is_sealed(value):
@@ -178,27 +157,8 @@ class RecordSealer:
             except UnknownAddressKey:
                 return None
 
-        for field in _TEXTS:
-            if field in data:
-                data[field] = open_(data[field], field)
-        for field in _TEXT_LISTS:
-            if isinstance(data.get(field), list):
-                data[field] = [open_(v, field) for v in data[field]]
-        for field in _PEOPLE:
-            if isinstance(data.get(field), list):
-                data[field] = [
-                    {
-                        **person,
-                        **{
-                            part: open_(person.get(part), f"{field}.{part}")
-                            for part in ("name", "address")
-                            if part in person
-                        },
-                    }
-                    if isinstance(person, dict)
-                    else person
-                    for person in data[field]
-                ]
+        data = _map_texts(entry.data, open_)
+        del data[SEALED_MARK]
         return evolve(entry, data=data)
 
     def rotate(
@@ -254,6 +214,34 @@ _TEXT_LISTS = ("attachmentNames", "inReplyTo", "references")
 _PEOPLE = ("from", "to", "cc", "replyTo")
 #: What a sealed message entry's data says about itself.
 SEALED_MARK = "sealed"
+
+
+def _map_texts(data: Mapping[str, Any], change: Callable[[object, str], object]) -> dict[str, Any]:
+    """A copy of a message entry's data with ``change(value, field)`` applied to its texts."""
+    out = dict(data)
+    for field in _TEXTS:
+        if field in out:
+            out[field] = change(out[field], field)
+    for field in _TEXT_LISTS:
+        if isinstance(out.get(field), list):
+            out[field] = [change(v, field) for v in out[field]]
+    for field in _PEOPLE:
+        if isinstance(out.get(field), list):
+            out[field] = [_person(p, field, change) for p in out[field]]
+    return out
+
+
+def _person(person: object, field: str, change: Callable[[object, str], object]) -> object:
+    if not isinstance(person, Mapping):
+        return person
+    return {
+        **person,
+        **{
+            part: change(person[part], f"{field}.{part}")
+            for part in ("name", "address")
+            if part in person
+        },
+    }
 
 
 def _entry_context(entry: TimelineEntry, field: str) -> str:
