@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import email.header
 import email.policy
 from datetime import UTC, datetime, timedelta, timezone
 from email.message import EmailMessage
@@ -535,6 +536,8 @@ def test_rewrite_accepts_the_edges_of_ftext() -> None:
 )
 def test_rewrite_refuses_a_value_with_del_u2029_or_other_controls(value: str) -> None:
     with pytest.raises(InvalidArgument, match="control character"):
+        rewrite_headers(b"", add=[("X", "X" + value)])
+    with pytest.raises(InvalidArgument, match="control character"):
         rewrite_headers(b"", add=[("X", value)])
     with pytest.raises(InvalidArgument, match="control character"):
         rewrite_headers(b"X: 1\r\n", replace={"X": value})
@@ -547,6 +550,7 @@ def test_rewrite_refuses_a_value_with_del_u2029_or_other_controls(value: str) ->
         "XX Xérès X",
         "a \tñ b",  # a tab inside an encoded word is kept
         "  ñ  x",
+        "a \xa0ñ\u3000 b",  # unicode spaces are content, not folding white space
     ],
 )
 def test_encoded_words_keep_every_character(value: str) -> None:
@@ -554,7 +558,24 @@ def test_encoded_words_keep_every_character(value: str) -> None:
     assert f.value.replace("\t", " ") == value.strip(" ").replace("\t", " ")
 
 
-@pytest.mark.parametrize("value", ["a\xa0b", "a\u00adb", "a\u200bb", "a~b"])
+def test_unicode_spaces_at_the_edges_of_a_value_are_kept() -> None:
+    """Only spaces and tabs are folding white space; NBSP and U+3000 are text."""
+    out = rewrite_headers(b"", add=[("Subject", "\xa0ñ\u3000")])
+    raw = out.decode("ascii").partition(":")[2].strip()
+    decoded = "".join(
+        part.decode(charset or "ascii") if isinstance(part, bytes) else part
+        for part, charset in email.header.decode_header(raw)
+    )
+    assert decoded == "\xa0ñ\u3000"
+
+
+def test_rewrite_names_the_argument_that_is_not_bytes() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        rewrite_headers("From: a@example.com\r\n")  # type: ignore[arg-type]
+    assert info.value.name == "headers"
+
+
+@pytest.mark.parametrize("value", ["a\xa0b", "a\u00adb", "a\u200bb", "a~b", "X\xa0X"])
 def test_rewrite_keeps_unprintables_that_are_not_controls(value: str) -> None:
     (f,) = parse_headers(rewrite_headers(b"", add=[("X", value)]))
     assert f.value == value
