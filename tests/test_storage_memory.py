@@ -16,7 +16,7 @@ from .hostile import START
 
 class TestMemoryStoreContract(StorageContract):
     @pytest.fixture
-    def store(self) -> MemoryStorage:
+    def storage(self) -> MemoryStorage:
         return MemoryStorage()
 
 
