@@ -465,3 +465,25 @@ def test_cleartext_names_the_key_of_a_value_with_an_extra_dot() -> None:
     with pytest.raises(UnknownAddressKey) as info:
         Cleartext().open(sealed + ".x", context="k")
     assert info.value.key_id == cipher.newest
+
+
+def test_cleartext_sealer() -> None:
+    sealer = Cleartext()
+    assert sealer.seal("maria@example.com", context="k:real") == "maria@example.com"
+    assert sealer.open("maria@example.com", context="k:real") == "maria@example.com"
+    assert not sealer.needs_reseal("anything")
+    with pytest.raises(UnknownAddressKey) as info:
+        sealer.open(f"{PREFIX}key1.payload", context="k:real")
+    assert info.value.key_id == "key1"
+
+
+def test_address_encryption_without_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from ct_alias import MissingExtra
+    from ct_alias.crypto import _aesgcm
+
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
+    with pytest.raises(MissingExtra) as info:
+        _aesgcm()
+    assert info.value.extra == "crypto"

@@ -345,7 +345,7 @@ class Relay:
             return outcome
         try:
             if via_bounce_address or (message.bounce and message.report is not None):
-                return self._consume(recipient, alias, message)
+                return self._consume(recipient, alias, message, signed=via_bounce_address)
             outcome = self._deliver(recipient, alias, message)
         except _Refused as refused:
             outcome = evolve(refused.args[0], store=alias.store)
@@ -460,14 +460,16 @@ class Relay:
             details=outgoing.notes(),
         )
 
-    def _consume(self, recipient: str, alias: Alias, message: _Message) -> Outcome:
+    def _consume(self, recipient: str, alias: Alias, message: _Message, *, signed: bool) -> Outcome:
         """Take a delivery report about mail delivered for ``alias``: record it, relay nothing.
 
-        When the failed message came from an outside contact, the outcome
-        delivers a short notice to that contact (from the null sender) instead.
+        When the report came to the alias's bounce address (``signed``) and
+        the failed message came from an outside contact, the outcome delivers
+        a short notice to that contact (from the null sender) instead. An
+        unsigned report (a null sender to a plain alias) is only recorded.
         """
         report = message.report or Report(kind="")
-        record_report(self.tracker, alias, report)
+        record_report(self.tracker, alias, report, signed=signed)
         logger.info(
             "consumed a %s report for alias %s of conversation %r (%s)",
             report.kind or "non-",
@@ -475,7 +477,7 @@ class Relay:
             alias.conversation,
             report.status or report.action or "no status",
         )
-        told = notice(self.tracker, alias, report)
+        told = notice(self.tracker, alias, report) if signed else None
         if told is None:
             return Outcome(
                 recipient,
