@@ -48,7 +48,14 @@ from .errors import (
     UnknownAddressKey,
     UnknownAlias,
 )
-from .mail import Report, has_bare_cr, is_report, parse_headers, read_report, split_message
+from .mail import (
+    Report,
+    get_first,
+    has_bare_cr,
+    parse_headers,
+    read_report,
+    split_message,
+)
 from .storage.base import Tombstone
 from .timeline import AliasEvent, Direction, TimelineEntry
 from .tracker import Tracker
@@ -674,7 +681,11 @@ class _Message:
         except MalformedMessage as exc:
             self.malformed = exc.reason
         self.authentication: Authentication | None = None
-        self.report = read_report(data) if is_report(data) else None
+        content_type = get_first(self.fields, "content-type")
+        is_report = content_type is not None and content_type.value.lower().startswith(
+            "multipart/report"
+        )
+        self.report = read_report(data) if is_report else None
 
 
 def _strip_brackets(address: str) -> str:
