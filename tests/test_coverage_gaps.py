@@ -82,16 +82,22 @@ def test_reprs_hide_secrets_and_addresses() -> None:
     assert "maria" not in repr(real).lower()
     assert "example.com" in repr(real)
     assert repr(BlindIndex()) == "<BlindIndex public>"
-    assert repr(BlindIndex("secret")) == "<BlindIndex keyed>"
-    assert "secret" not in repr(BlindIndex("secret"))
-    assert BlindIndex("secret").keyed
+    assert repr(BlindIndex("bf4_lCU2EFGR-wGMGvzpZ6QIcPvzg-BDDFwJeS2Pv3k")) == "<BlindIndex keyed>"
+    assert "secret" not in repr(BlindIndex("bf4_lCU2EFGR-wGMGvzpZ6QIcPvzg-BDDFwJeS2Pv3k"))
+    assert BlindIndex("bf4_lCU2EFGR-wGMGvzpZ6QIcPvzg-BDDFwJeS2Pv3k").keyed
     assert not BlindIndex().keyed
     with pytest.raises(ConfigurationError):
         BlindIndex("")
     from ct_alias import AliasCodec
 
-    assert repr(ComplexStrategy(AliasCodec("k"))) == "ComplexStrategy()"
-    assert repr(SimpleStrategy(AliasCodec("k"))) == "SimpleStrategy()"
+    assert (
+        repr(ComplexStrategy(AliasCodec("jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE")))
+        == "ComplexStrategy()"
+    )
+    assert (
+        repr(SimpleStrategy(AliasCodec("jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE")))
+        == "SimpleStrategy()"
+    )
     assert repr(Cleartext()) == "Cleartext()"
 
 
@@ -191,10 +197,10 @@ def test_rotate_address_keys_refuses_a_bad_batch_size(clock: FrozenClock) -> Non
     pytest.importorskip("cryptography")
     tracker = Tracker(
         storage=MemoryStorage(),
-        keys=["k"],
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
-        index_key="ix",
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
         address_keys="a-single-address-key-of-enough-length",
     )
     alias = tracker.mask(CUSTOMER, conversation="o1")
