@@ -167,6 +167,7 @@ def test_a_report_is_recorded_and_the_sender_told_only_the_alias(
         "hard": True,
         "source": "report",
         "kind": "delivery-status",
+        "via": "bounce-address",
         "ref": customer.key,
         "role": "customer",
     }
@@ -251,3 +252,17 @@ def test_read_report_never_fails_on_bytes() -> None:
     report = read_report(broken)
     assert report is not None
     assert not report.failed
+
+
+def test_reports_to_a_plain_alias_cannot_end_it(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    """Anyone who knows an alias can send it null-sender reports: they never revoke it."""
+    _, delivered = relayed(relay, customer)
+    for _ in range(5):
+        (outcome,) = relay.handle("", [customer.address], dsn(customer.address, delivered)).outcomes
+        assert outcome.accepted
+        assert outcome.deliver_to is None
+    assert relay.check_recipient(customer.address) is None
+    failures = [e for e in tracker.timeline(ORDER).events if e.name == "delivery-failed"]
+    assert {e.data["via"] for e in failures} == {"alias"}

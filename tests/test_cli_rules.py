@@ -322,6 +322,7 @@ def test_demo_ends_with_three_next_steps_that_work(tmp_path: Path, bare: Shell) 
     assert done.returncode == 0, done.stderr
     last = done.stdout.rstrip("\n").splitlines()[-3:]
     assert [line.split(":")[0] for line in last] == ["next", "next", "next"]
+    assert "'Seu pedido foi bloqueado: clique aqui' [unverified sender]" in done.stdout
     assert "ct-alias keys generate" in last[0]
     assert "ct-alias db upgrade && ct-alias mask maria@example.com -c order-1" in last[1]
     assert "ct-alias timeline order-1 --html > order.html" in last[2]

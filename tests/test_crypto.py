@@ -24,7 +24,14 @@ from ct_alias import (
     Tracker,
     UnknownAddressKey,
 )
-from ct_alias.crypto import PREFIX, PREFIX_V2, AddressCipher, Cleartext, is_sealed
+from ct_alias.crypto import (
+    PREFIX,
+    PREFIX_V2,
+    AddressCipher,
+    Cleartext,
+    check_key_strength,
+    is_sealed,
+)
 from ct_alias.storage import Storage
 from ct_alias.storage.sql import SQLStorage
 
@@ -420,3 +427,63 @@ def test_a_value_with_an_extra_dot_is_corrupt_not_an_unknown_key(extra: str) -> 
     with pytest.raises(CorruptRecord) as info:
         cipher.open(sealed + extra, context="k")
     assert info.value.key_id == cipher.newest
+
+
+# -- key strength, and what a refusal names ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "strong"),
+    [
+        ("k" * 15, False),
+        ("k" * 16, True),
+        ("é" * 7 + "k", False),  # 15 bytes of UTF-8
+        ("é" * 8, True),  # 8 characters, 16 bytes: counted in bytes
+        (b"k" * 15, False),
+        (b"k" * 16, True),
+    ],
+)
+def test_keys_of_at_least_128_bits_are_strong(key: str | bytes, strong: bool) -> None:
+    if strong:
+        check_key_strength("address key", [KEY_A, key])
+    else:
+        with pytest.raises(ConfigurationError, match="address key too short"):
+            check_key_strength("address key", [KEY_A, key])
+
+
+def test_a_refused_value_names_its_record() -> None:
+    cipher = AddressCipher([KEY_A])
+    sealed = cipher.seal("maria@example.com", context="k1:real")
+    with pytest.raises(CorruptRecord) as info:
+        cipher.open(sealed, context="k2:real")
+    assert info.value.record == "k2:real"
+
+
+def test_cleartext_names_the_key_of_a_value_with_an_extra_dot() -> None:
+    cipher = AddressCipher([KEY_A])
+    sealed = cipher.seal("maria@example.com", context="k")
+    with pytest.raises(UnknownAddressKey) as info:
+        Cleartext().open(sealed + ".x", context="k")
+    assert info.value.key_id == cipher.newest
+
+
+def test_cleartext_sealer() -> None:
+    sealer = Cleartext()
+    assert sealer.seal("maria@example.com", context="k:real") == "maria@example.com"
+    assert sealer.open("maria@example.com", context="k:real") == "maria@example.com"
+    assert not sealer.needs_reseal("anything")
+    with pytest.raises(UnknownAddressKey) as info:
+        sealer.open(f"{PREFIX}key1.payload", context="k:real")
+    assert info.value.key_id == "key1"
+
+
+def test_address_encryption_without_its_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from ct_alias import MissingExtra
+    from ct_alias.crypto import _aesgcm
+
+    monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
+    with pytest.raises(MissingExtra) as info:
+        _aesgcm()
+    assert info.value.extra == "crypto"

@@ -48,7 +48,7 @@ class TestSQLite3Store(StorageContract):
     """The example backend passes the storage contract suite."""
 
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[Storage]:
+    def storage(self, tmp_path: Path) -> Iterator[Storage]:
         store = SQLite3Store(tmp_path / "aliases.db")
         store.create_schema()
         yield store

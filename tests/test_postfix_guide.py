@@ -165,7 +165,7 @@ def test_opendkim() -> None:
         for line in (FILES / "opendkim.conf").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     )
-    assert conf["Mode"] == "s"
+    assert conf["Mode"] == "sv"  # signs what the relay hands back, verifies incoming mail
     assert conf["KeyTable"] == "file:/etc/opendkim/key.table"
     assert conf["SigningTable"] == "refile:/etc/opendkim/signing.table"
     assert conf["InternalHosts"] == "refile:/etc/opendkim/trusted.hosts"
@@ -188,9 +188,10 @@ def test_postfix_reads_the_files_without_a_warning(tmp_path: Path) -> None:
         pytest.skip("Postfix is not installed")
     config = tmp_path / "postfix"
     config.mkdir()
-    for name in ("main.cf", "master.cf"):
+    for name, extra in (("main.cf", ("main.cf", "main-auth.cf")), ("master.cf", ("master.cf",))):
         original = Path("/etc/postfix", name).read_text()
-        (config / name).write_text(original + "\n" + (FILES / name).read_text())
+        added = "\n".join((FILES / part).read_text() for part in extra)
+        (config / name).write_text(original + "\n" + added)
     for flags in (["-n"], ["-M"], ["-P"]):
         done = subprocess.run(
             [postconf, "-c", str(config), *flags],
@@ -206,3 +207,41 @@ def test_postfix_reads_the_files_without_a_warning(tmp_path: Path) -> None:
     ).stdout
     assert f"{RETURN_PORT}/inet/cleanup_service_name = ctcleanup" in listed
     assert "ctcleanup/unix/message_size_limit = 27262976" in listed
+
+
+def conf_file(name: str) -> dict[str, str]:
+    """``Name value`` settings of an OpenDKIM or OpenDMARC configuration file."""
+    return dict(
+        line.split(None, 1)
+        for line in (FILES / name).read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+
+
+def test_sender_authentication() -> None:
+    """The verifiers write under one authserv-id; the sender's own fields of it are dropped."""
+    dkim, dmarc = conf_file("opendkim.conf"), conf_file("opendmarc.conf")
+    authserv_id = dmarc["AuthservID"]
+    assert dkim["AuthservID"] == authserv_id == dmarc["TrustedAuthservIDs"]
+    assert f"--authserv-id {authserv_id}" in GUIDE
+    settings = main_cf("main-auth.cf")
+    assert settings["milter_default_action"] == "tempfail"  # no verdict, no mail
+    milters = [m.strip() for m in settings["smtpd_milters"].split(",")]
+    dkim_host, dkim_port = dkim["Socket"].removeprefix("inet:").split("@")[::-1]
+    dmarc_host, dmarc_port = dmarc["Socket"].removeprefix("inet:").split("@")[::-1]
+    assert milters == [f"inet:{dkim_host}:{dkim_port}", f"inet:{dmarc_host}:{dmarc_port}"]
+    assert settings["header_checks"] == "regexp:/etc/postfix/ct_alias_header_checks"
+    # the return port keeps its own milters: relayed mail is signed, not judged
+    assert master_cf()[RETURN_PORT][1]["smtpd_milters"] == "$ct_alias_milters"
+    (rule,) = [
+        line
+        for line in (FILES / "ct_alias_header_checks").read_text().splitlines()
+        if line.startswith("/")
+    ]
+    pattern, _, action = rule.rpartition("/ ")
+    assert action == "IGNORE"
+    regex = re.compile(pattern[1:].replace("[:space:]", r"\s"), re.IGNORECASE)
+    assert regex.search(f"Authentication-Results: {authserv_id}; dmarc=pass header.from=x")
+    assert regex.search(f"authentication-results:{authserv_id.upper()}; none")
+    assert not regex.search(f"Authentication-Results: {authserv_id}.evil.example; dmarc=pass")
+    assert not regex.search("Authentication-Results: mx.example.com.br; dkim=pass")

@@ -145,3 +145,38 @@ def test_entry_point_strategy_loads(entry_point_dist: Path, clock: FrozenClock) 
     alias = tracker.mask("maria@example.com", conversation="o1")
     assert alias.strategy == "shop"
     assert tracker.unmask(alias.address) == alias
+
+
+class _BrokenEntryPoint:
+    name = "broken"
+    value = "nowhere.at_all:factory"
+
+    def load(self) -> object:
+        raise ImportError("No module named 'nowhere'")
+
+
+class _GoodEntryPoint:
+    name = "plugged"
+    value = "tests:factory"
+
+    def load(self) -> object:
+        return lambda url, **options: MemoryStorage()
+
+
+def test_store_scheme_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ct_alias import _registry as generic
+    from ct_alias.storage import registry
+
+    monkeypatch.setattr(generic, "entry_points", lambda group: [_GoodEntryPoint()])
+    fresh = registry._new_registry()  # noqa: SLF001 - a fresh registry per test
+    assert isinstance(fresh.get("plugged")("plugged://x"), MemoryStorage)
+    with pytest.raises(ConfigurationError, match="unknown storage URL scheme"):
+        fresh.get("nope")  # entry points are read once
+    monkeypatch.setattr(generic, "entry_points", lambda group: [_BrokenEntryPoint()])
+    broken = registry._new_registry()  # noqa: SLF001 - a fresh registry per test
+    with pytest.raises(ConfigurationError, match="cannot load storage URL scheme 'broken'"):
+        broken.get("broken")
+    with pytest.raises(ConfigurationError, match="a storage URL is a str"):
+        registry.storage_from_url(42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="scheme://"):
+        registry.storage_from_url("memory")

@@ -280,9 +280,9 @@ def test_an_accepted_outcome_missing_a_part_is_refused(
         relay.delivered(broken)
     with pytest.raises(InvalidArgument):
         relay.delivery_failed(broken, 550, "5.1.1", permanent=True)
-    delivered = relay.delivered(outcome)
-    assert delivered is not None
-    assert delivered.name == "outbound"
+    entry = relay.delivered(outcome)
+    assert entry is not None
+    assert entry.name == "outbound"
 
 
 # -- settings at their smallest, and hop counting -------------------------------------

@@ -219,3 +219,40 @@ def test_a_message_to_an_expired_alias_is_recorded_with_its_size(
         "size": len(data),
         "bounce": False,
     }
+
+
+# -- every record lands on its own store's timeline ------------------------------------
+
+SHOP = "loja-2"
+
+
+def events_of(tracker: Tracker, store: str) -> list[str]:
+    return [e.name for e in tracker.timeline(ORDER, store=store).events]
+
+
+def test_records_of_another_store_land_on_its_timeline(
+    tracker: Tracker, clock: FrozenClock
+) -> None:
+    """The same conversation id in two stores is two conversations."""
+    tracker.mask("outro@example.com", conversation=ORDER)  # the default store's order-1
+    theirs = tracker.mask(CUSTOMER, conversation=ORDER, store=SHOP)
+    relay = Relay(tracker, max_size=1000)
+    # refused (too big): delivery-rejected
+    relay.handle(CARRIER, [theirs.address], big(theirs))
+    # accepted, delivered, then failed downstream
+    data = f"From: {CARRIER}\r\nTo: {theirs.address}\r\nSubject: x\r\n\r\nHi\r\n".encode()
+    (outcome,) = relay.handle(CARRIER, [theirs.address], data).outcomes
+    assert outcome.accepted
+    assert outcome.store == SHOP
+    assert relay.delivered(outcome) is not None
+    relay.delivery_failed(outcome, 550, "5.1.1", permanent=True)
+    # expired: refused at RCPT and with the message
+    clock.advance(timedelta(days=61))
+    relay.check_recipient(theirs.address)
+    names = events_of(tracker, SHOP)
+    assert names.count("delivery-rejected") == 2
+    assert "delivery-failed" in names
+    assert len(tracker.timeline(ORDER, store=SHOP).messages) == 1
+    assert "delivery-rejected" not in events_of(tracker, "default")
+    assert "delivery-failed" not in events_of(tracker, "default")
+    assert not tracker.timeline(ORDER).messages

@@ -409,3 +409,43 @@ def test_one_message_adds_at_most_two_contacts(
     assert outcome.accepted
     contacts = [a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT]
     assert len(contacts) == 2  # the author and one Reply-To address of its own domain
+
+
+# -- a contact's alias delivers only the order's own participants' mail ----------------
+
+
+def test_a_freemail_reply_to_gives_the_attacker_no_way_to_the_victim(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    """Same provider, different person: the Reply-To is masked, but only the customer may use it."""
+    attacker, victim = "mallory@mail.example", "victim@mail.example"
+    data = mail(passed(attacker), f"From: {attacker}", f"Reply-To: {victim}")
+    (outcome,) = deliver(relay, attacker, [customer.address], data).outcomes
+    assert outcome.accepted
+    contacts = {a.real_address: a for a in tracker.aliases(ORDER) if a.role is Role.CONTACT}
+    assert set(contacts) == {attacker, victim}
+    # the attacker writes to the victim's alias: refused, nothing is delivered
+    spam = mail(passed(attacker), f"From: {attacker}", "Subject: buy now")
+    (refused,) = deliver(relay, attacker, [contacts[victim].address], spam).outcomes
+    assert (refused.code, refused.status) == (550, "5.7.1")
+    assert refused.deliver_to is None
+    # the customer, answering the mail she got, reaches the address it named
+    answer = mail(passed(CUSTOMER), f"From: {CUSTOMER}", f"To: {contacts[victim].address}")
+    (delivered,) = deliver(relay, CUSTOMER, [contacts[victim].address], answer).outcomes
+    assert delivered.accepted
+    assert delivered.deliver_to == victim
+
+
+def test_unverified_mail_to_a_contact_is_refused(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    contact = tracker.mask(CARRIER, conversation=ORDER, role=Role.CONTACT)
+    forged = mail(f"From: Maria <{CUSTOMER}>", f"To: {contact.address}")
+    (outcome,) = deliver(relay, CUSTOMER, [contact.address], forged).outcomes
+    assert (outcome.code, outcome.status) == (550, "5.7.1")
+    other = tracker.mask("suporte@outra.example", conversation=ORDER, role=Role.CONTACT)
+    sideways = mail(passed(CARRIER), f"From: {CARRIER}", f"To: {other.address}")
+    (outcome,) = deliver(relay, CARRIER, [other.address], sideways).outcomes
+    assert (outcome.code, outcome.status) == (550, "5.7.1")
+    (event,) = [e for e in tracker.timeline(ORDER).events if e.name == "delivery-rejected"][-1:]
+    assert event.data["status"] == "5.7.1"

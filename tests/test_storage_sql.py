@@ -55,7 +55,7 @@ CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("P
 
 class TestSQLiteFileContract(StorageContract):
     @pytest.fixture
-    def store(self, tmp_path: Path) -> Iterator[Storage]:
+    def storage(self, tmp_path: Path) -> Iterator[Storage]:
         with SQLStorage(f"sqlite:///{tmp_path / 'ct.db'}") as store:
             store.upgrade()
             yield store
@@ -63,7 +63,7 @@ class TestSQLiteFileContract(StorageContract):
 
 class TestSQLiteMemoryContract(StorageContract):
     @pytest.fixture
-    def store(self) -> Iterator[Storage]:
+    def storage(self) -> Iterator[Storage]:
         store = storage_from_url("sqlite://")
         assert isinstance(store, SQLStorage)
         store.upgrade()
@@ -75,7 +75,7 @@ class TestSQLiteWithoutReturningContract(StorageContract):
     """SQLite before 3.35 has no RETURNING: inserts fall back to the row count."""
 
     @pytest.fixture
-    def store(self) -> Iterator[Storage]:
+    def storage(self) -> Iterator[Storage]:
         with SQLStorage("sqlite://") as store:
             store.upgrade()  # connected: the dialect knows the library's version now
             store.engine.dialect.insert_returning = False
@@ -84,14 +84,14 @@ class TestSQLiteWithoutReturningContract(StorageContract):
 
 class TestPostgreSQLContract(StorageContract):
     @pytest.fixture
-    def store(self, postgresql_store: SQLStorage) -> Storage:
+    def storage(self, postgresql_store: SQLStorage) -> Storage:
         clear(postgresql_store)
         return postgresql_store
 
 
 class TestMariaDBContract(StorageContract):
     @pytest.fixture
-    def store(self, mariadb_store: SQLStorage) -> Storage:
+    def storage(self, mariadb_store: SQLStorage) -> Storage:
         clear(mariadb_store)
         return mariadb_store
 

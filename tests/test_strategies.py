@@ -305,3 +305,20 @@ def test_simple_quoted_and_non_ascii_local_parts_are_unrepresentable(
     for address in ('"maria silva"@example.com', "joão@example.com"):
         with pytest.raises(UnrepresentableAddress, match="quoted or not ASCII"):
             _make(simple, address)
+
+
+@pytest.mark.parametrize(
+    ("local", "domain"),
+    [
+        ("", f"example.com-{'2' * 24}.{DOMAIN}"),  # no local part, a tag of the right length
+        ("maria", f"-{'2' * 24}.{DOMAIN}"),  # no real domain
+        ("maria", f"example.com{'2' * 24}.{DOMAIN}"),  # no hyphen before the tag
+        ("maria", f"example.com-{'2' * 23}.{DOMAIN}"),  # a tag one character short
+        ("maria", f"example.com-{'2' * 25}.{DOMAIN}"),  # one character long
+    ],
+)
+def test_simple_read_refuses_each_missing_part_alone(
+    simple: SimpleStrategy, local: str, domain: str
+) -> None:
+    with pytest.raises(MalformedAlias, match="not a simple alias"):
+        simple.read(local, domain, alias_domain=DOMAIN)

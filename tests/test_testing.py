@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +89,43 @@ def test_race_reraises_a_thread_failure() -> None:
 
     with pytest.raises(KeyError, match="boom"):
         race(3, work)
+
+
+def test_a_contract_subclass_with_the_old_store_fixture_still_runs_and_warns(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "test_backend.py").write_text(
+        textwrap.dedent(
+            """
+            import pytest
+            from ct_alias import MemoryStorage
+            from ct_alias.testing import StorageContract
+
+            class TestOldName(StorageContract):
+                @pytest.fixture
+                def store(self):
+                    return MemoryStorage()
+
+            class TestNewName(StorageContract):
+                @pytest.fixture
+                def storage(self):
+                    return MemoryStorage()
+            """
+        )
+    )
+
+    def run(*options: str) -> str:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+
+    works = run("-k", "creates_and_gets", "-W", "default::DeprecationWarning")
+    assert "2 passed" in works, works
+    assert "fixture `store` is deprecated: name it `storage`" in works
+    strict = run("-k", "creates_and_gets", "-W", "error::DeprecationWarning")
+    assert "1 passed" in strict, strict
+    assert "1 error" in strict, strict

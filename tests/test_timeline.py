@@ -31,6 +31,7 @@ from ct_alias import (
     Tracker,
     UnknownAlias,
 )
+from ct_alias.timeline import TimelineEntry
 
 from .conftest import DOMAIN, START
 
@@ -568,3 +569,9 @@ def test_notify_never_sends_from_an_alias_whose_key_was_retired(clock: FrozenClo
     message = new.notify("o1", OrderEvent.DISPATCHED, subject="s", text="t")
     assert message["From"].addresses[0].addr_spec == shop.address
     assert new.unmask(shop.address) == shop
+
+
+def test_an_unstored_entry_has_no_cursor() -> None:
+    entry = TimelineEntry("o1", EntryKind.EVENT, "invoiced", START, store="shop")
+    with pytest.raises(ValueError, match="no cursor"):
+        _ = entry.cursor

@@ -341,3 +341,15 @@ def test_memory_store_detects_key_collision(tracker: Tracker, store: MemoryStora
     a = tracker.mask("maria@example.com", conversation="o1")
     with pytest.raises(AliasCollision):
         store.get_or_create(evolve(a, slot="another-slot"), now=a.created_at)
+
+
+_CUSTOMER = "maria@example.com.br"
+
+
+def test_lookup_of_a_signed_but_unknown_alias(tracker: Tracker, clock: FrozenClock) -> None:
+    sibling = make_tracker(MemoryStorage(), clock, keys=["old-secret", "new-secret"])
+    stranger = sibling.mask(_CUSTOMER, conversation="o1").address
+    with pytest.raises(UnknownAlias):
+        tracker.lookup(stranger)
+    alias = tracker.mask(_CUSTOMER, conversation="o1")
+    assert tracker.lookup(alias.address.upper()) == alias

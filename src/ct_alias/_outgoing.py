@@ -190,14 +190,27 @@ class Outgoing:
         """The new ``From:`` value; sets :attr:`sender`.
 
         Raises:
-            Refusal: unverified mail and a policy that refuses it, or too many contacts.
+            Refusal: unverified mail and a policy that refuses it; too many
+                contacts; or mail to a contact's alias that does not come from
+                an authenticated participant (customer, store, follow-up).
         """
         author = self._author
-        if (
+        verified = (
             author is not None
             and not self._tracker.owns(author.address)
             and self._vouched(author.address)
-            and not (self._bounce and wire_key(author.address) not in self._by_real)
+        )
+        known = self._by_real.get(wire_key(author.address)) if author is not None else None
+        if self._recipient.role is Role.CONTACT and (
+            not verified or known is None or known.role is Role.CONTACT
+        ):
+            # outsider to outsider would make the relay an open relay: a contact's
+            # alias takes mail from the order's own (authenticated) participants only
+            raise Refusal(
+                550, "5.7.1", "this address takes mail only from the order's participants"
+            )
+        if (
+            author is not None and verified and not (self._bounce and known is None)
         ):  # a null sender (an auto-reply) is shown as a participant, never made a contact
             try:
                 self.sender = self._alias_of(author.address)

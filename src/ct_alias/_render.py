@@ -25,7 +25,7 @@ def _who(item: dict[str, Any] | None) -> str:
         return "?"
     if item.get("role"):
         return str(item["role"])
-    return str(item.get("email") or "?")
+    return str(item.get("email") or item.get("name") or "?")
 
 
 def render_timeline(timeline: Timeline) -> str:
@@ -55,6 +55,9 @@ def render_timeline(timeline: Timeline) -> str:
             to = ", ".join(_who(t) for t in m["to"]) or "?"
             attachments = f" [{', '.join(m['attachmentNames'])}]" if m["attachmentNames"] else ""
             detail = f"{_who(m['from'])} -> {to}: {m['subject']!r}{attachments}"
+            senders = entry.data.get("from", ())
+            if any(isinstance(s, dict) and s.get("unverified") for s in senders):
+                detail += " [unverified sender]"
             rows.append([when, f"{entry.name} message", detail])
         else:
             e = events[key]

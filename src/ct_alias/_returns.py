@@ -30,8 +30,13 @@ logger = logging.getLogger(__name__)
 BOUNCED: Final = "bounced"
 
 
-def record_report(tracker: Tracker, alias: Alias, report: Report) -> None:
-    """Record a report about mail delivered for ``alias``; count a hard bounce."""
+def record_report(tracker: Tracker, alias: Alias, report: Report, *, signed: bool) -> None:
+    """Record a report about mail delivered for ``alias``; count a hard bounce.
+
+    Only a report that came to ``alias``'s bounce address (``signed``) counts
+    towards revoking it: anyone who knows an alias can send a report with a
+    null sender to it, and must not be able to end it so.
+    """
     if not report.failed:
         logger.info(
             "a %s report for alias %s recorded nothing", report.kind or "non-", alias.address
@@ -43,13 +48,14 @@ def record_report(tracker: Tracker, alias: Alias, report: Report) -> None:
         "hard": report.hard,
         "source": "report",
         "kind": report.kind,
+        "via": "bounce-address" if signed else "alias",
         "ref": alias.key,
         "role": alias.role.value,
     }
     tracker.record_event(
         alias.conversation, AliasEvent.DELIVERY_FAILED, store=alias.store, data=data
     )
-    if report.hard:
+    if report.hard and signed:
         count_hard_bounce(tracker, alias)
 
 
@@ -67,6 +73,7 @@ def count_hard_bounce(tracker: Tracker, alias: Alias) -> bool:
         for entry in tracker.timeline(alias.conversation, store=alias.store).events
         if entry.name == AliasEvent.DELIVERY_FAILED
         and entry.data.get("hard") is True
+        and entry.data.get("via") != "alias"  # unsigned reports prove nothing
         and entry.data.get("ref") == alias.key
         and entry.at >= since
     )

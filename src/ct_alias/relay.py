@@ -48,7 +48,14 @@ from .errors import (
     UnknownAddressKey,
     UnknownAlias,
 )
-from .mail import Report, has_bare_cr, is_report, parse_headers, read_report, split_message
+from .mail import (
+    Report,
+    get_first,
+    has_bare_cr,
+    parse_headers,
+    read_report,
+    split_message,
+)
 from .storage.base import Tombstone
 from .timeline import AliasEvent, Direction, TimelineEntry
 from .tracker import Tracker
@@ -97,6 +104,9 @@ class Outcome:
             message's author (recorded with it).
         details: for an accepted recipient, what the rewrite left out
             (counts, never addresses), recorded with the message.
+        report: the message was a delivery report, consumed and recorded; an
+            accepted report outcome delivers nothing, or only the relay's
+            notice to the outside sender whose message bounced.
         store: the store of the recipient alias's conversation, when known.
     """
 
@@ -112,6 +122,7 @@ class Outcome:
     original: bytes | None = field(default=None, repr=False, eq=False)
     authentication: Authentication | None = field(default=None, repr=False, eq=False)
     details: Mapping[str, object] | None = field(default=None, repr=False, eq=False)
+    report: bool = False
     store: str | None = None
 
     @property
@@ -341,7 +352,7 @@ class Relay:
             return outcome
         try:
             if via_bounce_address or (message.bounce and message.report is not None):
-                return self._consume(recipient, alias, message)
+                return self._consume(recipient, alias, message, signed=via_bounce_address)
             outcome = self._deliver(recipient, alias, message)
         except _Refused as refused:
             outcome = evolve(refused.args[0], store=alias.store)
@@ -456,14 +467,16 @@ class Relay:
             details=outgoing.notes(),
         )
 
-    def _consume(self, recipient: str, alias: Alias, message: _Message) -> Outcome:
+    def _consume(self, recipient: str, alias: Alias, message: _Message, *, signed: bool) -> Outcome:
         """Take a delivery report about mail delivered for ``alias``: record it, relay nothing.
 
-        When the failed message came from an outside contact, the outcome
-        delivers a short notice to that contact (from the null sender) instead.
+        When the report came to the alias's bounce address (``signed``) and
+        the failed message came from an outside contact, the outcome delivers
+        a short notice to that contact (from the null sender) instead. An
+        unsigned report (a null sender to a plain alias) is only recorded.
         """
         report = message.report or Report(kind="")
-        record_report(self.tracker, alias, report)
+        record_report(self.tracker, alias, report, signed=signed)
         logger.info(
             "consumed a %s report for alias %s of conversation %r (%s)",
             report.kind or "non-",
@@ -471,10 +484,16 @@ class Relay:
             alias.conversation,
             report.status or report.action or "no status",
         )
-        told = notice(self.tracker, alias, report)
+        told = notice(self.tracker, alias, report) if signed else None
         if told is None:
             return Outcome(
-                recipient, 250, "2.0.0", "delivery report recorded", conversation=alias.conversation
+                recipient,
+                250,
+                "2.0.0",
+                "delivery report recorded",
+                conversation=alias.conversation,
+                store=alias.store,
+                report=True,
             )
         contact, data = told
         return Outcome(
@@ -486,6 +505,8 @@ class Relay:
             mail_from="",
             message=data,
             conversation=alias.conversation,
+            store=alias.store,
+            report=True,
         )
 
     def _authenticate(self, message: _Message) -> Authentication:
@@ -569,7 +590,7 @@ class Relay:
             StorageError: the timeline could not be written (the message *was*
                 delivered: do not report a failure to the sender).
         """
-        if isinstance(outcome, Outcome) and outcome.accepted and outcome.original is None:
+        if isinstance(outcome, Outcome) and outcome.accepted and outcome.report:
             return None  # a consumed report, or a notice the relay wrote: nothing to record
         conversation, store, direction, original = _delivery(outcome)
         return self.tracker.record_message(
@@ -660,7 +681,11 @@ class _Message:
         except MalformedMessage as exc:
             self.malformed = exc.reason
         self.authentication: Authentication | None = None
-        self.report = read_report(data) if is_report(data) else None
+        content_type = get_first(self.fields, "content-type")
+        is_report = content_type is not None and content_type.value.lower().startswith(
+            "multipart/report"
+        )
+        self.report = read_report(data) if is_report else None
 
 
 def _strip_brackets(address: str) -> str:

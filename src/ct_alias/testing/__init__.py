@@ -7,7 +7,7 @@ storage calls a piece of code makes (to prove a refusal touched no storage);
 :func:`race` runs a function in many threads released together.
 
 **The storage contract** (needs pytest): a storage backend author subclasses
-:class:`StorageContract` in their own test suite and provides a ``store``
+:class:`StorageContract` in their own test suite and provides a ``storage``
 fixture returning a fresh, empty storage; pytest then runs the whole
 behavioural suite against it::
 
@@ -16,7 +16,7 @@ behavioural suite against it::
 
     class TestMyStorage(StorageContract):
         @pytest.fixture
-        def store(self):
+        def storage(self):
             storage = MyStorage(...)
             yield storage
             storage.drop_everything()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import warnings
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -52,8 +53,8 @@ def make_alias(
     return evolve(alias, **changes) if changes else alias
 
 
-def _create(store: Storage, candidate: Callable[[], Alias]) -> tuple[Alias, bool]:
-    return store.get_or_create(candidate(), now=T0)
+def _create(storage: Storage, candidate: Callable[[], Alias]) -> tuple[Alias, bool]:
+    return storage.get_or_create(candidate(), now=T0)
 
 
 def make_entry(
@@ -73,7 +74,7 @@ def make_entry(
 class StorageContract:
     """The behaviour every :class:`~ct_alias.storage.Storage` must have.
 
-    Subclass it (as ``Test…``) and override the ``store`` fixture.
+    Subclass it (as ``Test…``) and override the ``storage`` fixture.
     """
 
     #: Threads used by the concurrency tests.
@@ -82,76 +83,95 @@ class StorageContract:
     race_rounds = 20
 
     @pytest.fixture
+    def storage(self, request: pytest.FixtureRequest) -> Storage:
+        """Override: return (or yield) a fresh, empty storage, and clean it up afterwards.
+
+        A subclass that overrides ``store`` (this fixture's former name)
+        still works, with a :class:`DeprecationWarning`.
+        """
+        if type(self).store is not StorageContract.store:
+            warnings.warn(
+                "the StorageContract fixture `store` is deprecated: name it `storage`",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            storage: Storage = request.getfixturevalue("store")
+            return storage
+        raise NotImplementedError("a StorageContract subclass must provide a `storage` fixture")
+
+    @pytest.fixture
     def store(self) -> Storage:
-        """Override: return (or yield) a fresh, empty store, and clean it up afterwards."""
-        raise NotImplementedError("a StorageContract subclass must provide a `store` fixture")
+        """Deprecated name of :meth:`storage`: override that one."""
+        raise NotImplementedError("a StorageContract subclass must provide a `storage` fixture")
 
     # -- get-or-create -------------------------------------------------------
 
-    def test_is_an_alias_store(self, store: Storage) -> None:
-        """Is an alias store."""
-        assert isinstance(store, Storage)
+    def test_is_an_alias_store(self, storage: Storage) -> None:
+        """Is an alias storage."""
+        assert isinstance(storage, Storage)
 
-    def test_creates_and_gets(self, store: Storage) -> None:
+    def test_creates_and_gets(self, storage: Storage) -> None:
         """Creates and gets."""
         alias = make_alias()
-        stored, created = store.get_or_create(alias, now=T0)
+        stored, created = storage.get_or_create(alias, now=T0)
         assert created
         assert stored == alias
-        assert store.get(alias.key) == alias
-        assert store.get(_hex()) is None
+        assert storage.get(alias.key) == alias
+        assert storage.get(_hex()) is None
 
-    def test_get_or_create_is_idempotent(self, store: Storage) -> None:
+    def test_get_or_create_is_idempotent(self, storage: Storage) -> None:
         """Get or create is idempotent."""
         first = make_alias()
-        store.get_or_create(first, now=T0)
+        storage.get_or_create(first, now=T0)
         second = make_alias(slot=first.slot)
-        again, created = store.get_or_create(second, now=T0 + timedelta(days=1))
+        again, created = storage.get_or_create(second, now=T0 + timedelta(days=1))
         assert not created
         assert again == first
-        assert store.get(second.key) is None
+        assert storage.get(second.key) is None
 
-    def test_unusable_alias_is_replaced_in_its_slot(self, store: Storage) -> None:
+    def test_unusable_alias_is_replaced_in_its_slot(self, storage: Storage) -> None:
         """Unusable alias is replaced in its slot."""
         first = make_alias(ttl=timedelta(days=1))
-        store.get_or_create(first, now=T0)
+        storage.get_or_create(first, now=T0)
         later = T0 + timedelta(days=2)
         second = make_alias(slot=first.slot, created_at=later)
-        stored, created = store.get_or_create(second, now=later)
+        stored, created = storage.get_or_create(second, now=later)
         assert created
         assert stored == second
-        old = store.get(first.key)
+        old = storage.get(first.key)
         assert isinstance(old, Alias)
         assert old.slot is None
-        assert store.get_or_create(make_alias(slot=first.slot), now=later) == (second, False)
+        assert storage.get_or_create(make_alias(slot=first.slot), now=later) == (second, False)
 
-    def test_revoked_alias_is_replaced_in_its_slot(self, store: Storage) -> None:
+    def test_revoked_alias_is_replaced_in_its_slot(self, storage: Storage) -> None:
         """Revoked alias is replaced in its slot."""
         first = make_alias()
-        store.get_or_create(first, now=T0)
-        store.update([AliasChange(first.key, AliasStatus.REVOKED, None, T0)])
+        storage.get_or_create(first, now=T0)
+        storage.update([AliasChange(first.key, AliasStatus.REVOKED, None, T0)])
         second = make_alias(slot=first.slot)
-        assert store.get_or_create(second, now=T0 + timedelta(seconds=1)) == (second, True)
+        assert storage.get_or_create(second, now=T0 + timedelta(seconds=1)) == (second, True)
 
-    def test_key_collision(self, store: Storage) -> None:
+    def test_key_collision(self, storage: Storage) -> None:
         """Key collision."""
         first = make_alias()
-        store.get_or_create(first, now=T0)
+        storage.get_or_create(first, now=T0)
         with pytest.raises(AliasCollision):
-            store.get_or_create(make_alias(key=first.key), now=T0)
-        assert store.get(first.key) == first
+            storage.get_or_create(make_alias(key=first.key), now=T0)
+        assert storage.get(first.key) == first
 
-    def test_creation_entries_are_stored_with_the_alias(self, store: Storage) -> None:
+    def test_creation_entries_are_stored_with_the_alias(self, storage: Storage) -> None:
         """Creation entries are stored with the alias."""
         alias = make_alias()
         entry = make_entry(name=AliasEvent.CREATED.value, data={"ref": alias.key})
-        store.get_or_create(alias, now=T0, entries=[entry])
-        (stored,) = store.entries("order-1", store="shop")
+        storage.get_or_create(alias, now=T0, entries=[entry])
+        (stored,) = storage.entries("order-1", store="shop")
         assert stored.data == {"ref": alias.key}
-        store.get_or_create(make_alias(slot=alias.slot), now=T0, entries=[entry])
-        assert len(store.entries("order-1", store="shop")) == 1  # not created: entries not written
+        storage.get_or_create(make_alias(slot=alias.slot), now=T0, entries=[entry])
+        assert (
+            len(storage.entries("order-1", store="shop")) == 1
+        )  # not created: entries not written
 
-    def test_concurrent_get_or_create_yields_one_alias(self, store: Storage) -> None:
+    def test_concurrent_get_or_create_yields_one_alias(self, storage: Storage) -> None:
         """Concurrent get-or-create yields one alias, in every one of many rounds.
 
         Each round releases :attr:`threads` threads together with a barrier;
@@ -159,24 +179,24 @@ class StorageContract:
         """
         for round_ in range(self.race_rounds):
             candidate = partial(make_alias, slot=_hex(), conversation=f"race-{round_}")
-            work = partial(_create, store, candidate)
+            work = partial(_create, storage, candidate)
             results = race(self.threads, work)
             assert len({alias.key for alias, _ in results}) == 1, f"round {round_}"
             assert sum(created for _, created in results) == 1, f"round {round_}"
-            assert len(store.aliases(f"race-{round_}", store="shop")) == 1, f"round {round_}"
+            assert len(storage.aliases(f"race-{round_}", store="shop")) == 1, f"round {round_}"
 
-    def test_datetimes_are_aware_utc(self, store: Storage) -> None:
+    def test_datetimes_are_aware_utc(self, storage: Storage) -> None:
         """Datetimes are aware utc."""
         alias = make_alias(ends_at=T0 + timedelta(days=3), revoked_at=T0 + timedelta(days=4))
-        store.get_or_create(alias, now=T0)
-        stored = store.get(alias.key)
+        storage.get_or_create(alias, now=T0)
+        stored = storage.get(alias.key)
         assert isinstance(stored, Alias)
         for moment in (stored.created_at, stored.expires_at, stored.ends_at, stored.revoked_at):
             assert moment is not None
             assert moment.utcoffset() == timedelta(0)
         assert stored == alias  # microseconds kept
 
-    def test_long_and_unicode_values(self, store: Storage) -> None:
+    def test_long_and_unicode_values(self, storage: Storage) -> None:
         """Long and unicode values."""
         alias = make_alias(
             conversation="c" * 254 + "é",
@@ -184,51 +204,51 @@ class StorageContract:
             address="x" * 60 + "@" + "d" * 193,
             real_address='"José Ñ"@' + "e" * 240 + ".com",
         )
-        store.get_or_create(alias, now=T0)
-        assert store.get(alias.key) == alias
-        assert store.aliases(alias.conversation, store=alias.store) == [alias]
+        storage.get_or_create(alias, now=T0)
+        assert storage.get(alias.key) == alias
+        assert storage.aliases(alias.conversation, store=alias.store) == [alias]
 
-    def test_isolation_between_stores_and_conversations(self, store: Storage) -> None:
+    def test_isolation_between_stores_and_conversations(self, storage: Storage) -> None:
         """Isolation between stores and conversations."""
         a = make_alias(store="shop-a")
         b = make_alias(store="shop-b")
         c = make_alias(conversation="order-2")
         for alias in (a, b, c):
-            assert store.get_or_create(alias, now=T0)[1]
-        assert store.aliases("order-1", store="shop-a") == [a]
-        assert store.aliases("order-1", store="shop-b") == [b]
-        assert store.aliases("order-1", store="shop") == []
-        assert store.aliases("order-2", store="shop") == [c]
-        assert store.aliases("order-3", store="shop") == []
+            assert storage.get_or_create(alias, now=T0)[1]
+        assert storage.aliases("order-1", store="shop-a") == [a]
+        assert storage.aliases("order-1", store="shop-b") == [b]
+        assert storage.aliases("order-1", store="shop") == []
+        assert storage.aliases("order-2", store="shop") == [c]
+        assert storage.aliases("order-3", store="shop") == []
 
-    def test_timelines_are_per_store(self, store: Storage) -> None:
+    def test_timelines_are_per_store(self, storage: Storage) -> None:
         """Two stores' conversations with the same id keep apart, duplicates included."""
-        a, new_a = store.append(make_entry(store="shop-a", dedup_key="mid:1", data={"s": "a"}))
-        b, new_b = store.append(make_entry(store="shop-b", dedup_key="mid:1", data={"s": "b"}))
+        a, new_a = storage.append(make_entry(store="shop-a", dedup_key="mid:1", data={"s": "a"}))
+        b, new_b = storage.append(make_entry(store="shop-b", dedup_key="mid:1", data={"s": "b"}))
         assert new_a
         assert new_b
         assert (a.store, b.store) == ("shop-a", "shop-b")
-        assert store.entries("order-1", store="shop-a") == [a]
-        assert store.entries("order-1", store="shop-b") == [b]
-        assert store.entries("order-1", store="shop") == []
-        again, new_again = store.append(make_entry(store="shop-b", dedup_key="mid:1"))
+        assert storage.entries("order-1", store="shop-a") == [a]
+        assert storage.entries("order-1", store="shop-b") == [b]
+        assert storage.entries("order-1", store="shop") == []
+        again, new_again = storage.append(make_entry(store="shop-b", dedup_key="mid:1"))
         assert not new_again
         assert again == b
 
-    def test_aliases_are_listed_oldest_first(self, store: Storage) -> None:
+    def test_aliases_are_listed_oldest_first(self, storage: Storage) -> None:
         """Aliases are listed oldest first."""
         made = [make_alias(created_at=T0 + timedelta(seconds=i)) for i in (3, 1, 2)]
         for alias in made:
-            store.get_or_create(alias, now=T0)
-        listed = store.aliases("order-1", store="shop")
+            storage.get_or_create(alias, now=T0)
+        listed = storage.aliases("order-1", store="shop")
         assert [a.created_at for a in listed] == sorted(a.created_at for a in made)
 
     # -- lifecycle -----------------------------------------------------------
 
-    def test_update_stores_every_field_and_keeps_the_rest(self, store: Storage) -> None:
+    def test_update_stores_every_field_and_keeps_the_rest(self, storage: Storage) -> None:
         """Each change's status, ``ends_at`` and ``revoked_at`` are stored; nothing else moves."""
         alias = make_alias(ends_at=T0 + timedelta(days=9), status=AliasStatus.ENDED)
-        store.get_or_create(alias, now=T0)
+        storage.get_or_create(alias, now=T0)
         steps = [
             AliasChange(alias.key, AliasStatus.ACTIVE, None),
             AliasChange(alias.key, AliasStatus.ENDED, T0 + timedelta(days=2)),
@@ -239,36 +259,36 @@ class StorageContract:
             expected = evolve(
                 alias, status=change.status, ends_at=change.ends_at, revoked_at=change.revoked_at
             )
-            changed, _ = store.update([change])
+            changed, _ = storage.update([change])
             assert changed == [expected], change
-            assert store.get(alias.key) == expected, change
-            assert store.aliases(alias.conversation, store=alias.store) == [expected], change
+            assert storage.get(alias.key) == expected, change
+            assert storage.aliases(alias.conversation, store=alias.store) == [expected], change
 
-    def test_update_changes_and_entries(self, store: Storage) -> None:
+    def test_update_changes_and_entries(self, storage: Storage) -> None:
         """Update changes and entries."""
         a, b = make_alias(), make_alias(role=Role.STORE)
         for alias in (a, b):
-            store.get_or_create(alias, now=T0)
+            storage.get_or_create(alias, now=T0)
         ends = T0 + timedelta(days=2)
         changes = [
             AliasChange(a.key, AliasStatus.ENDED, ends),
             AliasChange(_hex(), AliasStatus.ENDED, ends),  # unknown: skipped
         ]
-        changed, entries = store.update(changes, entries=[make_entry(), make_entry()])
+        changed, entries = storage.update(changes, entries=[make_entry(), make_entry()])
         assert changed == [evolve(a, status=AliasStatus.ENDED, ends_at=ends)]
-        assert store.get(a.key) == changed[0]
-        assert store.get(b.key) == b
+        assert storage.get(a.key) == changed[0]
+        assert storage.get(b.key) == b
         assert [e.seq is not None for e in entries] == [True, True]
-        assert len(store.entries("order-1", store="shop")) == 2
+        assert len(storage.entries("order-1", store="shop")) == 2
         revoked = T0 + timedelta(days=1)
-        changed, _ = store.update([AliasChange(b.key, AliasStatus.REVOKED, None, revoked)])
+        changed, _ = storage.update([AliasChange(b.key, AliasStatus.REVOKED, None, revoked)])
         assert changed[0].revoked_at == revoked
         assert changed[0].status is AliasStatus.REVOKED
-        assert store.update([]) == ([], [])
+        assert storage.update([]) == ([], [])
 
     # -- purge -----------------------------------------------------------------
 
-    def test_purge_leaves_tombstones(self, store: Storage) -> None:
+    def test_purge_leaves_tombstones(self, storage: Storage) -> None:
         """Purge leaves tombstones."""
         expired = make_alias(ttl=timedelta(days=1))
         ended = make_alias(ends_at=T0 + timedelta(days=2), status=AliasStatus.ENDED)
@@ -276,58 +296,61 @@ class StorageContract:
         in_grace = make_alias(ends_at=T0 + timedelta(days=30), status=AliasStatus.ENDED)
         active = make_alias()
         for alias in (expired, ended, revoked, in_grace, active):
-            store.get_or_create(alias, now=T0)
+            storage.get_or_create(alias, now=T0)
         now = T0 + timedelta(days=10)
-        assert store.purge(before=now, now=now) == 3
-        assert store.purge(before=now, now=now) == 0
+        assert storage.purge(before=now, now=now) == 3
+        assert storage.purge(before=now, now=now) == 0
         expected = {
             expired.key: (expired.expires_at, ExpiryReason.TTL),
             ended.key: (ended.ends_at, ExpiryReason.ENDED),
             revoked.key: (revoked.revoked_at, ExpiryReason.REVOKED),
         }
         for key, (when, reason) in expected.items():
-            tomb = store.get(key)
+            tomb = storage.get(key)
             assert isinstance(tomb, Tombstone), key
             assert (tomb.expired_at, tomb.reason, tomb.purged_at) == (when, reason, now)
             assert tomb.conversation == "order-1"
             assert tomb.key == key
-        assert store.get(in_grace.key) == in_grace
-        assert store.get(active.key) == active
-        assert {a.key for a in store.aliases("order-1", store="shop")} == {in_grace.key, active.key}
+        assert storage.get(in_grace.key) == in_grace
+        assert storage.get(active.key) == active
+        assert {a.key for a in storage.aliases("order-1", store="shop")} == {
+            in_grace.key,
+            active.key,
+        }
 
-    def test_purge_respects_before(self, store: Storage) -> None:
+    def test_purge_respects_before(self, storage: Storage) -> None:
         """Purge respects before."""
         alias = make_alias(ttl=timedelta(days=1))
-        store.get_or_create(alias, now=T0)
+        storage.get_or_create(alias, now=T0)
         now = T0 + timedelta(days=5)
-        assert store.purge(before=alias.expires_at, now=now) == 0
-        assert store.purge(before=alias.expires_at + timedelta(seconds=1), now=now) == 1
+        assert storage.purge(before=alias.expires_at, now=now) == 0
+        assert storage.purge(before=alias.expires_at + timedelta(seconds=1), now=now) == 1
 
-    def test_purged_slot_takes_a_new_alias_and_the_key_stays_taken(self, store: Storage) -> None:
+    def test_purged_slot_takes_a_new_alias_and_the_key_stays_taken(self, storage: Storage) -> None:
         """Purged slot takes a new alias and the key stays taken."""
         old = make_alias(ttl=timedelta(days=1))
-        store.get_or_create(old, now=T0)
+        storage.get_or_create(old, now=T0)
         now = T0 + timedelta(days=5)
-        store.purge(before=now, now=now)
+        storage.purge(before=now, now=now)
         fresh = make_alias(slot=old.slot, created_at=now)
-        assert store.get_or_create(fresh, now=now) == (fresh, True)
+        assert storage.get_or_create(fresh, now=now) == (fresh, True)
         with pytest.raises(AliasCollision):
-            store.get_or_create(make_alias(key=old.key), now=now)
-        assert store.update([AliasChange(old.key, AliasStatus.ACTIVE, None)]) == ([], [])
+            storage.get_or_create(make_alias(key=old.key), now=now)
+        assert storage.update([AliasChange(old.key, AliasStatus.ACTIVE, None)]) == ([], [])
 
     # -- timeline ------------------------------------------------------------
 
-    def test_append_assigns_sequence(self, store: Storage) -> None:
+    def test_append_assigns_sequence(self, storage: Storage) -> None:
         """Append assigns sequence."""
-        first, new = store.append(make_entry())
+        first, new = storage.append(make_entry())
         assert new
-        second, _ = store.append(make_entry())
+        second, _ = storage.append(make_entry())
         assert first.seq is not None
         assert second.seq is not None
         assert second.seq > first.seq
-        assert store.entries("order-1", store="shop") == [first, second]
+        assert storage.entries("order-1", store="shop") == [first, second]
 
-    def test_entries_round_trip(self, store: Storage) -> None:
+    def test_entries_round_trip(self, storage: Storage) -> None:
         """Entries round trip."""
         data = {
             "subject": "Pedido faturado ✓",
@@ -338,47 +361,47 @@ class StorageContract:
             "nested": {"list": [1, "two"]},
         }
         entry = make_entry(kind=EntryKind.MESSAGE, name="inbound", data=data, dedup_key="mid:x")
-        stored, _ = store.append(entry)
-        assert store.entries("order-1", store="shop") == [stored]
+        stored, _ = storage.append(entry)
+        assert storage.entries("order-1", store="shop") == [stored]
         assert stored == evolve(entry, seq=stored.seq)
         assert stored.at.utcoffset() == timedelta(0)
 
-    def test_duplicates_are_recorded_once(self, store: Storage) -> None:
+    def test_duplicates_are_recorded_once(self, storage: Storage) -> None:
         """Duplicates are recorded once."""
-        first, new = store.append(make_entry(dedup_key="mid:1"))
-        again, new_again = store.append(make_entry(dedup_key="mid:1", data={"other": 1}))
+        first, new = storage.append(make_entry(dedup_key="mid:1"))
+        again, new_again = storage.append(make_entry(dedup_key="mid:1", data={"other": 1}))
         assert new
         assert not new_again
         assert again == first
-        other_conversation, new_other = store.append(make_entry("order-2", dedup_key="mid:1"))
+        other_conversation, new_other = storage.append(make_entry("order-2", dedup_key="mid:1"))
         assert new_other
         assert other_conversation.conversation == "order-2"
-        assert len(store.entries("order-1", store="shop")) == 1
+        assert len(storage.entries("order-1", store="shop")) == 1
 
-    def test_concurrent_duplicates_are_recorded_once(self, store: Storage) -> None:
+    def test_concurrent_duplicates_are_recorded_once(self, storage: Storage) -> None:
         """Concurrent duplicates are recorded once."""
-        results = race(self.threads, lambda: store.append(make_entry(dedup_key="mid:c")))
+        results = race(self.threads, lambda: storage.append(make_entry(dedup_key="mid:c")))
         assert sum(new for _, new in results) == 1
         assert len({entry.seq for entry, _ in results}) == 1
-        assert len(store.entries("order-1", store="shop")) == 1
+        assert len(storage.entries("order-1", store="shop")) == 1
 
-    def test_entries_are_ordered_by_time_then_sequence(self, store: Storage) -> None:
+    def test_entries_are_ordered_by_time_then_sequence(self, storage: Storage) -> None:
         """Entries are ordered by time then sequence."""
-        late = store.append(make_entry(at=T0 + timedelta(hours=1), data={"i": 0}))[0]
-        a = store.append(make_entry(at=T0, data={"i": 1}))[0]
-        b = store.append(make_entry(at=T0, data={"i": 2}))[0]
-        assert store.entries("order-1", store="shop") == [a, b, late]
+        late = storage.append(make_entry(at=T0 + timedelta(hours=1), data={"i": 0}))[0]
+        a = storage.append(make_entry(at=T0, data={"i": 1}))[0]
+        b = storage.append(make_entry(at=T0, data={"i": 2}))[0]
+        assert storage.entries("order-1", store="shop") == [a, b, late]
 
-    def test_pagination(self, store: Storage) -> None:
+    def test_pagination(self, storage: Storage) -> None:
         """Pagination."""
         stored = [
-            store.append(make_entry(at=T0 + timedelta(minutes=i // 2), data={"i": i}))[0]
+            storage.append(make_entry(at=T0 + timedelta(minutes=i // 2), data={"i": i}))[0]
             for i in range(7)
         ]
         pages = []
         after = None
         while True:
-            page = store.entries("order-1", store="shop", after=after, limit=3)
+            page = storage.entries("order-1", store="shop", after=after, limit=3)
             if not page:
                 break
             pages.append(page)
@@ -387,11 +410,11 @@ class StorageContract:
             after = (last.at, last.seq)
         assert [len(p) for p in pages] == [3, 3, 1]
         assert [e for p in pages for e in p] == stored
-        assert store.entries("order-1", store="shop", limit=2) == stored[:2]
+        assert storage.entries("order-1", store="shop", limit=2) == stored[:2]
 
     # -- rekeying ------------------------------------------------------------------
 
-    def test_scan_pages_are_full_whatever_was_purged(self, store: Storage) -> None:
+    def test_scan_pages_are_full_whatever_was_purged(self, storage: Storage) -> None:
         """Purged records never count against ``limit``: every page but the last is full.
 
         ``rotate_address_keys`` reads pages until an empty one; a backend that
@@ -402,14 +425,14 @@ class StorageContract:
             make_alias(ttl=timedelta(days=1) if i % 3 else timedelta(days=60)) for i in range(24)
         ]
         for alias in made:
-            store.get_or_create(alias, now=T0)
+            storage.get_or_create(alias, now=T0)
         now = T0 + timedelta(days=5)
-        assert store.purge(before=now, now=now) == 16
+        assert storage.purge(before=now, now=now) == 16
         live = sorted(a.key for a in made if a.expires_at > now)
         for limit in (1, 3, 7, 8, 100):
             seen: list[str] = []
             after = None
-            while page := store.scan(after=after, limit=limit):
+            while page := storage.scan(after=after, limit=limit):
                 assert len(page) <= limit
                 keys = [a.key for a in page]
                 assert keys == sorted(keys)
@@ -418,36 +441,36 @@ class StorageContract:
                 after = keys[-1]
             assert seen == live, f"limit {limit}"
 
-    def test_an_empty_scan_page_means_the_end_and_only_the_end(self, store: Storage) -> None:
+    def test_an_empty_scan_page_means_the_end_and_only_the_end(self, storage: Storage) -> None:
         """An empty page: nothing live after ``after``. A non-empty one otherwise."""
-        assert store.scan(after=None, limit=5) == []
+        assert storage.scan(after=None, limit=5) == []
         made = sorted((make_alias() for _ in range(6)), key=lambda a: a.key)
         for alias in made:
-            store.get_or_create(alias, now=T0)
+            storage.get_or_create(alias, now=T0)
         revoked = [AliasChange(a.key, AliasStatus.REVOKED, None, T0) for a in made[:5]]
-        store.update(revoked)  # all but the last record purged: it comes after five tombstones
+        storage.update(revoked)  # all but the last record purged: it comes after five tombstones
         now = T0 + timedelta(days=1)
-        assert store.purge(before=now, now=now) == 5
-        assert [a.key for a in store.scan(after=None, limit=1)] == [made[-1].key]
-        assert [a.key for a in store.scan(after=made[0].key, limit=2)] == [made[-1].key]
-        assert store.scan(after=made[-1].key, limit=5) == []
-        assert store.scan(after="f" * 32, limit=5) == []
+        assert storage.purge(before=now, now=now) == 5
+        assert [a.key for a in storage.scan(after=None, limit=1)] == [made[-1].key]
+        assert [a.key for a in storage.scan(after=made[0].key, limit=2)] == [made[-1].key]
+        assert storage.scan(after=made[-1].key, limit=5) == []
+        assert storage.scan(after="f" * 32, limit=5) == []
 
-    def test_scan_and_reseal(self, store: Storage) -> None:
+    def test_scan_and_reseal(self, storage: Storage) -> None:
         """Scan and reseal."""
         made = [make_alias() for _ in range(5)]
         for alias in made:
-            store.get_or_create(alias, now=T0)
+            storage.get_or_create(alias, now=T0)
         keys = sorted(a.key for a in made)
-        first = store.scan(after=None, limit=2)
+        first = storage.scan(after=None, limit=2)
         assert [a.key for a in first] == keys[:2]
-        rest = store.scan(after=first[-1].key, limit=10)
+        rest = storage.scan(after=first[-1].key, limit=10)
         assert [a.key for a in rest] == keys[2:]
-        assert store.scan(after=keys[-1], limit=10) == []
+        assert storage.scan(after=keys[-1], limit=10) == []
         updates = [Sealed(a.key, "sealed:" + a.key, "sealed-real:" + a.key) for a in first]
-        assert store.reseal([*updates, Sealed(_hex(), "x", "y")]) == 2
+        assert storage.reseal([*updates, Sealed(_hex(), "x", "y")]) == 2
         for alias in first:
-            stored = store.get(alias.key)
+            stored = storage.get(alias.key)
             assert isinstance(stored, Alias)
             assert stored.address == "sealed:" + alias.key
             assert stored.real_address == "sealed-real:" + alias.key
