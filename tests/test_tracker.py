@@ -347,7 +347,14 @@ _CUSTOMER = "maria@example.com.br"
 
 
 def test_lookup_of_a_signed_but_unknown_alias(tracker: Tracker, clock: FrozenClock) -> None:
-    sibling = make_tracker(MemoryStorage(), clock, keys=["old-secret", "new-secret"])
+    sibling = make_tracker(
+        MemoryStorage(),
+        clock,
+        keys=[
+            "925Pi-0zijU7qtri9rxhHnzmWY7rGTA-YyFRAdg0vxA",
+            "25aern6xmujOWfUE7LgHIdwSiqXTKHiKzHpoRsmRCgI",
+        ],
+    )
     stranger = sibling.mask(_CUSTOMER, conversation="o1").address
     with pytest.raises(UnknownAlias):
         tracker.lookup(stranger)
