@@ -487,3 +487,24 @@ def test_address_encryption_without_its_extra(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(MissingExtra) as info:
         _aesgcm()
     assert info.value.extra == "crypto"
+
+
+def test_record_context_is_a_compact_json_array() -> None:
+    """The associated data of format 2 is persisted in effect: pin its exact text."""
+    from ct_alias.crypto import record_context
+
+    assert (
+        record_context(store="s", conversation="c", role="customer", key="k", field="alias")
+        == '["ct_alias.record.v2","s","c","customer","k","alias",""]'
+    )
+    assert (
+        record_context(
+            store="loja-ç",
+            conversation="pedido-1",
+            role="store",
+            key="k",
+            field="real",
+            address="x@ct.example.com",
+        )
+        == '["ct_alias.record.v2","loja-ç","pedido-1","store","k","real","x@ct.example.com"]'
+    )
