@@ -46,10 +46,10 @@ def make(
 ) -> Tracker:
     tracker = Tracker(
         storage=store,
-        keys=["signing-key"],
+        keys=["c0YisWQfoflzBj-A1mU14PTwZfDHbcqjfxxwTRJSM6g"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
-        index_key="index-key",
+        index_key="hMtk7oLlUfqlzya1F5_1DRb5uhpZjqICYaADCZpuCwI",
         address_keys=keys,
         allow_plaintext_addresses=plaintext,
     )
@@ -130,7 +130,7 @@ def test_address_keys_need_an_index_key(clock: FrozenClock) -> None:
     with pytest.raises(ConfigurationError, match="index_key"):
         Tracker(
             storage=MemoryStorage(),
-            keys=["k"],
+            keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
             default_policy=Policy(domain=DOMAIN),
             address_keys=[KEY_A],
         )
@@ -195,10 +195,10 @@ def test_dropping_a_key_too_early_is_reported(clock: FrozenClock) -> None:
     with pytest.raises(UnknownAddressKey):
         Tracker(
             storage=store,
-            keys=["signing-key"],
+            keys=["c0YisWQfoflzBj-A1mU14PTwZfDHbcqjfxxwTRJSM6g"],
             default_policy=Policy(domain=DOMAIN),
             clock=clock,
-            index_key="index-key",
+            index_key="hMtk7oLlUfqlzya1F5_1DRb5uhpZjqICYaADCZpuCwI",
         ).unmask(alias.address)
 
 
@@ -487,3 +487,24 @@ def test_address_encryption_without_its_extra(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(MissingExtra) as info:
         _aesgcm()
     assert info.value.extra == "crypto"
+
+
+def test_record_context_is_a_compact_json_array() -> None:
+    """The associated data of format 2 is persisted in effect: pin its exact text."""
+    from ct_alias.crypto import record_context
+
+    assert (
+        record_context(store="s", conversation="c", role="customer", key="k", field="alias")
+        == '["ct_alias.record.v2","s","c","customer","k","alias",""]'
+    )
+    assert (
+        record_context(
+            store="loja-ç",
+            conversation="pedido-1",
+            role="store",
+            key="k",
+            field="real",
+            address="x@ct.example.com",
+        )
+        == '["ct_alias.record.v2","loja-ç","pedido-1","store","k","real","x@ct.example.com"]'
+    )
