@@ -24,12 +24,12 @@ from ct_alias import (
     Tracker,
     UnknownAddressKey,
 )
+from ct_alias._keys import check_key_strength
 from ct_alias.crypto import (
     PREFIX,
     PREFIX_V2,
     AddressCipher,
     Cleartext,
-    check_key_strength,
     is_sealed,
 )
 from ct_alias.storage import Storage

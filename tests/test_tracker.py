@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -31,8 +32,11 @@ from .conftest import DOMAIN
 
 
 def make_tracker(
-    store, clock: FrozenClock, keys=("FogYWTXYiOd6FlwwIQkTUzr7iQ9RFBFOqDbssUWoQGM",), **kw
-) -> Tracker:  # type: ignore[no-untyped-def]
+    store: MemoryStorage,
+    clock: FrozenClock,
+    keys: Sequence[str] = ("FogYWTXYiOd6FlwwIQkTUzr7iQ9RFBFOqDbssUWoQGM",),
+    **kw: Any,
+) -> Tracker:
     return Tracker(
         storage=store, keys=list(keys), default_policy=Policy(domain=DOMAIN), clock=clock, **kw
     )
@@ -273,8 +277,8 @@ def test_tracker_needs_a_policy_and_keys(clock: FrozenClock) -> None:
         Tracker(
             storage=MemoryStorage(),
             keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
-            default_policy=None,
-        )  # type: ignore[arg-type]
+            default_policy=None,  # type: ignore[arg-type]
+        )
     with pytest.raises(ConfigurationError):
         Tracker(
             storage=MemoryStorage(),
