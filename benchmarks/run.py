@@ -94,10 +94,13 @@ class Config:
 def make_tracker(store: Storage | None = None, clock: FrozenClock | None = None) -> Tracker:
     return Tracker(
         storage=store if store is not None else MemoryStorage(),
-        keys=["benchmark-key-1", "benchmark-key-2"],
+        keys=[
+            "kwzgX0ycK73qBMPlbkOCXl3FB8CvQ-VDNT3YUD9wVBI",
+            "S1alFPqm6IPF4kPzkv71megAVcJ58WFIXHnKs30iOyc",
+        ],
         default_policy=Policy(domain=DOMAIN),
         clock=clock or FrozenClock(START),
-        index_key="benchmark-index",
+        index_key="RlVDtbvVeYHoXaoJjbCQ7pE_XLqAg_FTFCaeviUGsO4",
     )
 
 
@@ -133,7 +136,12 @@ def paired(repeat: int, *passes: Callable[[], float]) -> list[float]:
 
 def bench_codec(cfg: Config) -> Iterable[Row]:
     n = cfg.n(20_000)
-    codec = AliasCodec(["benchmark-key-1", "benchmark-key-2"])
+    codec = AliasCodec(
+        [
+            "kwzgX0ycK73qBMPlbkOCXl3FB8CvQ-VDNT3YUD9wVBI",
+            "S1alFPqm6IPF4kPzkv71megAVcJ58WFIXHnKs30iOyc",
+        ]
+    )
     expires = START + timedelta(days=60)
     bind = DOMAIN.encode()
     tokens = [codec.encode(COMPLEX_V1, expires, bind=bind) for _ in range(n)]
@@ -667,10 +675,10 @@ def bench_crypto(cfg: Config) -> Iterable[Row]:
             stores.append(store)
             trackers[encrypted] = Tracker(
                 storage=store,
-                keys=["benchmark-key"],
+                keys=["eTPLM-5amqNDEoTC4ckxu0w8o1E4wDMvfsXwUWVUOCw"],
                 default_policy=Policy(domain=DOMAIN),
                 clock=FrozenClock(START),
-                index_key="benchmark-index",
+                index_key="RlVDtbvVeYHoXaoJjbCQ7pE_XLqAg_FTFCaeviUGsO4",
                 address_keys=["benchmark-address-key"] if encrypted else None,
             )
         # each mask writes once: interleave the two trackers chunk by chunk instead

@@ -43,10 +43,13 @@ def store() -> MemoryStorage:
 def tracker(store: MemoryStorage, clock: FrozenClock) -> Tracker:
     t = Tracker(
         storage=store,
-        keys=["old-secret", "new-secret"],
+        keys=[
+            "925Pi-0zijU7qtri9rxhHnzmWY7rGTA-YyFRAdg0vxA",
+            "25aern6xmujOWfUE7LgHIdwSiqXTKHiKzHpoRsmRCgI",
+        ],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
-        index_key="test-index-key",
+        index_key="9lcVd02RrGA8kdbDNcRMc1z0JsxviVpzCiSBCUufjaI",
     )
     t.set_policy("simple-store", Policy(strategy="simple", domain=DOMAIN, ttl=timedelta(days=60)))
     return t

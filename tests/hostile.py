@@ -52,7 +52,7 @@ SIMPLE_TAG = re.compile(r"2[0-9a-v]{23}")
 def make_tracker(
     store: Storage,
     clock: Clock,
-    keys: Sequence[str] = ("key-0",),
+    keys: Sequence[str] = ("0H2qXHj6-6lPEBbtYZbqFLqjZYYOWFSk7eK3ivjcc-I",),
     *,
     policies: dict[str, Policy] | None = None,
     **kwargs: Any,

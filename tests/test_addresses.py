@@ -20,14 +20,20 @@ def test_reprs_hide_secrets_and_addresses() -> None:
     assert "maria" not in repr(real).lower()
     assert "example.com" in repr(real)
     assert repr(BlindIndex()) == "<BlindIndex public>"
-    assert repr(BlindIndex("secret")) == "<BlindIndex keyed>"
-    assert "secret" not in repr(BlindIndex("secret"))
-    assert BlindIndex("secret").keyed
+    assert repr(BlindIndex("bf4_lCU2EFGR-wGMGvzpZ6QIcPvzg-BDDFwJeS2Pv3k")) == "<BlindIndex keyed>"
+    assert "secret" not in repr(BlindIndex("bf4_lCU2EFGR-wGMGvzpZ6QIcPvzg-BDDFwJeS2Pv3k"))
+    assert BlindIndex("bf4_lCU2EFGR-wGMGvzpZ6QIcPvzg-BDDFwJeS2Pv3k").keyed
     assert not BlindIndex().keyed
     with pytest.raises(ConfigurationError):
         BlindIndex("")
     from ct_alias.codec import AliasCodec
 
-    assert repr(ComplexStrategy(AliasCodec("k"))) == "ComplexStrategy()"
-    assert repr(SimpleStrategy(AliasCodec("k"))) == "SimpleStrategy()"
+    assert (
+        repr(ComplexStrategy(AliasCodec("jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE")))
+        == "ComplexStrategy()"
+    )
+    assert (
+        repr(SimpleStrategy(AliasCodec("jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE")))
+        == "SimpleStrategy()"
+    )
     assert repr(Cleartext()) == "Cleartext()"

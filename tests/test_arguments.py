@@ -76,10 +76,10 @@ def test_rotate_address_keys_refuses_a_bad_batch_size(clock: FrozenClock) -> Non
     pytest.importorskip("cryptography")
     tracker = Tracker(
         storage=MemoryStorage(),
-        keys=["k"],
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
-        index_key="ix",
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
         address_keys="a-single-address-key-of-enough-length",
     )
     alias = tracker.mask(CUSTOMER, conversation="o1")

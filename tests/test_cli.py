@@ -12,6 +12,11 @@ import pytest
 
 from ct_alias.cli import main
 
+#: Keys made with `ct-alias keys generate` (public test keys: never use them).
+SIGNING_KEY = "jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"
+ADDRESS_KEY_A = "SYDx83anjgp3uVAbziKk8rm7TzcgXika5q-aulYZ5Cc"
+ADDRESS_KEY_B = "ohxh7rVYws5vFm6dyOUvvH11e5Oayq8EVbDljQQmvlg"
+
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -26,9 +31,9 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CT_ALIAS_DB", f"sqlite:///{db}")
-    monkeypatch.setenv("CT_ALIAS_KEYS", "cli-key-1")
+    monkeypatch.setenv("CT_ALIAS_KEYS", "WO2uVQa6PwOX-MEU0j-I5ToNYbwt5AYNxzBVQoFPolY")
     monkeypatch.setenv("CT_ALIAS_DOMAIN", "ct.example.com")
-    monkeypatch.setenv("CT_ALIAS_INDEX_KEY", "cli-index")
+    monkeypatch.setenv("CT_ALIAS_INDEX_KEY", "7tsqvLCaSltb3GM2oY0rU1c8MyT4BTITvwat9Yg9K-4")
     assert run("db", "upgrade")[0] == 0
     return db
 
@@ -97,9 +102,9 @@ def test_expired_alias_exits_1(env: Path, capsys: pytest.CaptureFixture[str]) ->
 
     past = Tracker(
         storage=SQLStorage(f"sqlite:///{env}"),
-        keys=["cli-key-1"],
+        keys=["WO2uVQa6PwOX-MEU0j-I5ToNYbwt5AYNxzBVQoFPolY"],
         default_policy=Policy(domain="ct.example.com"),
-        index_key="cli-index",
+        index_key="7tsqvLCaSltb3GM2oY0rU1c8MyT4BTITvwat9Yg9K-4",
         clock=FrozenClock(datetime.now(UTC) - timedelta(days=90)),
     )
     alias = past.mask("maria@example.com", conversation="old").address
@@ -113,9 +118,29 @@ def test_missing_keys_and_domain(
     monkeypatch.delenv("CT_ALIAS_KEYS")
     assert run("mask", "maria@example.com", "-c", "o1")[0] == 1
     assert "CT_ALIAS_KEYS" in capsys.readouterr().err
-    assert run("mask", "maria@example.com", "-c", "o1", "--keys", "k")[0] == 0
+    assert (
+        run(
+            "mask",
+            "maria@example.com",
+            "-c",
+            "o1",
+            "--keys",
+            "jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE",
+        )[0]
+        == 0
+    )
     monkeypatch.delenv("CT_ALIAS_DOMAIN")
-    assert run("mask", "maria@example.com", "-c", "o1", "--keys", "k")[0] == 1
+    assert (
+        run(
+            "mask",
+            "maria@example.com",
+            "-c",
+            "o1",
+            "--keys",
+            "jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE",
+        )[0]
+        == 1
+    )
     assert "CT_ALIAS_DOMAIN" in capsys.readouterr().err
 
 
@@ -169,13 +194,13 @@ def test_purge(env: Path) -> None:
 
 
 def test_address_keys_and_rotation(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CT_ALIAS_ADDRESS_KEYS", "address-key-a")
+    monkeypatch.setenv("CT_ALIAS_ADDRESS_KEYS", ADDRESS_KEY_A)
     alias = run("mask", "maria@example.com", "-c", "o1")[1].strip()
-    monkeypatch.setenv("CT_ALIAS_ADDRESS_KEYS", "address-key-a,address-key-b")
+    monkeypatch.setenv("CT_ALIAS_ADDRESS_KEYS", f"{ADDRESS_KEY_A},{ADDRESS_KEY_B}")
     code, text = run("keys", "rotate", "--batch-size", "1")
     assert code == 0
     assert "done: scanned 1, re-sealed 1" in text
-    monkeypatch.setenv("CT_ALIAS_ADDRESS_KEYS", "address-key-b")
+    monkeypatch.setenv("CT_ALIAS_ADDRESS_KEYS", ADDRESS_KEY_B)
     assert run("unmask", alias) == (0, "maria@example.com\n")
 
 
@@ -202,8 +227,8 @@ def test_missing_sql_extra_names_it(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['sqlalchemy'] = None\n"
         "from ct_alias.cli import main\n"
-        "sys.exit(main(['mask', 'a@example.com', '-c', 'o', '--keys', 'k', "
-        "'--domain', 'ct.example.com']))\n"
+        "sys.exit(main(['mask', 'a@example.com', '-c', 'o', '--keys', "
+        f"'{SIGNING_KEY}', '--domain', 'ct.example.com']))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],

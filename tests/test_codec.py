@@ -16,7 +16,12 @@ KEY = "vBtwSxoVVB5A928j8qqagnC5JLrtRBEQmcJMqGVXqIA"  # secrets.token_urlsafe(32)
 
 @pytest.fixture
 def codec() -> AliasCodec:
-    return AliasCodec(["k1", "k2"])
+    return AliasCodec(
+        [
+            "FogYWTXYiOd6FlwwIQkTUzr7iQ9RFBFOqDbssUWoQGM",
+            "PP-cT8BtUYtWH6ZhESMm3oP9uFMk3e7rIcjdGVN4S0M",
+        ]
+    )
 
 
 def test_lengths_and_alphabet(codec: AliasCodec) -> None:
@@ -68,9 +73,14 @@ def test_wrong_version_byte_is_malformed(codec: AliasCodec) -> None:
 
 
 def test_rotation_old_keys_verify_newest_signs() -> None:
-    old = AliasCodec(["k1"])
-    rotated = AliasCodec(["k1", "k2"])
-    retired = AliasCodec(["k2"])
+    old = AliasCodec(["FogYWTXYiOd6FlwwIQkTUzr7iQ9RFBFOqDbssUWoQGM"])
+    rotated = AliasCodec(
+        [
+            "FogYWTXYiOd6FlwwIQkTUzr7iQ9RFBFOqDbssUWoQGM",
+            "PP-cT8BtUYtWH6ZhESMm3oP9uFMk3e7rIcjdGVN4S0M",
+        ]
+    )
+    retired = AliasCodec(["PP-cT8BtUYtWH6ZhESMm3oP9uFMk3e7rIcjdGVN4S0M"])
     text = old.encode(COMPLEX_V1, EXPIRES)
     assert rotated.decode(COMPLEX_V1, text).expires_at == EXPIRES
     with pytest.raises(ForgedAlias):
@@ -82,9 +92,11 @@ def test_rotation_old_keys_verify_newest_signs() -> None:
 
 
 def test_salt_separates_uses() -> None:
-    text = AliasCodec(["k"]).encode(COMPLEX_V1, EXPIRES)
+    text = AliasCodec(["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"]).encode(COMPLEX_V1, EXPIRES)
     with pytest.raises(ForgedAlias):
-        AliasCodec(["k"], salt=b"other").decode(COMPLEX_V1, text)
+        AliasCodec(["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"], salt=b"other").decode(
+            COMPLEX_V1, text
+        )
 
 
 @pytest.mark.parametrize("keys", [[], [""], [b""], [None], [1]])
@@ -94,11 +106,11 @@ def test_bad_keys(keys: list[object]) -> None:
 
 
 def test_single_string_key_is_one_key() -> None:
-    assert AliasCodec("secret").key_count == 1
+    assert AliasCodec("bf4_lCU2EFGR-wGMGvzpZ6QIcPvzg-BDDFwJeS2Pv3k").key_count == 1
 
 
 def test_repr_hides_keys() -> None:
-    assert "topsecret" not in repr(AliasCodec(["topsecret"]))
+    assert "topsecret" not in repr(AliasCodec(["YciN_9HPeCrdaNK4pusQwqkU6Kds897mJjVf3PDgxHg"]))
 
 
 @pytest.mark.parametrize(
@@ -169,7 +181,13 @@ def test_a_million_tokens_do_not_collide(codec: AliasCodec) -> None:
     token_id=st.binary(min_size=4, max_size=4),
 )
 def test_round_trip_property(expires: datetime, bind: bytes, token_id: bytes) -> None:
-    codec = AliasCodec(["a", "b", "c"])
+    codec = AliasCodec(
+        [
+            "u4UiKEngsn3VCBgvQFpzbLb-IFfkgWMtG0Fa9xPAzYo",
+            "jDq3Y3lPSGGD9p7RM6uh-_peGVTjLHLz28vJ-mQUgiE",
+            "GvAqgl8FfwmkfAFyxNkGUIr_8L4HF6obdjaR1dO50mE",
+        ]
+    )
     text = codec.encode(SIMPLE_V1, expires, bind=bind, token_id=token_id)
     token = codec.decode(SIMPLE_V1, text.swapcase(), bind=bind)
     assert token.id == token_id

@@ -24,12 +24,12 @@ from ct_alias import (
     Tracker,
     UnknownAddressKey,
 )
+from ct_alias._keys import check_key_strength
 from ct_alias.crypto import (
     PREFIX,
     PREFIX_V2,
     AddressCipher,
     Cleartext,
-    check_key_strength,
     is_sealed,
 )
 from ct_alias.storage import Storage
@@ -46,10 +46,10 @@ def make(
 ) -> Tracker:
     tracker = Tracker(
         storage=store,
-        keys=["signing-key"],
+        keys=["c0YisWQfoflzBj-A1mU14PTwZfDHbcqjfxxwTRJSM6g"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
-        index_key="index-key",
+        index_key="hMtk7oLlUfqlzya1F5_1DRb5uhpZjqICYaADCZpuCwI",
         address_keys=keys,
         allow_plaintext_addresses=plaintext,
     )
@@ -130,7 +130,7 @@ def test_address_keys_need_an_index_key(clock: FrozenClock) -> None:
     with pytest.raises(ConfigurationError, match="index_key"):
         Tracker(
             storage=MemoryStorage(),
-            keys=["k"],
+            keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
             default_policy=Policy(domain=DOMAIN),
             address_keys=[KEY_A],
         )
@@ -195,10 +195,10 @@ def test_dropping_a_key_too_early_is_reported(clock: FrozenClock) -> None:
     with pytest.raises(UnknownAddressKey):
         Tracker(
             storage=store,
-            keys=["signing-key"],
+            keys=["c0YisWQfoflzBj-A1mU14PTwZfDHbcqjfxxwTRJSM6g"],
             default_policy=Policy(domain=DOMAIN),
             clock=clock,
-            index_key="index-key",
+            index_key="hMtk7oLlUfqlzya1F5_1DRb5uhpZjqICYaADCZpuCwI",
         ).unmask(alias.address)
 
 

@@ -64,7 +64,7 @@ def test_the_example_store_works_with_a_tracker(tmp_path: Path) -> None:
         keys=["a-long-random-secret"],
         default_policy=Policy(domain="ct.example.com"),
         clock=clock,
-        index_key="an-index-key",
+        index_key="ME9Kx6M37dIO0nU9c5RtZLlrHdMNyHYLAPMt-J488Kk",
     )
     alias = tracker.mask("maria@example.com", conversation="order-1")
     store.close()  # survives a new connection: it is on disk

@@ -86,7 +86,15 @@ def clock() -> FrozenClock:
 
 
 def counting_tracker(clock: FrozenClock, keys: list[str] | None = None) -> Tracker:
-    return make_tracker(CountingStorage(), clock, keys or ["key-old", "key-new"])
+    return make_tracker(
+        CountingStorage(),
+        clock,
+        keys
+        or [
+            "wSRVfFCOJLmGbG22nqZ4-QvxweG1ZayayP_HITqe0_4",
+            "daCLCf-Cyc-RAMMs9X_ROSjdvXfUs5x8tSPicKWZE9w",
+        ],
+    )
 
 
 def counted(tracker: Tracker) -> CountingStorage:
@@ -198,26 +206,43 @@ def _resigned(codec: AliasCodec, tracker: Tracker, alias: str) -> str:
 def test_resigning_with_a_retired_or_foreign_key_is_forged(
     clock: FrozenClock, store_name: str
 ) -> None:
-    old = counting_tracker(clock, ["key-0"])
+    old = counting_tracker(clock, ["0H2qXHj6-6lPEBbtYZbqFLqjZYYOWFSk7eK3ivjcc-I"])
     alias = old.mask("maria@example.com.br", conversation="o1", store=store_name).address
     # Re-signing with the very key that signed it reproduces the alias exactly.
-    assert _resigned(AliasCodec(["key-0"]), old, alias) == alias
-    rotated = make_tracker(old.storage, clock, ["key-0", "key-1"])
+    assert (
+        _resigned(AliasCodec(["0H2qXHj6-6lPEBbtYZbqFLqjZYYOWFSk7eK3ivjcc-I"]), old, alias) == alias
+    )
+    rotated = make_tracker(
+        old.storage,
+        clock,
+        [
+            "0H2qXHj6-6lPEBbtYZbqFLqjZYYOWFSk7eK3ivjcc-I",
+            "jX__0H5nRmnOdLLpc_oIVv90foRRGbIbp_nHfiJVypU",
+        ],
+    )
     assert rotated.unmask(alias).real_address == "maria@example.com.br"
     fresh = rotated.mask("maria@example.com.br", conversation="o2", store=store_name).address
-    retired = make_tracker(old.storage, clock, ["key-1"])
+    retired = make_tracker(old.storage, clock, ["jX__0H5nRmnOdLLpc_oIVv90foRRGbIbp_nHfiJVypU"])
     counted(retired).calls.clear()
     assert retired.unmask(fresh).real_address == "maria@example.com.br"
     assert counted(retired).calls["get"] == 1
     counted(retired).calls.clear()
     with pytest.raises(ForgedAlias):
         retired.unmask(alias)
-    for codec in (AliasCodec(["key-0"]), AliasCodec(["attacker-key"]), AliasCodec(b"key-1 ")):
+    for codec in (
+        AliasCodec(["0H2qXHj6-6lPEBbtYZbqFLqjZYYOWFSk7eK3ivjcc-I"]),
+        AliasCodec(["_VvE6m2Dq7rGyXC-J6ATXJXgVlNeVNR1Fxu7cgph-cU"]),
+        AliasCodec(b"jX__0H5nRmnOdLLpc_oIVv90foRRGbIbp_nHfiJVypU "),
+    ):
         forged = _resigned(codec, rotated, alias)
         assert forged != alias or codec.key_count == 1
         assert_refused_without_storage(retired, forged)
     # A salt is part of the key: the same secret with another salt is another key.
-    salted = _resigned(AliasCodec(["key-1"], salt=b"another.use"), rotated, alias)
+    salted = _resigned(
+        AliasCodec(["jX__0H5nRmnOdLLpc_oIVv90foRRGbIbp_nHfiJVypU"], salt=b"another.use"),
+        rotated,
+        alias,
+    )
     assert_refused_without_storage(retired, salted)
     assert counted(retired).total == 0
 
@@ -227,7 +252,7 @@ def test_an_expired_alias_resigned_with_a_later_expiry_is_forged(clock: FrozenCl
     alias = tracker.mask("maria@example.com.br", conversation="o1").address
     token = tracker.verify(alias).token
     local, _, domain = alias.partition("@")
-    attacker = AliasCodec(["guess"])
+    attacker = AliasCodec(["g4hkpf3QBfaudbNbUP0B8TNvZM_TZWgW1pHGKAIyZiM"])
     later = attacker.encode(
         COMPLEX_V1, token.expires_at + timedelta(days=365), bind=domain.encode(), token_id=token.id
     )
@@ -272,7 +297,14 @@ def test_tokens_and_tags_cannot_be_transplanted(clock: FrozenClock) -> None:
 def test_macs_are_compared_with_compare_digest(
     clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tracker = make_tracker(CountingStorage(), clock, ["key-0", "key-1"])
+    tracker = make_tracker(
+        CountingStorage(),
+        clock,
+        [
+            "0H2qXHj6-6lPEBbtYZbqFLqjZYYOWFSk7eK3ivjcc-I",
+            "jX__0H5nRmnOdLLpc_oIVv90foRRGbIbp_nHfiJVypU",
+        ],
+    )
     aliases = [
         tracker.mask("maria@example.com.br", conversation="o1", store=name).address
         for name in STORES

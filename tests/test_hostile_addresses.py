@@ -55,7 +55,12 @@ def hostile_tracker() -> Tracker:
         **POLICIES,
         STRICT_STORE: Policy(domain=DOMAIN, strategy="simple", on_unrepresentable="error"),
     }
-    return make_tracker(CountingStorage(), FrozenClock(START), ["key-0"], policies=policies)
+    return make_tracker(
+        CountingStorage(),
+        FrozenClock(START),
+        ["0H2qXHj6-6lPEBbtYZbqFLqjZYYOWFSk7eK3ivjcc-I"],
+        policies=policies,
+    )
 
 
 def store_of(tracker: Tracker) -> CountingStorage:

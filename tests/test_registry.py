@@ -59,14 +59,19 @@ def test_register_and_use_a_custom_strategy(clock: FrozenClock) -> None:
     register_strategy("shop", ShopStrategy)
     assert "shop" in available_strategies()
     tracker = Tracker(
-        storage=MemoryStorage(), keys=["k"], default_policy=Policy(domain=DOMAIN), clock=clock
+        storage=MemoryStorage(),
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
     )
     tracker.set_policy("s1", Policy(domain=DOMAIN, strategy="shop"))
     alias = tracker.mask("maria@example.com", conversation="o1", store="s1")
     assert alias.address.startswith("shop-k")
     assert alias.strategy == "shop"
     assert tracker.unmask(alias.address.upper()) == alias
-    assert isinstance(ShopStrategy(AliasCodec("k")), AliasStrategy)
+    assert isinstance(
+        ShopStrategy(AliasCodec("jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE")), AliasStrategy
+    )
     complex_alias = tracker.mask("maria@example.com", conversation="o1")
     assert tracker.unmask(complex_alias.address) == complex_alias
     with pytest.raises(ForgedAlias):
@@ -96,7 +101,7 @@ def test_a_factory_must_build_what_it_is_named(clock: FrozenClock) -> None:
     with pytest.raises(ConfigurationError, match="named 'shop'"):
         Tracker(
             storage=MemoryStorage(),
-            keys=["k"],
+            keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
             default_policy=Policy(domain=DOMAIN, strategy="liar"),
             clock=clock,
         )
@@ -133,7 +138,7 @@ def test_entry_point_strategy_loads(entry_point_dist: Path, clock: FrozenClock) 
     )
     tracker = Tracker(
         storage=MemoryStorage(),
-        keys=["k"],
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
         default_policy=Policy(domain=DOMAIN, strategy="shop"),
         clock=clock,
     )

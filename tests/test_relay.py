@@ -35,10 +35,10 @@ ORDER = "order-1"
 def tracker(clock: FrozenClock) -> Tracker:
     t = Tracker(
         storage=MemoryStorage(),
-        keys=["k"],
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
-        index_key="ix",
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
     )
     t.set_policy("simple-shop", Policy(domain=DOMAIN, strategy="simple"))
     return t
@@ -244,10 +244,10 @@ def test_unknown_malformed_or_forged(
 def test_signed_but_unknown(relay: Relay, clock: FrozenClock) -> None:
     other = Tracker(
         storage=MemoryStorage(),
-        keys=["k"],
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
-        index_key="ix",
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
     )
     stranger = other.mask(CUSTOMER, conversation="elsewhere")
     (outcome,) = relay.handle(CARRIER, [stranger.address], mail()).outcomes
@@ -298,7 +298,12 @@ def test_loops(relay: Relay, tracker: Tracker, customer: Alias) -> None:
 
 def test_storage_down_is_a_temporary_failure(clock: FrozenClock) -> None:
     store = FailingStorage()
-    tracker = Tracker(storage=store, keys=["k"], default_policy=Policy(domain=DOMAIN), clock=clock)
+    tracker = Tracker(
+        storage=store,
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+    )
     alias = tracker.mask(CUSTOMER, conversation=ORDER)
     store.failing.add("get")
     (outcome,) = Relay(tracker).handle(CARRIER, [alias.address], mail()).outcomes
@@ -515,20 +520,20 @@ def test_a_record_the_relay_cannot_open_is_a_temporary_failure(clock: FrozenCloc
     store = MemoryStorage()
     sealed = Tracker(
         storage=store,
-        keys=["k"],
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
-        index_key="ix",
-        address_keys=["address-key-a"],
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
+        address_keys=["SYDx83anjgp3uVAbziKk8rm7TzcgXika5q-aulYZ5Cc"],
     )
     alias = sealed.mask(CUSTOMER, conversation=ORDER)
     other_keys = Tracker(
         storage=store,
-        keys=["k"],
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
-        index_key="ix",
-        address_keys=["address-key-b"],
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
+        address_keys=["ohxh7rVYws5vFm6dyOUvvH11e5Oayq8EVbDljQQmvlg"],
     )
     relay = Relay(other_keys)
     (outcome,) = relay.handle(CARRIER, [alias.address], mail(f"From: {CARRIER}")).outcomes

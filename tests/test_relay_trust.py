@@ -449,3 +449,30 @@ def test_unverified_mail_to_a_contact_is_refused(
     assert (outcome.code, outcome.status) == (550, "5.7.1")
     (event,) = [e for e in tracker.timeline(ORDER).events if e.name == "delivery-rejected"][-1:]
     assert event.data["status"] == "5.7.1"
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "Subject: " + " ".join(["=?utf-8?q?caf=C3=A9?="] * 4000),
+        "Subject: " + "=?x-unknown?b?!!!?=" * 2000,
+        "Subject: " + "=?utf-8?b?" + "A" * 50_000 + "?=",
+        f"From: {' '.join(['=?utf-8?q?a=40b?='] * 3000)} <{CARRIER}>",
+        "Cc: " + ", ".join(f"=?utf-8?q?n{i}?= <x{i}@y.example>" for i in range(3000)),
+    ],
+)
+def test_pathological_encoded_words_are_a_clean_outcome(
+    relay: Relay, customer: Alias, field: str
+) -> None:
+    data = (
+        mail(passed(CARRIER), f"From: {CARRIER}", field)
+        if "From:" not in field
+        else mail(passed(CARRIER), field)
+    )
+    (outcome,) = deliver(relay, CARRIER, [customer.address], data).outcomes
+    assert outcome.code in {250, 554}, outcome
+    assert outcome.reason.isprintable()
+    if outcome.accepted:
+        assert outcome.message is not None
+        for line in header_block(outcome.message).split(b"\r\n"):
+            assert len(line) <= 998 or not line.startswith((b"From:", b"Cc:", b"Reply-To:"))

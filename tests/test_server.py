@@ -15,7 +15,7 @@ from ct_alias.server import wire_lines
 
 from .smtp_support import Serve, Sink, cli, free_port, message
 
-KEYS = "server-test-key"
+KEYS = "vlp6iLFE1OrE-17mzjN7cYVxPZE0LPfBxyGUUhZ-yqo"
 DOMAIN = "ct.example.com"
 CUSTOMER = "maria@example.com.br"
 CARRIER = "rastreio@transportadora.example.net"

@@ -10,6 +10,7 @@ statuses, and on how many lifecycle entries every timeline holds.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 from collections import Counter
@@ -171,7 +172,7 @@ class TrackerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.clock = FrozenClock(START)
-        self.keys = ["key-0"]
+        self.keys = ["0H2qXHj6-6lPEBbtYZbqFLqjZYYOWFSk7eK3ivjcc-I"]
         self.retired: set[str] = set()
         self.key_counter = 1
         self.store = self.make_store()
@@ -373,7 +374,7 @@ class TrackerMachine(RuleBasedStateMachine):
 
     @rule()
     def add_key(self) -> None:
-        self.keys.append(f"key-{self.key_counter}")
+        self.keys.append(secrets.token_urlsafe(32))
         self.key_counter += 1
         self.rebuild()
 
@@ -610,11 +611,18 @@ def test_mask_after_retiring_the_signing_key_issues_a_working_alias(
     any_store: Storage, store_name: str
 ) -> None:
     clock = FrozenClock(START)
-    old = make_tracker(any_store, clock, ["key-0"])
+    old = make_tracker(any_store, clock, ["0H2qXHj6-6lPEBbtYZbqFLqjZYYOWFSk7eK3ivjcc-I"])
     first = old.mask("maria@example.com.br", conversation="o1", store=store_name)
-    rotated = make_tracker(any_store, clock, ["key-0", "key-1"])
+    rotated = make_tracker(
+        any_store,
+        clock,
+        [
+            "0H2qXHj6-6lPEBbtYZbqFLqjZYYOWFSk7eK3ivjcc-I",
+            "jX__0H5nRmnOdLLpc_oIVv90foRRGbIbp_nHfiJVypU",
+        ],
+    )
     assert rotated.mask("maria@example.com.br", conversation="o1", store=store_name) == first
-    retired = make_tracker(any_store, clock, ["key-1"])
+    retired = make_tracker(any_store, clock, ["jX__0H5nRmnOdLLpc_oIVv90foRRGbIbp_nHfiJVypU"])
     with pytest.raises(ForgedAlias):
         retired.unmask(first.address)
     again = retired.mask("maria@example.com.br", conversation="o1", store=store_name)
@@ -641,7 +649,7 @@ def test_mask_after_an_alias_domain_change_issues_a_working_alias(
     if store_name == "default":  # the default policy's domain moves with a new tracker
         tracker = Tracker(
             storage=any_store,
-            keys=["key-0"],
+            keys=["0H2qXHj6-6lPEBbtYZbqFLqjZYYOWFSk7eK3ivjcc-I"],
             default_policy=moved,
             clock=clock,
             index_key="hostile-index-key",
@@ -658,9 +666,9 @@ def test_mask_after_an_alias_domain_change_issues_a_working_alias(
 def test_retired_aliases_outside_the_slot_path_still_behave(any_store: Storage) -> None:
     """What the machine relies on around retired keys, spelled out once."""
     clock = FrozenClock(START)
-    old = make_tracker(any_store, clock, ["key-0"])
+    old = make_tracker(any_store, clock, ["0H2qXHj6-6lPEBbtYZbqFLqjZYYOWFSk7eK3ivjcc-I"])
     first = old.mask("maria@example.com.br", conversation="o1")
-    retired = make_tracker(any_store, clock, ["key-1"])
+    retired = make_tracker(any_store, clock, ["jX__0H5nRmnOdLLpc_oIVv90foRRGbIbp_nHfiJVypU"])
     with pytest.raises(ForgedAlias):
         retired.revoke(first.address)
     # The record itself is still there: ending and revoking by object work on storage.

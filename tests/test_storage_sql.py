@@ -712,10 +712,10 @@ def test_tracker_on_sqlite(tmp_path: Path) -> None:
     def make(store: SQLStorage) -> Tracker:
         return Tracker(
             storage=store,
-            keys=["k1"],
+            keys=["FogYWTXYiOd6FlwwIQkTUzr7iQ9RFBFOqDbssUWoQGM"],
             default_policy=Policy(domain="ct.example.com"),
             clock=FrozenClock(T0),
-            index_key="index",
+            index_key="9pp41yiD3TsHt3GEP7GWnIdm2dRKv5UYFrCgKJF7BC4",
         )
 
     url = f"sqlite:///{tmp_path / 'ct.db'}"

@@ -19,7 +19,10 @@ DOCUMENTED = """\
     storage = storage_from_url(os.environ.get("CT_ALIAS_DB", "sqlite:///ct_alias.db"))
     version: int = storage.upgrade()
     tracker = Tracker(
-        storage=storage, keys=["k"], default_policy=Policy(domain="ct.example.com"), index_key="i"
+        storage=storage,
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
+        default_policy=Policy(domain="ct.example.com"),
+        index_key="DpaqaB5bYRFI0Jwol-fiFjLkjIjsuOKjwtjyCXICmFE",
     )
 """
 
@@ -37,7 +40,7 @@ def test_the_documented_upgrade_call_checks_under_mypy_strict(tmp_path: Path) ->
     assert status == 1, out
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert len(errors) == 1, out
-    assert errors[0].startswith(f"{tmp_path / 'example.py'}:10: error: Too many arguments"), out
+    assert errors[0].startswith(f"{tmp_path / 'example.py'}:13: error: Too many arguments"), out
 
 
 def test_every_storage_from_a_url_can_upgrade(tmp_path: Path) -> None:

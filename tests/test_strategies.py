@@ -32,7 +32,7 @@ SIMPLE_RE = re.compile(r"(?P<local>[^@]+)@(?P<real>.+)-(?P<tag>[0-9a-v]{24})\.ct
 
 @pytest.fixture
 def simple() -> SimpleStrategy:
-    return SimpleStrategy(AliasCodec(["k"]))
+    return SimpleStrategy(AliasCodec(["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"]))
 
 
 def test_simple_grammar(tracker: Tracker) -> None:
@@ -139,7 +139,7 @@ def test_simple_damaged_is_malformed(tracker: Tracker, alias: str) -> None:
 
 def test_read_ignores_other_shapes(simple: SimpleStrategy) -> None:
     assert simple.read("x", "other.example.org", alias_domain=DOMAIN) is None
-    complex_ = ComplexStrategy(AliasCodec(["k"]))
+    complex_ = ComplexStrategy(AliasCodec(["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"]))
     assert complex_.read("x", "sub." + DOMAIN, alias_domain=DOMAIN) is None
 
 
@@ -155,7 +155,7 @@ def test_the_store_address_is_masked_the_same_way(tracker: Tracker) -> None:
 def test_nested_alias_domains(clock: FrozenClock) -> None:
     tracker = Tracker(
         storage=MemoryStorage(),
-        keys=["k"],
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
         default_policy=Policy(domain="ct.example.com", strategy="simple"),
         clock=clock,
     )
@@ -190,7 +190,10 @@ domains = st.builds(
 def test_round_trip_property(local: str, domain: str, store: str) -> None:
     tracker = Tracker(
         storage=MemoryStorage(),
-        keys=["k1", "k2"],
+        keys=[
+            "FogYWTXYiOd6FlwwIQkTUzr7iQ9RFBFOqDbssUWoQGM",
+            "PP-cT8BtUYtWH6ZhESMm3oP9uFMk3e7rIcjdGVN4S0M",
+        ],
         default_policy=Policy(domain=DOMAIN),
         clock=FrozenClock(START),
     )
@@ -220,7 +223,7 @@ def test_round_trip_property(local: str, domain: str, store: str) -> None:
 def test_64_char_local_parts(local: str, domain: str) -> None:
     tracker = Tracker(
         storage=MemoryStorage(),
-        keys=["k"],
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
         default_policy=Policy(domain=DOMAIN, strategy="simple"),
         clock=FrozenClock(START),
     )

@@ -49,14 +49,14 @@ STEPS = [
 def shop(clock: FrozenClock) -> Tracker:
     tracker = Tracker(
         storage=MemoryStorage(),
-        keys=["k"],
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
         default_policy=Policy(
             domain=DOMAIN,
             end_on={OrderEvent.DELIVERED, OrderEvent.CANCELED},
             grace=timedelta(days=7),
         ),
         clock=clock,
-        index_key="ix",
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
     )
     tracker.set_policy("simple-shop", Policy(domain=DOMAIN, strategy="simple"))
     return tracker
@@ -162,7 +162,7 @@ def test_default_policy_ends_nothing(tracker: Tracker, clock: FrozenClock) -> No
 def test_policy_without_grace_ends_at_once(clock: FrozenClock) -> None:
     tracker = Tracker(
         storage=MemoryStorage(),
-        keys=["k"],
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
         default_policy=Policy(domain=DOMAIN, end_on={"order-closed"}),
         clock=clock,
     )
@@ -226,10 +226,10 @@ def test_revoke_errors(shop: Tracker, clock: FrozenClock) -> None:
         shop.revoke("1" + "0" * 39 + "@" + DOMAIN)
     other = Tracker(
         storage=MemoryStorage(),
-        keys=["k"],
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
-        index_key="ix",
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
     )
     stranger = other.mask("x@example.com", conversation="o9")
     with pytest.raises(UnknownAlias):
@@ -548,19 +548,19 @@ def test_notify_never_sends_from_an_alias_whose_key_was_retired(clock: FrozenClo
     store = MemoryStorage()
     old = Tracker(
         storage=store,
-        keys=["old"],
+        keys=["k5buCDH-IRDO9K7JX-CPg1Vm5bpDsro0S28TKHnpBg0"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
-        index_key="ix",
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
     )
     old.mask("maria@example.com", conversation="o1")
     old.mask("vendas@loja.example.com", conversation="o1", role=Role.STORE)
     new = Tracker(
         storage=store,
-        keys=["new"],
+        keys=["alFruyCDW-ZYs9AYqdp2jaf8p2TgXTWMr8-vLrgJy2E"],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
-        index_key="ix",
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
     )
     with pytest.raises(MissingParticipant):
         new.notify("o1", OrderEvent.DISPATCHED, subject="s", text="t")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -30,7 +31,12 @@ from ct_alias.testing import CountingStorage, race
 from .conftest import DOMAIN
 
 
-def make_tracker(store, clock: FrozenClock, keys=("k1",), **kw) -> Tracker:  # type: ignore[no-untyped-def]
+def make_tracker(
+    store: MemoryStorage,
+    clock: FrozenClock,
+    keys: Sequence[str] = ("FogYWTXYiOd6FlwwIQkTUzr7iQ9RFBFOqDbssUWoQGM",),
+    **kw: Any,
+) -> Tracker:
     return Tracker(
         storage=store, keys=list(keys), default_policy=Policy(domain=DOMAIN), clock=clock, **kw
     )
@@ -98,13 +104,31 @@ def test_expiry_and_fresh_alias_after(tracker: Tracker, clock: FrozenClock) -> N
 
 def test_key_rotation(clock: FrozenClock) -> None:
     store = MemoryStorage()
-    old = make_tracker(store, clock, keys=["k1"], index_key="ix")
+    old = make_tracker(
+        store,
+        clock,
+        keys=["FogYWTXYiOd6FlwwIQkTUzr7iQ9RFBFOqDbssUWoQGM"],
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
+    )
     a = old.mask("maria@example.com", conversation="o1")
-    rotated = make_tracker(store, clock, keys=["k1", "k2"], index_key="ix")
+    rotated = make_tracker(
+        store,
+        clock,
+        keys=[
+            "FogYWTXYiOd6FlwwIQkTUzr7iQ9RFBFOqDbssUWoQGM",
+            "PP-cT8BtUYtWH6ZhESMm3oP9uFMk3e7rIcjdGVN4S0M",
+        ],
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
+    )
     assert rotated.unmask(a.address) == a
     assert rotated.mask("maria@example.com", conversation="o1") == a  # idempotent across rotation
     b = rotated.mask("joao@example.com", conversation="o1")
-    retired = make_tracker(store, clock, keys=["k2"], index_key="ix")
+    retired = make_tracker(
+        store,
+        clock,
+        keys=["PP-cT8BtUYtWH6ZhESMm3oP9uFMk3e7rIcjdGVN4S0M"],
+        index_key="C0iyXJYdjAaj3nfYLCx8LBPsnL7Gv1271_onw-toqQQ",
+    )
     assert retired.unmask(b.address) == b
     with pytest.raises(ForgedAlias):
         retired.unmask(a.address)
@@ -250,21 +274,37 @@ def test_tracker_needs_a_policy_and_keys(clock: FrozenClock) -> None:
     with pytest.raises(ConfigurationError):
         Tracker(storage=MemoryStorage(), keys=[], default_policy=Policy(domain=DOMAIN))
     with pytest.raises(ConfigurationError):
-        Tracker(storage=MemoryStorage(), keys=["k"], default_policy=None)  # type: ignore[arg-type]
+        Tracker(
+            storage=MemoryStorage(),
+            keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
+            default_policy=None,  # type: ignore[arg-type]
+        )
     with pytest.raises(ConfigurationError):
         Tracker(
-            storage=MemoryStorage(), keys=["k"], default_policy=Policy(domain=DOMAIN), index_key=""
+            storage=MemoryStorage(),
+            keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
+            default_policy=Policy(domain=DOMAIN),
+            index_key="",
         )
 
 
 def test_repr_hides_secrets(clock: FrozenClock) -> None:
-    t = make_tracker(MemoryStorage(), clock, keys=["super-secret-key"], index_key="index-secret")
+    t = make_tracker(
+        MemoryStorage(),
+        clock,
+        keys=["super-secret-key"],
+        index_key="7yl5Ro82syjPDqVwsJf_VPkU4_fpMCb3Ywre3zy_3Xc",
+    )
     assert "super-secret" not in repr(t)
     assert "index-secret" not in repr(t)
 
 
 def test_default_clock_is_utc() -> None:
-    t = Tracker(storage=MemoryStorage(), keys=["k"], default_policy=Policy(domain=DOMAIN))
+    t = Tracker(
+        storage=MemoryStorage(),
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
+        default_policy=Policy(domain=DOMAIN),
+    )
     a = t.mask("maria@example.com", conversation="o1")
     assert a.created_at.utcoffset() == timedelta(0)
 
@@ -311,7 +351,14 @@ _CUSTOMER = "maria@example.com.br"
 
 
 def test_lookup_of_a_signed_but_unknown_alias(tracker: Tracker, clock: FrozenClock) -> None:
-    sibling = make_tracker(MemoryStorage(), clock, keys=["old-secret", "new-secret"])
+    sibling = make_tracker(
+        MemoryStorage(),
+        clock,
+        keys=[
+            "925Pi-0zijU7qtri9rxhHnzmWY7rGTA-YyFRAdg0vxA",
+            "25aern6xmujOWfUE7LgHIdwSiqXTKHiKzHpoRsmRCgI",
+        ],
+    )
     stranger = sibling.mask(_CUSTOMER, conversation="o1").address
     with pytest.raises(UnknownAlias):
         tracker.lookup(stranger)

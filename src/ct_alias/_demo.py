@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,10 +89,11 @@ class _Demo:
         self.clock = FrozenClock(datetime(2026, 1, 1, 12, tzinfo=UTC))
         self.tracker = Tracker(
             storage=store,
-            keys=["demo-key-do-not-use-in-production"],
+            # fresh keys for every run, as `ct-alias keys generate` makes them
+            keys=[secrets.token_urlsafe(32)],
             default_policy=Policy(domain=DOMAIN),
             clock=self.clock,
-            index_key="demo-index-key",
+            index_key=secrets.token_urlsafe(32),
         )
         self.tracker.set_policy("loja-simples", Policy(domain=DOMAIN, strategy="simple"))
         self.relay = Relay(self.tracker, authenticator=AuthenticationResults(MTA))

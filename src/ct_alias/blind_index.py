@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 
+from ._keys import check_key_strength
 from .errors import ConfigurationError
 
 __all__ = ["BlindIndex"]
@@ -36,6 +37,7 @@ class BlindIndex:
         if key is None:
             secret = _PUBLIC_KEY
         elif isinstance(key, (str, bytes)) and key:
+            check_key_strength("index key", [key])
             secret = key.encode("utf-8") if isinstance(key, str) else key
         else:
             raise ConfigurationError("the index key must be a non-empty str or bytes")

@@ -23,177 +23,38 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import secrets
 import sys
-import time
 import traceback
-import warnings
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
+from ._cli_admin import cmd_db_upgrade, cmd_keys_generate, cmd_keys_rotate, cmd_purge
+from ._cli_config import (
+    DEFAULT_DB,
+    FLAGS,
+    BadValue,
+    non_empty,
+    not_negative,
+    positive,
+    tracker_from_args,
+)
+from ._cli_serve import cmd_serve, one_line
 from .aliases import Role
 from .errors import (
-    ConfigurationError,
     CtAliasError,
     InvalidArgument,
-    PublicIndexKeyWarning,
-    StorageError,
     UnknownAddressKey,
     UnknownAlias,
 )
-from .policy import Policy
-from .storage.base import Storage
-from .strategies import strategy_factory
 from .timeline import alias_to_dict
-from .tracker import DEFAULT_STORE, Rotation, Tracker
+from .tracker import DEFAULT_STORE
 
 if TYPE_CHECKING:
-    from .auth import Authenticator
+    pass
 
 __all__ = ["main"]
-
-DEFAULT_DB = "sqlite:///ct_alias.db"
-
-
-class UsageError(ConfigurationError):
-    """A setting the command needs is missing (exit status 1)."""
-
-
-class BadValue(UsageError):
-    """A flag or variable has a value the command cannot use (exit status 2)."""
-
-
-def _env(name: str, default: str | None = None) -> str | None:
-    """A variable's value; an empty variable counts as unset."""
-    return os.environ.get(name) or default
-
-
-def _key_list(flag: str | None, flag_name: str, variable: str) -> list[str]:
-    """Keys from a flag or the environment: comma-separated, oldest first, none empty."""
-    raw = flag if flag is not None else _env(variable)
-    if raw is None:
-        return []
-    keys = [k.strip() for k in raw.split(",")]
-    if not all(keys):
-        source = flag_name if flag is not None else variable
-        raise BadValue(f"{source} has an empty key: give keys separated by single commas")
-    return keys
-
-
-def _non_empty(value: str) -> str:
-    """An argparse type: any text but the empty one."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return value
-
-
-def _positive(value: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    number = _whole(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
-    return number
-
-
-def _not_negative(value: str) -> int:
-    """An argparse type: a whole number of at least 0."""
-    number = _whole(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {number}")
-    return number
-
-
-def _whole(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from None
-
-
-#: The library's argument names, as the command line spells them.
-_FLAGS = {
-    "conversation": "--conversation",
-    "store": "--store",
-    "role": "--role",
-    "reason": "--reason",
-    "limit": "--limit",
-    "after": "--after",
-    "older_than": "--older-than-days",
-    "batch_size": "--batch-size",
-}
-
-
-def _keys(args: argparse.Namespace) -> list[str]:
-    keys = _key_list(args.keys, "--keys", "CT_ALIAS_KEYS")
-    if not keys:
-        raise UsageError(
-            "no signing keys: set CT_ALIAS_KEYS (comma-separated, oldest first) or pass --keys; "
-            "make one with `ct-alias keys generate`"
-        )
-    return keys
-
-
-def _domain(args: argparse.Namespace) -> str:
-    domain = args.domain or _env("CT_ALIAS_DOMAIN")
-    if not domain:
-        raise UsageError("no alias domain: set CT_ALIAS_DOMAIN or pass --domain")
-    return domain
-
-
-def _open_storage(url: str, *, upgrade: bool = False) -> Storage:
-    from .storage.registry import storage_from_url  # noqa: PLC0415 - keeps startup light
-
-    storage = storage_from_url(url)
-    if upgrade:
-        storage.upgrade()
-    return storage
-
-
-def _policy(args: argparse.Namespace) -> Policy:
-    domain = _domain(args)
-    try:
-        Policy(domain=domain)
-    except ConfigurationError as exc:
-        raise BadValue(f"--domain (CT_ALIAS_DOMAIN): {exc}") from exc
-    strategy = args.strategy or _env("CT_ALIAS_STRATEGY") or "complex"
-    try:
-        strategy_factory(strategy)
-        return Policy(domain=domain, strategy=strategy)
-    except ConfigurationError as exc:
-        raise BadValue(f"--strategy (CT_ALIAS_STRATEGY): {exc}") from exc
-
-
-def _tracker(args: argparse.Namespace) -> Tracker:
-    keys = _keys(args)
-    policy = _policy(args)
-    address_keys = _key_list(args.address_keys, "--address-keys", "CT_ALIAS_ADDRESS_KEYS")
-    index_key = args.index_key or _env("CT_ALIAS_INDEX_KEY")
-    if address_keys and index_key is None:
-        raise UsageError(
-            "--address-keys (CT_ALIAS_ADDRESS_KEYS) need --index-key (CT_ALIAS_INDEX_KEY) too: "
-            "with the public default, someone holding the database could confirm a guessed "
-            "address through its blind index"
-        )
-    if index_key is None:
-        print(
-            "ct-alias: warning: no index key (set CT_ALIAS_INDEX_KEY or pass --index-key; make "
-            "one with `ct-alias keys generate` and never change it): the public default lets "
-            "someone holding the database confirm a guessed address",
-            file=sys.stderr,
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PublicIndexKeyWarning)  # said above, in CLI words
-        return Tracker(
-            storage=_open_storage(args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB),
-            keys=keys,
-            default_policy=policy,
-            index_key=index_key,
-            address_keys=address_keys or None,
-        )
 
 
 def _print_json(data: Any, out: TextIO) -> None:
@@ -204,7 +65,7 @@ def _print_json(data: Any, out: TextIO) -> None:
 
 
 def _cmd_mask(args: argparse.Namespace, out: TextIO) -> int:
-    tracker = _tracker(args)
+    tracker = tracker_from_args(args)
     alias = tracker.mask(
         args.address, conversation=args.conversation, store=args.store, role=args.role
     )
@@ -216,7 +77,7 @@ def _cmd_mask(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_unmask(args: argparse.Namespace, out: TextIO) -> int:
-    tracker = _tracker(args)
+    tracker = tracker_from_args(args)
     alias = tracker.unmask(args.alias, reason=args.reason)
     if args.json:
         _print_json(alias_to_dict(alias, tracker.clock.now(), real=True, context=True), out)
@@ -226,7 +87,7 @@ def _cmd_unmask(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
-    timeline = _tracker(args).timeline(
+    timeline = tracker_from_args(args).timeline(
         args.conversation, store=args.store, limit=args.limit, after=args.after
     )
     if args.after is None and not timeline.participants and not timeline.entries:
@@ -248,269 +109,14 @@ def _cmd_timeline(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _cmd_purge(args: argparse.Namespace, out: TextIO) -> int:
-    tracker = _tracker(args)
-    older_than = timedelta(days=args.older_than_days)
-    if _interactive(out):
-        due = _purgeable(tracker, older_than, _Progress(out, "checking"))
-        print(
-            f"purging {due} alias(es) that stopped working {args.older_than_days}+ days ago…",
-            file=out,
-            flush=True,
-        )
-    count = tracker.purge(older_than=older_than)
-    print(f"purged {count} alias(es)", file=out)
-    return 0
-
-
-def _purgeable(tracker: Tracker, older_than: timedelta, progress: _Progress) -> int:
-    """How many stored aliases a purge would remove now, counting with a progress line."""
-    from .storage.base import stopped_working  # noqa: PLC0415
-
-    cutoff = tracker.clock.now() - older_than
-    records = _all_records(tracker.storage)
-    total = len(records)
-    due = 0
-    for done, alias in enumerate(records, 1):
-        if stopped_working(alias)[0] <= cutoff:
-            due += 1
-        if done % 500 == 0 or done == total:
-            progress.show(done, total, f"{due} to purge")
-    progress.finish()
-    return due
-
-
-def _all_records(storage: Storage) -> list[Any]:
-    records: list[Any] = []
-    after = None
-    while batch := storage.scan(after=after, limit=1000):
-        records += batch
-        after = batch[-1].key
-    return records
-
-
-def _cmd_db_upgrade(args: argparse.Namespace, out: TextIO) -> int:
-    url = args.db or _env("CT_ALIAS_DB", DEFAULT_DB) or DEFAULT_DB
-    _open_storage(url, upgrade=True)
-    print(f"database schema is up to date: {_redact(url)}", file=out)
-    return 0
-
-
-def _cmd_keys_generate(args: argparse.Namespace, out: TextIO) -> int:
-    for _ in range(args.count):
-        print(secrets.token_urlsafe(32), file=out)
-    return 0
-
-
-def _cmd_keys_rotate(args: argparse.Namespace, out: TextIO) -> int:
-    tracker = _tracker(args)
-    if not _key_list(args.address_keys, "--address-keys", "CT_ALIAS_ADDRESS_KEYS"):
-        raise UsageError(
-            "keys rotate needs the address keys: set CT_ALIAS_ADDRESS_KEYS or pass "
-            "--address-keys (comma-separated, oldest first; the newest seals)"
-        )
-    report = None
-    if _interactive(out):
-        records = _all_records(tracker.storage)
-        total = sum(1 for r in records if args.after is None or r.key > args.after)
-        line = _Progress(out, "re-sealing")
-
-        def report(progress: Rotation) -> None:
-            line.show(
-                progress.scanned,
-                total,
-                f"{progress.resealed} re-sealed (resume with --after {progress.last_key})",
-            )
-
-    result = tracker.rotate_address_keys(
-        batch_size=args.batch_size, after=args.after, progress=report
-    )
-    if report is not None:
-        line.finish()
-    if result.corrupt:
-        print(
-            f"done: scanned {result.scanned}, re-sealed {result.resealed}; "
-            f"{len(result.corrupt)} record(s) do not open and were left as they are "
-            f"(altered, moved, or plaintext): {', '.join(result.corrupt[:10])}; "
-            "keep the older address keys until they are looked at",
-            file=out,
-        )
-        return 1
-    print(
-        f"done: scanned {result.scanned}, re-sealed {result.resealed}; "
-        "the older address keys can now be removed",
-        file=out,
-    )
-    return 0
-
-
-def _interactive(out: TextIO) -> bool:
-    """Whether progress lines are wanted: the output is a terminal."""
-    isatty = getattr(out, "isatty", None)
-    return bool(isatty and isatty())
-
-
-class _Progress:
-    """One line redrawn in place: ``label: done/total (percent), note``."""
-
-    def __init__(self, out: TextIO, label: str) -> None:
-        self._out = out
-        self._label = label
-        self._width = 0
-
-    def show(self, done: int, total: int, note: str) -> None:
-        percent = 100 if total <= 0 else min(100, done * 100 // total)
-        text = f"{self._label}: {done}/{total} ({percent}%), {note}"
-        self._out.write("\r" + text.ljust(self._width))
-        self._out.flush()
-        self._width = len(text)
-
-    def finish(self) -> None:
-        if self._width:
-            self._out.write("\n")
-            self._out.flush()
-
-
-def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
-    from .relay import Relay  # noqa: PLC0415
-    from .server import RelayHandler, SMTPDeliverer, run_server  # noqa: PLC0415
-
-    _configure_logging(args.log_level)
-    host, port = _host_port(args.listen, "--listen")
-    deliver = args.deliver.removeprefix("smtp://")
-    down_host, down_port = _host_port(deliver, "--deliver")
-    tracker = _tracker(args)
-    deliverer = SMTPDeliverer(down_host, down_port)
-    _check_before_serving(tracker, deliverer, wait=args.wait)
-    relay = Relay(tracker, authenticator=_authenticator(args), max_size=args.max_size)
-    relay_handler = RelayHandler(relay, deliverer, handoffs=args.handoffs)
-
-    def ready(address: tuple[str, int]) -> None:
-        print(
-            f"ct-alias relay listening on {address[0]}:{address[1]}, "
-            f"delivering to {down_host}:{down_port}",
-            file=out,
-            flush=True,
-        )
-
-    run_server(relay_handler, host, port, hostname=args.hostname, ready=ready)
-    return 0
-
-
-#: aiosmtpd's protocol logger: at INFO it writes every envelope address it is given.
-_PROTOCOL_LOGGER = "mail.log"
-
-
-def _configure_logging(level_name: str) -> None:
-    """Log to stderr, one line per record; an application may do this, the library never does.
-
-    Real addresses are never written at the levels a default run enables:
-    ct_alias's own lines name aliases, conversations and codes, and
-    aiosmtpd's protocol logger (which names every ``MAIL FROM`` and ``RCPT
-    TO``) stays at WARNING unless ``--log-level debug`` asks for it.
-    """
-    handler = logging.StreamHandler()
-    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    level = logging.getLevelName(level_name.upper())
-    logging.basicConfig(level=level, handlers=[handler])
-    logging.getLogger(_PROTOCOL_LOGGER).setLevel(max(level, logging.WARNING))
-    if level <= logging.DEBUG:
-        logging.getLogger(_PROTOCOL_LOGGER).setLevel(logging.DEBUG)
-        logging.getLogger(__name__).warning(
-            "--log-level debug writes real addresses (the SMTP protocol log): do not keep it on"
-        )
-
-
-def _authenticator(args: argparse.Namespace) -> Authenticator | None:
-    """The sender authenticator ``serve`` was asked for, or None (nobody is authenticated)."""
-    from .auth import DKIM, AuthenticationResults  # noqa: PLC0415 - the auth extra
-
-    authserv_id = args.authserv_id or _env("CT_ALIAS_AUTHSERV_ID")
-    if authserv_id and args.dkim:
-        raise UsageError("give --authserv-id or --dkim, not both")
-    if args.dkim:
-        return DKIM()
-    if authserv_id:
-        return AuthenticationResults(authserv_id)
-    logging.getLogger(__name__).warning(
-        "no sender authentication (--authserv-id or --dkim): every sender is shown unverified "
-        "and no outside sender gets an alias"
-    )
-    return None
-
-
 class _NotFound(CtAliasError):
     """What the command was asked about does not exist."""
-
-
-class _Unavailable(CtAliasError):
-    """Something ``serve`` needs is not there."""
-
-
-def _check_before_serving(tracker: Tracker, deliverer: Any, *, wait: bool) -> None:
-    """Read the database and greet the downstream server; wait for both with ``--wait``."""
-    delay = 1.0
-    while True:
-        problems = []
-        try:
-            tracker.timeline("ct-alias-start-up-check", limit=1)
-        except StorageError as exc:
-            problems.append(f"database unavailable: {_one_line(exc)}")
-        try:
-            deliverer.check()
-        except CtAliasError as exc:
-            problems.append(f"downstream {deliverer.host}:{deliverer.port} unavailable: {exc}")
-        if not problems:
-            return
-        if not wait:
-            raise _Unavailable("cannot serve: " + "; ".join(problems))
-        print(
-            f"ct-alias: waiting: {'; '.join(problems)}; trying again in {delay:.0f} s",
-            file=sys.stderr,
-            flush=True,
-        )
-        time.sleep(delay)
-        delay = min(delay * 2, 30.0)
-
-
-def _one_line(value: object) -> str:
-    return " ".join(str(value).split())
-
-
-class _OneLineFormatter(logging.Formatter):
-    """Log records on one line: an exception is its type and message, not a traceback."""
-
-    def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
-        """``Type: message`` of the exception, on the record's line."""
-        return f"{ei[0].__name__}: {_one_line(ei[1])}"
-
-    def format(self, record: logging.LogRecord) -> str:
-        """The record on one line."""
-        return super().format(record).replace("\n", " | ")
 
 
 def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from ._demo import run_demo  # noqa: PLC0415
 
     return run_demo(out, db=args.db, as_json=args.json)
-
-
-def _host_port(text: str, flag: str) -> tuple[str, int]:
-    host, colon, port = text.rpartition(":")
-    if not colon or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UsageError(f"{flag} must be HOST:PORT, not {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def _redact(url: str) -> str:
-    """The URL with its password (if it has one) replaced by ``***``."""
-    scheme, sep, rest = url.partition("://")
-    authority = rest.split("/", 1)[0]
-    if sep and "@" in authority:
-        credentials, _, host = rest.partition("@")
-        user, colon, _ = credentials.partition(":")
-        return f"{scheme}://{user}:***@{host}" if colon else url
-    return url
 
 
 # -- parser --------------------------------------------------------------------
@@ -534,33 +140,33 @@ class _HelpFormatter(argparse.HelpFormatter):
 def _config_flags(parser: argparse.ArgumentParser, *, tracker: bool = True) -> None:
     group = parser.add_argument_group("configuration (flags override the environment)")
     group.add_argument(
-        "--db", type=_non_empty, help=f"storage URL [CT_ALIAS_DB, default {DEFAULT_DB}]"
+        "--db", type=non_empty, help=f"storage URL [CT_ALIAS_DB, default {DEFAULT_DB}]"
     )
     if tracker:
         group.add_argument(
             "--keys",
-            type=_non_empty,
+            type=non_empty,
             help="signing keys, comma-separated, oldest first [CT_ALIAS_KEYS, required]",
         )
         group.add_argument(
             "--index-key",
-            type=_non_empty,
+            type=non_empty,
             help="blind-index key, never changed [CT_ALIAS_INDEX_KEY, default: a public key, "
             "with a warning]",
         )
         group.add_argument(
             "--domain",
-            type=_non_empty,
+            type=non_empty,
             help="alias domain, e.g. ct.example.com [CT_ALIAS_DOMAIN, required]",
         )
         group.add_argument(
             "--strategy",
-            type=_non_empty,
+            type=non_empty,
             help="alias strategy: complex or simple [CT_ALIAS_STRATEGY, default complex]",
         )
         group.add_argument(
             "--address-keys",
-            type=_non_empty,
+            type=non_empty,
             help="address-encryption keys, comma-separated, oldest first "
             "[CT_ALIAS_ADDRESS_KEYS, default: none, addresses stored as given]",
         )
@@ -602,18 +208,18 @@ def _alias_commands(sub: Any) -> None:
     demo.add_argument("--json", action="store_true", help="print the final timelines as JSON")
     demo.add_argument(
         "--db",
-        type=_non_empty,
+        type=non_empty,
         help="keep the demo's data in this storage URL (default: a throw-away SQLite file)",
     )
     demo.set_defaults(func=_cmd_demo)
 
     mask = sub.add_parser("mask", help="print the alias of an address in a conversation")
-    mask.add_argument("address", type=_non_empty, help="the real e-mail address to mask")
+    mask.add_argument("address", type=non_empty, help="the real e-mail address to mask")
     mask.add_argument(
-        "--conversation", "-c", required=True, type=_non_empty, help="the order id (required)"
+        "--conversation", "-c", required=True, type=non_empty, help="the order id (required)"
     )
     mask.add_argument(
-        "--store", "-s", default=DEFAULT_STORE, type=_non_empty, help="the store (tenant)"
+        "--store", "-s", default=DEFAULT_STORE, type=non_empty, help="the store (tenant)"
     )
     mask.add_argument(
         "--role",
@@ -627,10 +233,10 @@ def _alias_commands(sub: Any) -> None:
     mask.set_defaults(func=_cmd_mask)
 
     unmask = sub.add_parser("unmask", help="print the real address behind an alias")
-    unmask.add_argument("alias", type=_non_empty, help="the alias address")
+    unmask.add_argument("alias", type=non_empty, help="the alias address")
     unmask.add_argument(
         "--reason",
-        type=_non_empty,
+        type=non_empty,
         help="why, recorded on the timeline as an audit entry (default: none, not recorded)",
     )
     unmask.add_argument(
@@ -640,12 +246,12 @@ def _alias_commands(sub: Any) -> None:
     unmask.set_defaults(func=_cmd_unmask)
 
     timeline = sub.add_parser("timeline", help="show a conversation's timeline")
-    timeline.add_argument("conversation", type=_non_empty, help="the order id")
+    timeline.add_argument("conversation", type=non_empty, help="the order id")
     timeline.add_argument(
         "--store",
         "-s",
         default=DEFAULT_STORE,
-        type=_non_empty,
+        type=non_empty,
         help="the store (tenant) whose conversation it is (default: %(default)s)",
     )
     shape = timeline.add_mutually_exclusive_group()
@@ -658,12 +264,10 @@ def _alias_commands(sub: Any) -> None:
         action="store_true",
         help="show the participants' real addresses in --json or --html",
     )
-    timeline.add_argument(
-        "--limit", type=_positive, help="at most this many entries (default: all)"
-    )
+    timeline.add_argument("--limit", type=positive, help="at most this many entries (default: all)")
     timeline.add_argument(
         "--after",
-        type=_non_empty,
+        type=non_empty,
         help="the nextAfter cursor of the previous page (default: the first page)",
     )
     _config_flags(timeline)
@@ -675,19 +279,19 @@ def _admin_commands(sub: Any) -> None:
     purge = sub.add_parser("purge", help="remove addresses of aliases that stopped working")
     purge.add_argument(
         "--older-than-days",
-        type=_not_negative,
+        type=not_negative,
         default=0,
         metavar="DAYS",
         help="only aliases that stopped working at least DAYS days ago",
     )
     _config_flags(purge)
-    purge.set_defaults(func=_cmd_purge)
+    purge.set_defaults(func=cmd_purge)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     upgrade = db_sub.add_parser("upgrade", help="create or upgrade the schema")
     _config_flags(upgrade, tracker=False)
-    upgrade.set_defaults(func=_cmd_db_upgrade)
+    upgrade.set_defaults(func=cmd_db_upgrade)
 
     serve = sub.add_parser("serve", help="run the SMTP relay")
     serve.add_argument("--listen", default="127.0.0.1:2525", help="HOST:PORT to listen on")
@@ -695,7 +299,7 @@ def _admin_commands(sub: Any) -> None:
         "--deliver", default="smtp://127.0.0.1:25", help="the downstream MTA, smtp://HOST:PORT"
     )
     serve.add_argument(
-        "--max-size", type=_positive, default=25 * 1024 * 1024, help="largest message, in bytes"
+        "--max-size", type=positive, default=25 * 1024 * 1024, help="largest message, in bytes"
     )
     serve.add_argument(
         "--hostname", help="the name the relay greets with (default: this host's FQDN)"
@@ -718,7 +322,7 @@ def _admin_commands(sub: Any) -> None:
     )
     serve.add_argument(
         "--handoffs",
-        type=_positive,
+        type=positive,
         default=8,
         help="deliveries that may run at once; beyond, DATA gets 451 4.3.2 (default 8)",
     )
@@ -728,26 +332,26 @@ def _admin_commands(sub: Any) -> None:
         help="if the database or the downstream is down at start, wait (default: exit 1)",
     )
     _config_flags(serve)
-    serve.set_defaults(func=_cmd_serve)
+    serve.set_defaults(func=cmd_serve)
 
     keys = sub.add_parser("keys", help="secret keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     generate = keys_sub.add_parser("generate", help="print new random keys")
-    generate.add_argument("--count", type=_positive, default=1, help="how many keys to print")
-    generate.set_defaults(func=_cmd_keys_generate)
+    generate.add_argument("--count", type=positive, default=1, help="how many keys to print")
+    generate.set_defaults(func=cmd_keys_generate)
     rotate = keys_sub.add_parser(
         "rotate", help="re-seal stored addresses with the newest address key (resumable)"
     )
     rotate.add_argument(
-        "--batch-size", type=_positive, default=500, help="records read and written per batch"
+        "--batch-size", type=positive, default=500, help="records read and written per batch"
     )
     rotate.add_argument(
         "--after",
-        type=_non_empty,
+        type=non_empty,
         help="resume after this record key, from a progress line (default: from the start)",
     )
     _config_flags(rotate)
-    rotate.set_defaults(func=_cmd_keys_rotate)
+    rotate.set_defaults(func=cmd_keys_rotate)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
@@ -771,7 +375,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
 def _report(args: argparse.Namespace, exc: CtAliasError) -> int:
     """Print an error in the command line's words; return the exit status."""
     if isinstance(exc, InvalidArgument):
-        flag = _FLAGS.get(exc.name, exc.name)
+        flag = FLAGS.get(exc.name, exc.name)
         if args.command == "timeline" and exc.name == "conversation":
             flag = "CONVERSATION"
         print(f"ct-alias {args.command}: error: invalid {flag}: {exc.reason}", file=sys.stderr)
@@ -795,7 +399,7 @@ def _report(args: argparse.Namespace, exc: CtAliasError) -> int:
 
 def _fail(args: argparse.Namespace, exc: BaseException, message: str) -> int:
     """Print the error on one line (and its traceback with ``--verbose``); return 1."""
-    print(f"ct-alias: error: {_one_line(message)}", file=sys.stderr)
+    print(f"ct-alias: error: {one_line(message)}", file=sys.stderr)
     if args.verbose:
         traceback.print_exception(exc, file=sys.stderr)
     return 1

@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from attrs import field, frozen
 from itsdangerous import Signer
 
+from ._keys import check_key_strength
 from .errors import ConfigurationError, ForgedAlias, MalformedAlias
 
 __all__ = ["COMPLEX_V1", "SIMPLE_V1", "AliasCodec", "Token", "TokenFormat"]
@@ -140,7 +141,8 @@ class AliasCodec:
         salt: separates these keys' use from any other use of the same secrets.
 
     Raises:
-        ConfigurationError: no keys, or a key that is empty or not str/bytes.
+        ConfigurationError: no keys, a key that is not str/bytes, or one
+            shorter than 128 bits (make keys with ``ct-alias keys generate``).
     """
 
     __slots__ = ("_macs",)
@@ -156,6 +158,7 @@ class AliasCodec:
         for key in key_list:
             if not isinstance(key, (str, bytes)) or not key:
                 raise ConfigurationError("every secret key must be a non-empty str or bytes")
+        check_key_strength("signing key", key_list)
         secrets_ = [k.encode() if isinstance(k, str) else k for k in key_list]
         signer = Signer(secrets_, salt=salt, key_derivation="hmac", digest_method=hashlib.sha256)
         derived = [signer.derive_key(key) for key in signer.secret_keys]

@@ -35,6 +35,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from ._keys import MIN_KEY_BYTES, check_key_strength
 from .errors import ConfigurationError, CorruptRecord, MissingExtra, UnknownAddressKey
 
 __all__ = [
@@ -54,8 +55,6 @@ PREFIX = "ct1."
 PREFIX_V2 = "ct2."
 _PREFIXES = (PREFIX, PREFIX_V2)
 _NONCE = 12
-#: The shortest key accepted (128 bits): a key id can always confirm a guessed key.
-MIN_KEY_BYTES = 16
 
 
 def is_sealed(value: str) -> bool:
@@ -177,6 +176,7 @@ class AddressCipher:
         key_list = list(keys)
         if not key_list or any(not isinstance(k, (str, bytes)) or not k for k in key_list):
             raise ConfigurationError("address keys must be a non-empty list of non-empty strings")
+        check_key_strength("address key", key_list)
         self._ciphers: dict[str, Any] = {}
         for key in key_list:
             secret = key.encode("utf-8") if isinstance(key, str) else key
@@ -255,22 +255,3 @@ class AddressCipher:
     def needs_reseal(self, stored: str) -> bool:
         """Whether ``stored`` is plaintext, of format 1, or sealed with an older key."""
         return not (is_sealed(stored) and stored.startswith(f"{PREFIX_V2}{self._newest}."))
-
-
-def check_key_strength(kind: str, keys: Iterable[str | bytes]) -> None:
-    """Refuse keys shorter than 128 bits (16 bytes of text or bytes).
-
-    A key id, a blind index or an alias signature is a function of its key,
-    so each can confirm a guessed key: only the key's strength makes guessing
-    hopeless.
-
-    Raises:
-        ConfigurationError: a key is shorter than :data:`MIN_KEY_BYTES`.
-    """
-    for key in keys:
-        size = len(key.encode("utf-8")) if isinstance(key, str) else len(key)
-        if size < MIN_KEY_BYTES:
-            raise ConfigurationError(
-                f"{kind} too short: {size} bytes, at least {MIN_KEY_BYTES} (128 bits) are "
-                "needed; make one with `ct-alias keys generate`"
-            )

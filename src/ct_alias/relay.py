@@ -21,17 +21,17 @@ byte.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
-from attrs import evolve, field, frozen
+from attrs import evolve
 
+from ._outcomes import Outcome, Refused, RelayResult, reject, strip_brackets
 from ._outgoing import MAILER_DAEMON_LOCAL, UNVERIFIED_LOCAL, Author, Outgoing, Refusal, author_of
-from ._returns import count_hard_bounce, notice, record_report
+from ._relay_records import REFUSAL_RECORD_INTERVAL, RelayRecords
+from ._returns import notice, record_report
 from .aliases import Alias, Role
 from .auth import NOT_AUTHENTICATED, Authentication, Authenticator, Unauthenticated
 from .bounces import looks_like_bounce_address
@@ -56,13 +56,24 @@ from .mail import (
     read_report,
     split_message,
 )
-from .storage.base import Tombstone
-from .timeline import AliasEvent, Direction, TimelineEntry
+from .timeline import Direction
 from .tracker import Tracker
 
-__all__ = ["TRACE_HEADER", "Outcome", "Relay", "RelayResult"]
+__all__ = [
+    "DEFAULT_MAX_HOPS",
+    "DEFAULT_MAX_SIZE",
+    "MAX_HEADER_BYTES",
+    "REFUSAL_RECORD_INTERVAL",
+    "TRACE_HEADER",
+    "Outcome",
+    "Relay",
+    "RelayResult",
+]
 
 logger = logging.getLogger(__name__)
+
+# Their public home is this module (they are kept in ``_outcomes`` with their helpers).
+Outcome.__module__ = RelayResult.__module__ = __name__
 
 #: The trace field the relay adds: it names the conversation, never an address.
 TRACE_HEADER: Final = "X-CT-Alias-Conversation"
@@ -77,99 +88,9 @@ _NO_MAIL: Final = {
     UNVERIFIED_LOCAL: "this address accepts no mail: it stands for a sender who was not verified",
     MAILER_DAEMON_LOCAL: "this address accepts no mail: it stands for a mail system",
 }
-#: A refusal of one alias for one reason is recorded at most once per this many seconds.
-REFUSAL_RECORD_INTERVAL: Final = 3600
-_MAX_REMEMBERED: Final = 10_000
 
 
-@frozen
-class Outcome:
-    """The decision for one recipient.
-
-    Attributes:
-        recipient: the envelope recipient, as given.
-        code: the SMTP reply code (250 accepted; 4xx retry later; 5xx refused).
-        status: the RFC 3463 enhanced status code, e.g. ``"5.1.1"``.
-        reason: a human-readable reason (safe to send back: no real address).
-        deliver_to: for an accepted recipient, the real address to deliver to.
-        mail_from: for an accepted recipient, the envelope sender to use
-            (the sender's alias; empty for a bounce).
-        message: for an accepted recipient, the message bytes to deliver.
-        conversation: the conversation of the recipient alias, when known.
-        direction: for an accepted recipient, how :meth:`Relay.delivered`
-            records the message on the timeline.
-        original: for an accepted recipient, the message as received (what
-            :meth:`Relay.delivered` records; the same bytes object, not a copy).
-        authentication: for an accepted recipient, the verdict on the
-            message's author (recorded with it).
-        details: for an accepted recipient, what the rewrite left out
-            (counts, never addresses), recorded with the message.
-        report: the message was a delivery report, consumed and recorded; an
-            accepted report outcome delivers nothing, or only the relay's
-            notice to the outside sender whose message bounced.
-        store: the store of the recipient alias's conversation, when known.
-    """
-
-    recipient: str
-    code: int
-    status: str
-    reason: str
-    deliver_to: str | None = field(default=None, repr=False)
-    mail_from: str | None = None
-    message: bytes | None = field(default=None, repr=False)
-    conversation: str | None = None
-    direction: Direction | None = None
-    original: bytes | None = field(default=None, repr=False, eq=False)
-    authentication: Authentication | None = field(default=None, repr=False, eq=False)
-    details: Mapping[str, object] | None = field(default=None, repr=False, eq=False)
-    report: bool = False
-    store: str | None = None
-
-    @property
-    def accepted(self) -> bool:
-        """Whether the message is to be delivered to this recipient."""
-        return 200 <= self.code < 300
-
-    @property
-    def reply(self) -> str:
-        """The SMTP reply line, e.g. ``"550 5.1.1 unknown alias"``."""
-        return f"{self.code} {self.status} {self.reason}"
-
-
-@frozen
-class RelayResult:
-    """The outcomes of one message, one per recipient, in envelope order."""
-
-    outcomes: tuple[Outcome, ...]
-
-    @property
-    def accepted(self) -> tuple[Outcome, ...]:
-        """The outcomes to deliver."""
-        return tuple(o for o in self.outcomes if o.accepted)
-
-    @property
-    def rejected(self) -> tuple[Outcome, ...]:
-        """The outcomes refused (permanently or for now)."""
-        return tuple(o for o in self.outcomes if not o.accepted)
-
-
-def _reject(
-    recipient: str,
-    code: int,
-    status: str,
-    reason: str,
-    conversation: str | None = None,
-    *,
-    store: str | None = None,
-) -> Outcome:
-    return Outcome(recipient, code, status, reason, conversation=conversation, store=store)
-
-
-class _Refused(Exception):
-    """Internal: a recipient is refused with this outcome (carried as ``args[0]``)."""
-
-
-class Relay:
+class Relay(RelayRecords):
     """Routes messages sent to aliases to the real addresses behind them.
 
     Args:
@@ -224,7 +145,7 @@ class Relay:
         """
         try:
             self._recipient(recipient)
-        except _Refused as refused:
+        except Refused as refused:
             outcome: Outcome = refused.args[0]
             self._record_refusal(outcome, None, None)
             return outcome
@@ -234,16 +155,16 @@ class Relay:
         """The alias behind ``recipient``, and whether it was named by a bounce address.
 
         Raises:
-            _Refused: not an alias (or bounce address) that works.
+            Refused: not an alias (or bounce address) that works.
         """
-        address = _strip_brackets(recipient)
+        address = strip_brackets(recipient)
         if not self.tracker.owns(address):
-            raise _Refused(
-                _reject(recipient, 550, "5.7.1", "relay access denied: not one of our aliases")
+            raise Refused(
+                reject(recipient, 550, "5.7.1", "relay access denied: not one of our aliases")
             )
         local, _, domain = address.lower().rpartition("@")
         if local in _NO_MAIL and domain in self.tracker.domains:
-            raise _Refused(_reject(recipient, 550, "5.7.1", _NO_MAIL[local]))
+            raise Refused(reject(recipient, 550, "5.7.1", _NO_MAIL[local]))
         if looks_like_bounce_address(local):
             return self._bounce_target(recipient, address), True
         return self._alias(recipient, address), False
@@ -253,24 +174,24 @@ class Relay:
         try:
             return self.tracker.bounced(address)
         except (MalformedAlias, ForgedAlias, UnknownAlias, ExpiredAlias):
-            raise _Refused(_reject(recipient, 550, "5.1.1", "no such bounce address")) from None
+            raise Refused(reject(recipient, 550, "5.1.1", "no such bounce address")) from None
         except (StorageError, UnknownAddressKey, CorruptRecord) as exc:
             logger.error("cannot read the alias of a bounce address: %s", type(exc).__name__)  # noqa: TRY400
-            raise _Refused(
-                _reject(recipient, 451, "4.3.0", "temporary failure, try again later")
+            raise Refused(
+                reject(recipient, 451, "4.3.0", "temporary failure, try again later")
             ) from None
 
     def _alias(self, recipient: str, address: str) -> Alias:
-        """The working alias behind ``address``; raises :class:`_Refused` otherwise."""
+        """The working alias behind ``address``; raises :class:`Refused` otherwise."""
         try:
             alias = self.tracker.unmask(address)
         except (MalformedAlias, ForgedAlias, UnknownAlias) as exc:
             logger.warning("refused mail to an invalid alias: %s", exc)
-            raise _Refused(_reject(recipient, 550, "5.1.1", "no such alias")) from None
+            raise Refused(reject(recipient, 550, "5.1.1", "no such alias")) from None
         except ExpiredAlias as exc:
             conversation, store = self._place_of(address)
-            raise _Refused(
-                _reject(
+            raise Refused(
+                reject(
                     recipient,
                     550,
                     "5.2.1",
@@ -284,12 +205,12 @@ class Relay:
             # address key): the sender retries while an operator looks. One
             # line, no traceback: a driver's traceback may quote parameters.
             logger.error("cannot read the alias of a recipient: %s", type(exc).__name__)  # noqa: TRY400
-            raise _Refused(
-                _reject(recipient, 451, "4.3.0", "temporary failure, try again later")
+            raise Refused(
+                reject(recipient, 451, "4.3.0", "temporary failure, try again later")
             ) from None
         if self.tracker.owns(alias.real_address):
-            raise _Refused(
-                _reject(
+            raise Refused(
+                reject(
                     recipient,
                     554,
                     "5.4.6",
@@ -346,7 +267,7 @@ class Relay:
     def _route(self, recipient: str, message: _Message) -> Outcome:
         try:
             alias, via_bounce_address = self._recipient(recipient)
-        except _Refused as refused:
+        except Refused as refused:
             outcome: Outcome = refused.args[0]
             self._record_refusal(outcome, message, None)
             return outcome
@@ -354,7 +275,7 @@ class Relay:
             if via_bounce_address or (message.bounce and message.report is not None):
                 return self._consume(recipient, alias, message, signed=via_bounce_address)
             outcome = self._deliver(recipient, alias, message)
-        except _Refused as refused:
+        except Refused as refused:
             outcome = evolve(refused.args[0], store=alias.store)
             self._record_refusal(outcome, message, alias)
             return outcome
@@ -364,7 +285,7 @@ class Relay:
                 alias.conversation,
                 type(exc).__name__,
             )
-            return _reject(
+            return reject(
                 recipient,
                 451,
                 "4.3.0",
@@ -377,8 +298,8 @@ class Relay:
     def _deliver(self, recipient: str, alias: Alias, message: _Message) -> Outcome:
         conversation = alias.conversation
         if len(message.data) > self.max_size:
-            raise _Refused(
-                _reject(
+            raise Refused(
+                reject(
                     recipient,
                     552,
                     "5.3.4",
@@ -387,12 +308,10 @@ class Relay:
                 )
             )
         if len(message.parts.headers) > MAX_HEADER_BYTES:
-            raise _Refused(
-                _reject(recipient, 552, "5.3.4", "message header too large", conversation)
-            )
+            raise Refused(reject(recipient, 552, "5.3.4", "message header too large", conversation))
         if not message.fields:
-            raise _Refused(
-                _reject(
+            raise Refused(
+                reject(
                     recipient,
                     554,
                     "5.6.0",
@@ -401,8 +320,8 @@ class Relay:
                 )
             )
         if message.hops >= self.max_hops:
-            raise _Refused(
-                _reject(
+            raise Refused(
+                reject(
                     recipient,
                     554,
                     "5.4.6",
@@ -411,10 +330,10 @@ class Relay:
                 )
             )
         if message.malformed is not None:
-            raise _Refused(_reject(recipient, 554, "5.6.0", message.malformed, conversation))
+            raise Refused(reject(recipient, 554, "5.6.0", message.malformed, conversation))
         if message.bare_cr:
-            raise _Refused(
-                _reject(
+            raise Refused(
+                reject(
                     recipient,
                     554,
                     "5.6.0",
@@ -433,14 +352,14 @@ class Relay:
             )
             headers = outgoing.header(trace=(TRACE_HEADER, alias.conversation))
         except Refusal as refusal:
-            raise _Refused(
-                _reject(recipient, refusal.code, refusal.status, refusal.reason, conversation)
+            raise Refused(
+                reject(recipient, refusal.code, refusal.status, refusal.reason, conversation)
             ) from None
         except MalformedMessage as exc:
-            raise _Refused(_reject(recipient, 554, "5.6.0", exc.reason, conversation)) from None
+            raise Refused(reject(recipient, 554, "5.6.0", exc.reason, conversation)) from None
         except InvalidAddress:
-            raise _Refused(
-                _reject(
+            raise Refused(
+                reject(
                     recipient, 550, "5.1.7", "the sender's address cannot be masked", conversation
                 )
             ) from None
@@ -521,145 +440,6 @@ class Relay:
                 )
         return message.authentication
 
-    def _record_refusal(
-        self, outcome: Outcome, message: _Message | None, alias: Alias | None
-    ) -> None:
-        conversation = outcome.conversation
-        store = alias.store if alias is not None else outcome.store
-        if conversation is None or store is None or not self._first_refusal(outcome, alias):
-            return
-        data: dict[str, object] = {
-            "code": outcome.code,
-            "status": outcome.status,
-            "reason": outcome.reason,
-        }
-        if message is not None:
-            data.update(size=len(message.data), bounce=message.bounce)
-        else:
-            data["stage"] = "rcpt"
-        if alias is not None:
-            data.update(ref=alias.key, role=alias.role.value)
-        try:
-            self.tracker.record_event(
-                conversation, AliasEvent.DELIVERY_REJECTED, store=store, data=data
-            )
-        except StorageError as exc:
-            logger.error(  # noqa: TRY400 - one line, no traceback that may quote parameters
-                "could not record a refused delivery for conversation %r: %s",
-                conversation,
-                type(exc).__name__,
-            )
-
-    def _first_refusal(self, outcome: Outcome, alias: Alias | None) -> bool:
-        """Whether this refusal is the first of its alias and reason within the interval.
-
-        A probe that repeats one refused alias writes nothing after the first
-        time (per relay process).
-        """
-        now = self.tracker.clock.now()
-        subject = alias.key if alias is not None else outcome.recipient.lower()
-        key = (subject, outcome.code, outcome.reason)
-        last = self._recorded.get(key)
-        if last is not None and (now - last).total_seconds() < REFUSAL_RECORD_INTERVAL:
-            return False
-        if len(self._recorded) >= _MAX_REMEMBERED:
-            self._recorded.clear()
-        self._recorded[key] = now
-        return True
-
-    # -- after the hand-off ----------------------------------------------------
-
-    def delivered(self, outcome: Outcome) -> TimelineEntry | None:
-        """Record an accepted message once the next hop has taken it.
-
-        Call it after the hand-off succeeded: the message is recorded on the
-        conversation's timeline with the tracker's current time (the time of
-        the hand-off, not of the first attempt). Recording it again (a retry
-        that was delivered twice) yields the same entry.
-
-        Args:
-            outcome: an accepted outcome of :meth:`handle`.
-
-        Returns:
-            The timeline entry of the message; ``None`` for a consumed delivery
-            report and for a notice the relay wrote itself (to an outside sender
-            whose message bounced), neither of which is a message to record.
-
-        Raises:
-            InvalidArgument: ``outcome`` was not accepted.
-            StorageError: the timeline could not be written (the message *was*
-                delivered: do not report a failure to the sender).
-        """
-        if isinstance(outcome, Outcome) and outcome.accepted and outcome.report:
-            return None  # a consumed report, or a notice the relay wrote: nothing to record
-        conversation, store, direction, original = _delivery(outcome)
-        return self.tracker.record_message(
-            conversation,
-            original,
-            direction=direction,
-            store=store,
-            authentication=outcome.authentication,
-            details=outcome.details,
-        )
-
-    def delivery_failed(
-        self, outcome: Outcome, code: int, status: str, *, permanent: bool
-    ) -> TimelineEntry:
-        """Record that the next hop refused an accepted message (never as a message).
-
-        The ``delivery-failed`` event carries the reply ``code``, the enhanced
-        ``status``, whether the failure is ``hard`` (permanent) or soft, and
-        the alias as alias events name it (its storage key ``ref`` and its
-        ``role``); never the next hop's text, which often quotes the real
-        address.
-
-        Args:
-            outcome: an accepted outcome of :meth:`handle`.
-            code: the SMTP reply code of the refusal (451 when unreachable).
-            status: its RFC 3463 enhanced status code, e.g. ``"5.1.1"``.
-            permanent: whether the refusal is permanent (5xx).
-
-        Returns:
-            The timeline entry of the event.
-
-        Raises:
-            InvalidArgument: ``outcome`` was not accepted, or ``code`` or
-                ``status`` is not an SMTP code.
-            StorageError: the timeline could not be written.
-        """
-        conversation, store, _, _ = _delivery(outcome)
-        if not isinstance(code, int) or isinstance(code, bool) or not 400 <= code < 600:
-            raise InvalidArgument("code", "must be an SMTP failure code (400-599)")
-        if not isinstance(status, str) or _STATUS.fullmatch(status) is None:
-            raise InvalidArgument("status", "must be an enhanced status code such as 5.1.1")
-        data: dict[str, object] = {"code": code, "status": status, "hard": bool(permanent)}
-        record: Alias | Tombstone | None = None
-        with contextlib.suppress(CtAliasError):  # the alias as alias events name it
-            record = self.tracker.lookup(_strip_brackets(outcome.recipient))
-            data.update(ref=record.key, role=record.role.value)
-        entry = self.tracker.record_event(
-            conversation, AliasEvent.DELIVERY_FAILED, store=store, data=data
-        )
-        if permanent and isinstance(record, Alias):
-            count_hard_bounce(self.tracker, record)
-        return entry
-
-
-def _delivery(outcome: Outcome) -> tuple[str, str, Direction, bytes]:
-    if (
-        not isinstance(outcome, Outcome)
-        or not outcome.accepted
-        or outcome.conversation is None
-        or outcome.store is None
-        or outcome.direction is None
-        or outcome.original is None
-    ):
-        raise InvalidArgument("outcome", "must be an accepted outcome of Relay.handle")
-    return outcome.conversation, outcome.store, outcome.direction, outcome.original
-
-
-_STATUS: Final = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
-
 
 class _Message:
     """The parts of an incoming message the relay looks at, parsed once."""
@@ -670,7 +450,7 @@ class _Message:
         oversized = len(self.parts.headers) > MAX_HEADER_BYTES
         self.fields = [] if oversized else parse_headers(self.parts.headers)
         self.bare_cr = has_bare_cr(self.parts.headers)
-        self.envelope_sender = _strip_brackets(mail_from or "")
+        self.envelope_sender = strip_brackets(mail_from or "")
         self.bounce = not self.envelope_sender
         trace = TRACE_HEADER.lower()
         self.hops = sum(1 for f in self.fields if f.name.lower() == trace)
@@ -686,10 +466,3 @@ class _Message:
             "multipart/report"
         )
         self.report = read_report(data) if is_report else None
-
-
-def _strip_brackets(address: str) -> str:
-    address = address.strip()
-    if address.startswith("<") and address.endswith(">"):
-        address = address[1:-1]
-    return address
