@@ -320,3 +320,13 @@ def test_the_fast_reader_never_disagrees(value: str) -> None:
     fast = _simple_results(value)
     if fast is not None:
         assert fast == by_authres(value)
+
+
+def test_an_international_domain_is_compared_in_its_ascii_form(ar: AuthenticationResults) -> None:
+    idna = "transportes-ação.example".encode("idna").decode()
+    found = verdict_of(
+        ar,
+        f"Authentication-Results: {MTA}; dmarc=pass header.from={idna.upper()}",
+        from_domain=idna,
+    )
+    assert found == Authentication(Verdict.PASS, idna, "dmarc")

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import email.policy
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
 
 from ct_alias import Alias, FrozenClock, MemoryStorage, Policy, Role, Tracker
+from ct_alias._outcomes import strip_brackets
+from ct_alias._returns import count_hard_bounce
 from ct_alias.auth import AuthenticationResults
-from ct_alias.bounces import BOUNCE_TTL, BOUNCE_V1, make_bounce_address, read_bounce_address
+from ct_alias.bounces import (
+    BOUNCE_TTL,
+    BOUNCE_V1,
+    looks_like_bounce_address,
+    make_bounce_address,
+    read_bounce_address,
+)
 from ct_alias.codec import AliasCodec
 from ct_alias.errors import ExpiredAlias, ForgedAlias, MalformedAlias
 from ct_alias.mail import parse_headers, read_report, split_message
@@ -397,3 +407,119 @@ def test_bounce_limit_zero_never_revokes(tracker: Tracker, customer: Alias) -> N
         bounce, delivered = relayed(relay, customer)
         relay.handle("", [bounce], dsn(bounce, delivered))
     assert relay.check_recipient(customer.address) is None
+
+
+# -- the pure parts, at their edges ----------------------------------------------------
+
+
+def test_make_bounce_address_edges() -> None:
+    codec = AliasCodec([SIGNING_KEY])
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    key = "00112233445566778899aabbccddeeff"
+    assert make_bounce_address(codec, "not hex", DOMAIN, at) is None
+    assert make_bounce_address(codec, key[:-2], DOMAIN, at) is None  # 15 bytes
+    assert make_bounce_address(codec, key + "00", DOMAIN, at) is None  # 17 bytes
+    longest = "d" * (254 - 48 - 1)  # a bounce address of exactly 254 octets
+    address = make_bounce_address(codec, key, longest, at)
+    assert address is not None
+    assert len(address) == 254
+    assert make_bounce_address(codec, key, longest + "d", at) is None
+    assert read_bounce_address(codec, address, longest)[0] == key
+
+
+def test_looks_like_bounce_address() -> None:
+    assert looks_like_bounce_address("3" + "0" * 47)
+    assert looks_like_bounce_address("3" + "V" * 47)
+    assert not looks_like_bounce_address("1" + "0" * 47)  # another format's marker
+    assert not looks_like_bounce_address("3" + "0" * 46)
+    assert not looks_like_bounce_address("3" + "0" * 48)
+    assert not looks_like_bounce_address("")
+
+
+def test_reports_in_another_store_stay_in_that_store(clock: FrozenClock) -> None:
+    tracker = make(clock)
+    tracker.set_policy("loja-b", Policy(domain=DOMAIN, bounce_limit=2))
+    relay = Relay(tracker, authenticator=AuthenticationResults(MTA))
+    customer = tracker.mask(CUSTOMER, conversation=ORDER, store="loja-b")
+    for _ in range(2):
+        bounce, delivered = relayed(relay, customer)
+        (outcome,) = relay.handle("", [bounce], dsn(bounce, delivered)).outcomes
+        assert outcome.store == "loja-b"
+    events = tracker.timeline(ORDER, store="loja-b").events
+    assert [e.data["hard"] for e in events if e.name == "delivery-failed"] == [True, True]
+    assert [e.data.get("reason") for e in events if e.name == "alias-revoked"] == ["bounced"]
+    assert tracker.timeline(ORDER).entries == ()  # the default store's order 1001 saw nothing
+    refusal = relay.check_recipient(customer.address)
+    assert refusal is not None
+    assert refusal.store == "loja-b"
+
+
+def test_count_hard_bounce_counts_within_the_window_only(
+    tracker: Tracker, customer: Alias, clock: FrozenClock
+) -> None:
+    relay = Relay(tracker)
+    for _ in range(2):
+        (outcome,) = relay.handle(CARRIER, [customer.address], carrier_mail(customer)).outcomes
+        relay.delivery_failed(outcome, 550, "5.1.1", permanent=True)
+    assert count_hard_bounce(tracker, customer) is False  # two of three
+    clock.advance(timedelta(days=30))  # the first two are exactly at the window's start
+    (outcome,) = relay.handle(CARRIER, [customer.address], carrier_mail(customer)).outcomes
+    relay.delivery_failed(outcome, 550, "5.1.1", permanent=True)
+    assert relay.check_recipient(customer.address) is not None  # 3 within [since, now]
+    revoked = tracker.lookup(customer.address)
+    assert isinstance(revoked, Alias)
+    assert count_hard_bounce(tracker, revoked) is False  # already revoked: nothing to do
+
+
+def test_count_hard_bounce_returns_whether_it_revoked(tracker: Tracker, customer: Alias) -> None:
+    for _ in range(3):
+        tracker.record_event(
+            ORDER,
+            "delivery-failed",
+            data={"hard": True, "ref": customer.key, "status": "5.1.1", "code": 550},
+        )
+    assert count_hard_bounce(tracker, customer) is True
+
+
+def test_the_notice_itself(
+    relay: Relay, tracker: Tracker, customer: Alias, clock: FrozenClock
+) -> None:
+    bounce, delivered = relayed(relay, customer)
+    (outcome,) = relay.handle("", [bounce], dsn(bounce, delivered, status="5.2.2")).outcomes
+    assert outcome.message is not None
+    notice = message_from_bytes(outcome.message, policy=email.policy.default)
+    assert notice["From"] == f"Mail Delivery System <mailer-daemon@{DOMAIN}>"
+    assert notice["To"] == CARRIER
+    assert notice["Subject"] == "Undelivered mail"
+    assert notice["Auto-Submitted"] == "auto-replied"
+    assert notice["Date"].datetime == clock.now()
+    assert str(notice["Message-ID"]).endswith(f"@{DOMAIN}>")
+    body = notice.get_content()
+    assert f"Your message to {customer.address} could not be delivered (status 5.2.2)." in body
+    assert "please do not reply" in body
+    soft = dsn(bounce, delivered, action="delayed", status="4.4.7")
+    (later,) = relay.handle("", [bounce], soft).outcomes
+    assert later.message is not None
+    later_notice = message_from_bytes(later.message, policy=email.policy.default)
+    assert "has not been delivered yet (status 4.4.7)." in later_notice.get_content()
+
+
+def test_a_notice_to_an_international_address_is_smtputf8(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    carrier = "entregas-ação@transportadora.example.net"
+    mail = carrier_mail(customer).replace(CARRIER.encode(), carrier.encode())
+    (sent,) = deliver(relay, carrier, [customer.address], mail).outcomes
+    assert sent.accepted
+    assert sent.mail_from is not None
+    assert sent.message is not None
+    (outcome,) = relay.handle("", [sent.mail_from], dsn(sent.mail_from, sent.message)).outcomes
+    assert outcome.deliver_to == carrier
+    assert outcome.message is not None
+    assert carrier.encode() in outcome.message  # written as UTF-8, not as encoded words
+
+
+def test_strip_brackets_takes_a_pair_only() -> None:
+    assert strip_brackets(" <a@b.example> ") == "a@b.example"
+    assert strip_brackets("<a@b.example") == "<a@b.example"
+    assert strip_brackets("a@b.example>") == "a@b.example>"

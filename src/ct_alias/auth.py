@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from attrs import frozen
 
 from .errors import ConfigurationError, MissingExtra
-from .mail import HeaderField, get_all
+from .mail import HeaderField, get_all, wire_key
 
 __all__ = [
     "DKIM",
@@ -150,8 +150,13 @@ def _dkim() -> Any:
 
 
 def _domain_of(value: str) -> str:
-    """The domain of ``value``: an address (``a@b``), an identity (``@b``) or a domain."""
-    return value.rpartition("@")[2].strip().strip(".").lower()
+    """The domain of ``value`` (an address ``a@b``, an identity ``@b`` or a domain), as IDNA.
+
+    Verdicts may name an internationalised domain in either form; the
+    relay compares domains in their ASCII (IDNA) form.
+    """
+    domain = value.rpartition("@")[2].strip().strip(".").lower()
+    return wire_key(f"x@{domain}").rpartition("@")[2] if domain else ""
 
 
 #: One result of an ``Authentication-Results`` field: method, result, and its
