@@ -216,7 +216,8 @@ class Tracker(TimelineMethods):
             except ConfigurationError as exc:
                 logger.warning("ignoring the stored policy of store %r: %s", name, exc)
                 continue
-            policies[name] = policy
+            known = self._built.policies.get(name)
+            policies[name] = known if known == policy else policy
         built = PolicySet.build(self._codec, self._default_policy, policies)
         with self._lock:
             self._built = built
