@@ -14,6 +14,7 @@ from ct_alias.codec import AliasCodec
 from ct_alias.errors import ExpiredAlias, ForgedAlias, MalformedAlias
 from ct_alias.mail import parse_headers, read_report, split_message
 from ct_alias.relay import Relay, RelayResult
+from ct_alias.testing import FailingStorage
 
 from .conftest import DOMAIN
 
@@ -29,7 +30,7 @@ CARRIER = "rastreio@transportadora.example.net"
 
 def make(clock: FrozenClock, storage: MemoryStorage | None = None, **keys: object) -> Tracker:
     return Tracker(
-        storage=storage or MemoryStorage(),
+        storage=storage if storage is not None else MemoryStorage(),
         keys=[SIGNING_KEY],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
@@ -266,3 +267,133 @@ def test_reports_to_a_plain_alias_cannot_end_it(
     assert relay.check_recipient(customer.address) is None
     failures = [e for e in tracker.timeline(ORDER).events if e.name == "delivery-failed"]
     assert {e.data["via"] for e in failures} == {"alias"}
+
+
+# -- every part of a consumed report, one at a time ------------------------------------
+
+
+def test_a_consumed_report_outcome_carries_exactly_this(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    bounce, delivered = relayed(relay, customer)
+    report = dsn(bounce, delivered).replace(b"text/rfc822-headers", b"text/plain")
+    (outcome,) = relay.handle("", [bounce], report).outcomes
+    assert outcome.recipient == bounce
+    assert (outcome.code, outcome.status) == (250, "2.0.0")
+    assert outcome.reason == "delivery report recorded"
+    assert (outcome.conversation, outcome.store) == (customer.conversation, customer.store)
+    assert outcome.report is True
+    assert outcome.deliver_to is None
+    assert outcome.message is None
+    assert outcome.mail_from is None
+    assert outcome.original is None
+    assert relay.delivered(outcome) is None
+
+
+def test_the_notice_outcome_carries_exactly_this(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    bounce, delivered = relayed(relay, customer)
+    (outcome,) = relay.handle("<>", [f"<{bounce.upper()}>"], dsn(bounce, delivered)).outcomes
+    assert (outcome.code, outcome.status) == (250, "2.0.0")
+    assert outcome.reason == "delivery report recorded; the sender is told"
+    assert outcome.deliver_to == CARRIER
+    assert outcome.mail_from == ""
+    assert (outcome.conversation, outcome.store) == (customer.conversation, customer.store)
+    assert outcome.report is True
+    assert relay.delivered(outcome) is None  # a notice is not a message of the order
+    assert len(tracker.timeline(ORDER).messages) == 1
+
+
+def test_a_plain_message_to_a_bounce_address_is_consumed_and_records_nothing(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    bounce, _ = relayed(relay, customer)
+    before = len(tracker.timeline(ORDER).entries)
+    auto = b"From: someone@example.org\r\nSubject: out of office\r\n\r\naway\r\n"
+    (outcome,) = relay.handle("someone@example.org", [bounce], auto).outcomes
+    assert outcome.accepted
+    assert outcome.report is True
+    assert outcome.deliver_to is None
+    assert len(tracker.timeline(ORDER).entries) == before
+
+
+def test_a_report_with_a_sender_to_a_plain_alias_is_relayed_not_consumed(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    _, delivered = relayed(relay, customer)
+    report = dsn(customer.address, delivered)
+    (outcome,) = relay.handle(CARRIER, [customer.address], report).outcomes
+    assert outcome.accepted
+    assert outcome.report is False
+    assert outcome.deliver_to == CUSTOMER
+
+
+@pytest.mark.parametrize("problem", ["forged", "expired", "unknown", "domain"])
+def test_bad_bounce_addresses_are_refused(
+    relay: Relay, tracker: Tracker, customer: Alias, clock: FrozenClock, problem: str
+) -> None:
+    bounce = tracker.bounce_address(customer)
+    assert bounce is not None
+    local, _, domain = bounce.partition("@")
+    if problem == "forged":
+        bounce = local[:-1] + ("0" if local[-1] != "0" else "1") + "@" + domain
+    elif problem == "expired":
+        clock.advance(BOUNCE_TTL + timedelta(seconds=1))
+    elif problem == "unknown":
+        stranger = make(clock).mask("joao@example.org", conversation="9")
+        bounce = make(clock).bounce_address(stranger) or ""
+    else:
+        bounce = f"{local}@sub.{domain}"
+    refusal = relay.check_recipient(bounce)
+    assert refusal is not None
+    assert (refusal.code, refusal.status, refusal.reason) == (
+        550,
+        "5.1.1",
+        "no such bounce address",
+    )
+    (outcome,) = relay.handle("", [bounce], dsn(bounce, b"From: x@y\r\n\r\n")).outcomes
+    assert (outcome.code, outcome.status) == (550, "5.1.1")
+
+
+def test_a_bounce_address_when_storage_is_down_is_a_temporary_failure(
+    clock: FrozenClock,
+) -> None:
+    storage = FailingStorage()
+    tracker = make(clock, storage)
+    customer = tracker.mask(CUSTOMER, conversation=ORDER)
+    bounce = tracker.bounce_address(customer)
+    assert bounce is not None
+    storage.failing.add("get")
+    refusal = Relay(tracker).check_recipient(bounce)
+    assert refusal is not None
+    assert (refusal.code, refusal.status) == (451, "4.3.0")
+
+
+def test_permanent_downstream_refusals_count_as_hard_bounces(
+    relay: Relay, tracker: Tracker, customer: Alias, clock: FrozenClock
+) -> None:
+    for permanent in (False, False, True, True):
+        (outcome,) = relay.handle(CARRIER, [customer.address], carrier_mail(customer)).outcomes
+        relay.delivery_failed(
+            outcome,
+            550 if permanent else 451,
+            "5.1.1" if permanent else "4.4.1",
+            permanent=permanent,
+        )
+        clock.advance(timedelta(hours=1))
+    assert relay.check_recipient(customer.address) is None  # two hard ones only
+    (outcome,) = relay.handle(CARRIER, [customer.address], carrier_mail(customer)).outcomes
+    relay.delivery_failed(outcome, 550, "5.1.1", permanent=True)
+    refusal = relay.check_recipient(customer.address)
+    assert refusal is not None
+    assert "revoked" in refusal.reason
+
+
+def test_bounce_limit_zero_never_revokes(tracker: Tracker, customer: Alias) -> None:
+    tracker.set_policy("default", Policy(domain=DOMAIN, bounce_limit=0))
+    relay = Relay(tracker, authenticator=AuthenticationResults(MTA))
+    for _ in range(5):
+        bounce, delivered = relayed(relay, customer)
+        relay.handle("", [bounce], dsn(bounce, delivered))
+    assert relay.check_recipient(customer.address) is None
