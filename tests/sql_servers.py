@@ -106,6 +106,7 @@ def clear(store: SQLStorage) -> None:
     with store.engine.begin() as conn:
         conn.execute(store.tables.timeline.delete())
         conn.execute(store.tables.aliases.delete())
+        conn.execute(store.tables.policies.delete())
 
 
 # -- servers and stores ------------------------------------------------------------

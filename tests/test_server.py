@@ -336,3 +336,42 @@ def test_a_delivery_report_comes_home_and_only_a_notice_leaves(
     timeline = cli(keyed_env, "timeline", "order-1", "--json")
     assert "delivery-failed" in timeline
     assert keyed_serve.stop() == 0
+
+
+def _contact_of(delivered: bytes) -> str:
+    unfolded = split_message(delivered).headers.replace(b"\r\n ", b" ")
+    return next(
+        line.split(b"<")[1].split(b">")[0].decode()
+        for line in unfolded.split(b"\r\n")
+        if line.startswith(b"From:")
+    )
+
+
+def test_serve_mints_contact_aliases_by_the_stored_policy(
+    env: dict[str, str], sink: tuple[Sink, int]
+) -> None:
+    """``ct-alias policy set`` in one process; ``serve`` (only ``--domain``) follows it."""
+    trusted = {**env, "CT_ALIAS_AUTHSERV_ID": MTA}
+    cli(trusted, "policy", "set", "shop-s", "--mask", "simple")
+    server = Serve(trusted, sink[1])
+    try:
+        for store in ("shop-s", "shop-c"):
+            customer = cli(trusted, "mask", CUSTOMER, "--conversation", "o1", "--store", store)
+            carrier_mail = (
+                f"Authentication-Results: {MTA}; dmarc=pass "
+                "header.from=transportadora.example.net\r\n"
+                f"From: Transportadora <{CARRIER}>\r\nTo: {customer}\r\nSubject: Entrega\r\n"
+                f"Message-ID: <{store}@transportadora.example.net>\r\n\r\nAmanha.\r\n"
+            ).encode()
+            assert send(server.port, CARRIER, [customer], carrier_mail) == {}
+        (_, _, to_simple), (_, _, to_complex) = sink[0].received
+        simple, complex_ = _contact_of(to_simple), _contact_of(to_complex)
+        # a simple alias keeps the sender's local part and carries a tagged subdomain
+        assert simple.startswith("rastreio@transportadora.example.net-")
+        assert simple.endswith("." + DOMAIN)
+        local, _, domain = complex_.partition("@")
+        assert domain == DOMAIN
+        assert len(local) == 40
+        assert server.stop() == 0
+    finally:
+        server.kill()

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from attrs import define
 from hypothesis import HealthCheck, settings
@@ -654,6 +655,9 @@ def test_mask_after_an_alias_domain_change_issues_a_working_alias(
             clock=clock,
             index_key="hostile-index-key",
         )
+        # policies are stored: the other stores serve the old domain until they move too
+        for other, policy in POLICIES.items():
+            tracker.set_policy(other, attrs.evolve(policy, domain="ct.new-domain.example"))
     else:
         tracker.set_policy(store_name, moved)
     with pytest.raises(MalformedAlias):

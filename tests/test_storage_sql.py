@@ -261,12 +261,14 @@ def test_metadata_for_hosts() -> None:
         "ct_alias_aliases",
         "ct_alias_timeline",
         "ct_alias_schema_version",
+        "ct_alias_policies",
     }
     other = build_metadata("shop_", schema="tenant")
     assert set(other.tables) == {
         "tenant.shop_aliases",
         "tenant.shop_timeline",
         "tenant.shop_schema_version",
+        "tenant.shop_policies",
     }
     assert storage.metadata is metadata
     assert storage.SQLStorage is SQLStorage

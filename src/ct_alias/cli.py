@@ -40,6 +40,7 @@ from ._cli_config import (
     positive,
     tracker_from_args,
 )
+from ._cli_policy import cmd_policy_set, cmd_policy_show
 from ._cli_serve import cmd_serve, one_line
 from .aliases import Role
 from .errors import (
@@ -334,6 +335,8 @@ def _admin_commands(sub: Any) -> None:
     _config_flags(serve)
     serve.set_defaults(func=cmd_serve)
 
+    _policy_commands(sub)
+
     keys = sub.add_parser("keys", help="secret keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     generate = keys_sub.add_parser("generate", help="print new random keys")
@@ -352,6 +355,41 @@ def _admin_commands(sub: Any) -> None:
     )
     _config_flags(rotate)
     rotate.set_defaults(func=cmd_keys_rotate)
+
+
+def _policy_commands(sub: Any) -> None:
+    """Policy set, policy show."""
+    policy = sub.add_parser("policy", help="a store's policy, kept in the database")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
+    set_ = policy_sub.add_parser(
+        "set", help="store a store's policy (every tracker on the database uses it)"
+    )
+    set_.add_argument("store", metavar="STORE", help="the store (shop) name")
+    set_.add_argument(
+        "--mask", choices=["simple", "complex"], help="the alias type (default: unchanged)"
+    )
+    set_.add_argument(
+        "--domain",
+        type=non_empty,
+        help="alias domain [CT_ALIAS_DOMAIN for a store without a stored policy]",
+    )
+    set_.add_argument("--ttl-days", type=positive, help="how long aliases live, in days")
+    set_.add_argument(
+        "--grace-days", type=not_negative, help="how long ended aliases keep working, in days"
+    )
+    set_.add_argument(
+        "--end-on",
+        help="order events that end the aliases, comma-separated, e.g. invoiced,canceled",
+    )
+    set_.add_argument(
+        "--max-contacts", type=not_negative, help="outside senders one conversation may have"
+    )
+    _config_flags(set_, tracker=False)
+    set_.set_defaults(func=cmd_policy_set)
+    show = policy_sub.add_parser("show", help="print the stored policies as JSON")
+    show.add_argument("store", metavar="STORE", nargs="?", help="only this store's")
+    _config_flags(show, tracker=False)
+    show.set_defaults(func=cmd_policy_show)
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
@@ -378,6 +416,8 @@ def _report(args: argparse.Namespace, exc: CtAliasError) -> int:
         flag = FLAGS.get(exc.name, exc.name)
         if args.command == "timeline" and exc.name == "conversation":
             flag = "CONVERSATION"
+        if args.command == "policy" and exc.name == "store":
+            flag = "STORE"
         print(f"ct-alias {args.command}: error: invalid {flag}: {exc.reason}", file=sys.stderr)
         return 2
     if isinstance(exc, BadValue):

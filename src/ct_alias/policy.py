@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
+import attrs
 from attrs import field, frozen
 
 from .addresses import normalize_domain
@@ -17,6 +20,7 @@ __all__ = [
     "DEFAULT_BOUNCE_WINDOW",
     "DEFAULT_MAX_CONTACTS",
     "DEFAULT_TTL",
+    "POLICY_FORMAT",
     "Fallback",
     "Policy",
     "UnauthenticatedMail",
@@ -31,6 +35,9 @@ _MAX_BOUNCE_LIMIT = 1000
 #: How many outside senders (contacts) one conversation may have by default.
 DEFAULT_MAX_CONTACTS = 20
 _MAX_CONTACTS = 10_000
+#: The version of :meth:`Policy.to_data`'s format (its ``"format"`` field).
+POLICY_FORMAT = 1
+_DURATIONS = ("ttl", "grace", "bounce_window")
 
 
 class Fallback(enum.StrEnum):
@@ -170,3 +177,57 @@ class Policy:
     )
     bounce_limit: int = field(default=DEFAULT_BOUNCE_LIMIT, validator=_check_bounce_limit)
     bounce_window: timedelta = field(default=DEFAULT_BOUNCE_WINDOW, validator=_check_bounce_window)
+
+    def to_data(self) -> dict[str, Any]:
+        """This policy as a JSON object, as storage keeps it.
+
+        Every field by name: durations in whole seconds (``ttl``, ``grace``,
+        ``bounce_window``), ``end_on`` a sorted list of event names, enums by
+        value, and ``"format"``: :data:`POLICY_FORMAT`.
+
+        Example:
+            >>> Policy(domain="ct.example.com", strategy="simple").to_data()["strategy"]
+            'simple'
+        """
+        return {
+            "format": POLICY_FORMAT,
+            "domain": self.domain,
+            "strategy": self.strategy,
+            "ttl": int(self.ttl.total_seconds()),
+            "on_unrepresentable": self.on_unrepresentable.value,
+            "end_on": sorted(str(event) for event in self.end_on),
+            "grace": int(self.grace.total_seconds()),
+            "max_contacts": self.max_contacts,
+            "unauthenticated": self.unauthenticated.value,
+            "bounce_limit": self.bounce_limit,
+            "bounce_window": int(self.bounce_window.total_seconds()),
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Policy:
+        """The policy :meth:`to_data` described; missing fields take their defaults.
+
+        Raises:
+            ConfigurationError: not a policy object of a known format, or a
+                field out of range.
+        """
+        if not isinstance(data, Mapping) or data.get("format") != POLICY_FORMAT:
+            raise ConfigurationError(
+                f"a stored policy must be a JSON object with format {POLICY_FORMAT}"
+            )
+        fields = {k: v for k, v in data.items() if k != "format"}
+        unknown = set(fields) - {a.name for a in attrs.fields(cls)}
+        if unknown:
+            raise ConfigurationError(f"a stored policy has unknown fields: {sorted(unknown)}")
+        for name in _DURATIONS:
+            if name in fields:
+                seconds = fields[name]
+                if isinstance(seconds, bool) or not isinstance(seconds, int):
+                    raise ConfigurationError(f"a stored policy's {name} must be whole seconds")
+                fields[name] = timedelta(seconds=seconds)
+        if "end_on" in fields and not isinstance(fields["end_on"], list):
+            raise ConfigurationError("a stored policy's end_on must be a list")
+        try:
+            return cls(**fields)
+        except TypeError as exc:
+            raise ConfigurationError(f"a stored policy is malformed: {exc}") from None

@@ -33,7 +33,7 @@ from .errors import (
     UnknownAlias,
 )
 from .policy import Policy
-from .storage.base import Storage, Tombstone
+from .storage.base import PolicyStorage, Storage, Tombstone
 from .timeline import (
     AliasEvent,
     TimelineEntry,
@@ -43,9 +43,12 @@ from .vocabulary import DEFAULT_STORE
 if TYPE_CHECKING:
     pass
 
-__all__ = ["DEFAULT_STORE", "Rotation", "Tracker", "Verified"]
+__all__ = ["DEFAULT_POLICY_REFRESH", "DEFAULT_STORE", "Rotation", "Tracker", "Verified"]
 
 logger = logging.getLogger(__name__)
+
+#: How long a tracker keeps its copy of the stored policies before reading them again.
+DEFAULT_POLICY_REFRESH = timedelta(seconds=10)
 
 _COLLISION_RETRIES = 4
 
@@ -68,6 +71,14 @@ class Tracker(TimelineMethods):
             so; it is required with ``address_keys``.
         address_keys: keys to encrypt addresses at rest, oldest → newest (the
             ``crypto`` extra); see :mod:`ct_alias.crypto`.
+        policy_refresh: how stale a store's policy may be. On a storage that
+            keeps policies (a :class:`~ct_alias.storage.PolicyStorage`, as
+            :class:`~ct_alias.storage.MemoryStorage` and ``SQLStorage`` do),
+            :meth:`set_policy` writes there and the tracker re-reads every
+            store's policy when its copy is older than this (by ``clock``), so
+            every tracker on the storage sees a change within this time
+            (default :data:`DEFAULT_POLICY_REFRESH`, 10 seconds; ``0`` reads
+            them on every call).
         allow_plaintext_addresses: with ``address_keys``, also accept records
             whose addresses are not sealed (stored before encryption was turned
             on). Off by default: a plaintext value in an encrypted database may
@@ -87,6 +98,7 @@ class Tracker(TimelineMethods):
         index_key: str | bytes | None = None,
         address_keys: Iterable[str | bytes] | None = None,
         allow_plaintext_addresses: bool = False,
+        policy_refresh: timedelta = DEFAULT_POLICY_REFRESH,
         store: Storage | None = None,
     ) -> None:
         storage = check.storage(storage, store)
@@ -116,12 +128,16 @@ class Tracker(TimelineMethods):
             )
         self._index = BlindIndex(index_key)
         self._lock = threading.Lock()
-        self._policies = PolicySet.build(self._codec, default_policy)
+        self._default_policy = default_policy
+        self._built = PolicySet.build(self._codec, default_policy)
+        self._policy_storage = storage if isinstance(storage, PolicyStorage) else None
+        self._policy_refresh = check.duration("policy_refresh", policy_refresh)
+        self._policies_read_at: datetime | None = None
 
     def __repr__(self) -> str:
         return (
             f"<Tracker storage={self._storage!r} keys={self._codec.key_count} "
-            f"domains={sorted(self._policies.domains)}>"
+            f"domains={sorted(self._built.domains)}>"
         )
 
     # -- configuration -----------------------------------------------------
@@ -155,22 +171,58 @@ class Tracker(TimelineMethods):
     def set_policy(self, store: str, policy: Policy) -> None:
         """Give ``store`` its own policy (replacing any earlier one).
 
+        On a storage that keeps policies (:class:`~ct_alias.storage.PolicyStorage`)
+        the policy is stored, and every tracker on that storage uses it within
+        its ``policy_refresh``; this one at once. Otherwise it lives in this
+        tracker's memory only.
+
         Aliases already issued keep working as long as their alias domain is
         still one of the tracker's domains.
 
         Raises:
             ConfigurationError: ``policy`` names an unknown strategy.
             InvalidArgument: ``store`` is not a valid store name.
+            StorageError: the storage failed; nothing changed.
         """
         store = check.store(store)
         if not isinstance(policy, Policy):
             raise ConfigurationError("set_policy() needs a Policy")
+        self._built.with_policy(store, policy)  # refuses an unknown strategy before storing
+        if self._policy_storage is not None:
+            self._policy_storage.save_policy(store, policy.to_data())
         with self._lock:
-            self._policies = self._policies.with_policy(store, policy)
+            self._built = self._built.with_policy(store, policy)
 
     def policy_for(self, store: str) -> Policy:
-        """The policy that applies to ``store``."""
+        """The policy that applies to ``store`` (the stored one, at most ``policy_refresh`` old)."""
         return self._policies.policy_for(store)
+
+    @property
+    def _policies(self) -> PolicySet:
+        """The policy set, re-read from storage when the copy is older than ``policy_refresh``."""
+        storage = self._policy_storage
+        if storage is None:
+            return self._built
+        now = self._clock.now()
+        read_at = self._policies_read_at
+        if read_at is not None and timedelta(0) <= now - read_at < self._policy_refresh:
+            return self._built
+        stored = storage.policies()
+        policies: dict[str, Policy] = {}
+        for name, data in stored.items():
+            try:
+                policy = Policy.from_data(data)
+                PolicySet.build(self._codec, self._default_policy, {name: policy})
+            except ConfigurationError as exc:
+                logger.warning("ignoring the stored policy of store %r: %s", name, exc)
+                continue
+            known = self._built.policies.get(name)
+            policies[name] = known if known == policy else policy
+        built = PolicySet.build(self._codec, self._default_policy, policies)
+        with self._lock:
+            self._built = built
+            self._policies_read_at = now
+        return built
 
     # -- mask ----------------------------------------------------------------
 

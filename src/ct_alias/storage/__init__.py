@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._deprecated import renamed
-from .base import AliasChange, Sealed, Storage, Tombstone, stopped_working
+from .base import AliasChange, PolicyStorage, Sealed, Storage, Tombstone, stopped_working
 from .memory import MemoryStorage
 
 if TYPE_CHECKING:
@@ -25,7 +25,15 @@ if TYPE_CHECKING:
     from .sql import metadata as metadata
     from .sql import upgrade as upgrade
 
-__all__ = ["AliasChange", "MemoryStorage", "Sealed", "Storage", "Tombstone", "stopped_working"]
+__all__ = [
+    "AliasChange",
+    "MemoryStorage",
+    "PolicyStorage",
+    "Sealed",
+    "Storage",
+    "Tombstone",
+    "stopped_working",
+]
 
 _LAZY = {
     "SQLStorage": "sql",

@@ -16,15 +16,19 @@ may both number an order ``1001``, and their aliases and timelines never mix.
 Every method that reads a conversation takes both, and a timeline entry's
 de-duplication key is unique per (store, conversation).
 
+A storage may also keep every store's :class:`~ct_alias.policy.Policy`
+(:class:`PolicyStorage`, a separate protocol, so a backend written without it
+keeps working: its trackers keep policies in memory, as before).
+
 ``ct_alias.testing.StorageContract`` is the executable specification of this
 protocol: a backend that passes it works with the tracker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from attrs import frozen
 
@@ -33,7 +37,7 @@ from ..aliases import Alias, AliasStatus, Role
 from ..errors import ExpiryReason
 from ..timeline import TimelineEntry
 
-__all__ = ["AliasChange", "Sealed", "Storage", "Tombstone"]
+__all__ = ["AliasChange", "PolicyStorage", "Sealed", "Storage", "Tombstone"]
 
 
 @frozen
@@ -182,6 +186,36 @@ class Storage(Protocol):
 
         Returns:
             How many records were updated (purged or unknown keys are skipped).
+        """
+        ...
+
+
+@runtime_checkable
+class PolicyStorage(Protocol):
+    """A storage that also keeps the stores' policies (optional; checked with ``isinstance``).
+
+    A policy is kept as the JSON object of :meth:`Policy.to_data
+    <ct_alias.policy.Policy.to_data>`; the storage treats it as opaque. A
+    :class:`~ct_alias.tracker.Tracker` on a storage that implements this
+    protocol writes :meth:`~ct_alias.tracker.Tracker.set_policy` here and
+    re-reads every store's policy at most every ``policy_refresh`` (so every
+    tracker on the storage sees a change within that time). A storage without
+    it keeps working: its trackers' policies live in their own memory.
+    """
+
+    def save_policy(self, store: str, data: Mapping[str, Any]) -> None:
+        """Store ``data`` as ``store``'s policy, replacing any earlier one.
+
+        Raises:
+            StorageError: the backend failed; nothing was written.
+        """
+        ...
+
+    def policies(self) -> dict[str, Mapping[str, Any]]:
+        """Every stored policy, by store name.
+
+        Raises:
+            StorageError: the backend failed.
         """
         ...
 

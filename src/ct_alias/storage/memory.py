@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from attrs import evolve
 
@@ -35,6 +37,7 @@ class MemoryStorage:
         self._timelines: dict[tuple[str, str], list[TimelineEntry]] = {}
         self._dedup: dict[tuple[str, str, str], TimelineEntry] = {}
         self._seq = itertools.count(1)
+        self._policies: dict[str, Mapping[str, Any]] = {}
 
     def __repr__(self) -> str:
         return f"<MemoryStorage with {len(self._aliases)} alias(es)>"
@@ -46,6 +49,19 @@ class MemoryStorage:
     def upgrade(self) -> int:
         """Nothing to create in memory; returns 0 (so ``storage_from_url(url).upgrade()`` works)."""
         return 0
+
+    # -- policies ------------------------------------------------------------
+
+    def save_policy(self, store: str, data: Mapping[str, Any]) -> None:
+        """See :meth:`PolicyStorage.save_policy <ct_alias.storage.PolicyStorage.save_policy>`."""
+        copy = json.loads(json.dumps(dict(data)))
+        with self._lock:
+            self._policies[store] = copy
+
+    def policies(self) -> dict[str, Mapping[str, Any]]:
+        """See :meth:`PolicyStorage.policies <ct_alias.storage.PolicyStorage.policies>`."""
+        with self._lock:
+            return {store: json.loads(json.dumps(data)) for store, data in self._policies.items()}
 
     # -- aliases -------------------------------------------------------------
 

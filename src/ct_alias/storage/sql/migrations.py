@@ -250,10 +250,16 @@ def _reindex_aliases(conn: Connection, tables: SQLTables) -> None:
             index.create(conn)
 
 
+def _create_policies(conn: Connection, tables: SQLTables) -> None:
+    """Version 3: the stores' policies are kept in the database (one row per store)."""
+    tables.metadata.create_all(conn, tables=[tables.policies], checkfirst=True)
+
+
 #: Every migration step, oldest first. Never edit a released step: append a new one.
 STEPS: tuple[MigrationStep, ...] = (
     MigrationStep(1, "create the alias and timeline tables", _create_tables),
     MigrationStep(2, "key conversations by store and conversation", _conversations_per_store),
+    MigrationStep(3, "keep the stores' policies", _create_policies),
 )
 
 #: The schema version this release of ct_alias writes and reads.

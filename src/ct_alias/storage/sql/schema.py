@@ -1,6 +1,6 @@
 """The SQL schema of :class:`~ct_alias.storage.sql.SQLStorage`: column types and tables.
 
-Three tables, named with a configurable prefix (``ct_alias_`` by default):
+Four tables, named with a configurable prefix (``ct_alias_`` by default):
 
 ``<prefix>aliases``
     One row per alias ever issued. ``key`` (the blind index of the alias
@@ -12,6 +12,9 @@ Three tables, named with a configurable prefix (``ct_alias_`` by default):
     The conversations' entries, each under its ``(store, conversation)``;
     ``seq`` orders entries with equal times, and ``(store, conversation,
     dedup_key)`` is unique so a message is recorded once.
+``<prefix>policies``
+    One row per store with its own policy: the JSON object of
+    :meth:`Policy.to_data <ct_alias.policy.Policy.to_data>` (schema version 3).
 ``<prefix>schema_version``
     One row per migration step applied by :func:`ct_alias.storage.sql.upgrade`.
 
@@ -178,12 +181,14 @@ class SQLTables:
         aliases: the alias records (and tombstones).
         timeline: the timeline entries.
         versions: the applied migration steps.
+        policies: the stores' policies.
     """
 
     metadata: MetaData
     aliases: Table
     timeline: Table
     versions: Table
+    policies: Table
 
 
 def build_metadata(prefix: str = DEFAULT_PREFIX, schema: str | None = None) -> MetaData:
@@ -274,4 +279,18 @@ def build_tables(prefix: str = DEFAULT_PREFIX, schema: str | None = None) -> SQL
         Column("description", String(255), nullable=False),
         **table_options,
     )
-    return SQLTables(metadata=metadata, aliases=aliases, timeline=timeline, versions=versions)
+    policies = Table(
+        f"{prefix}policies",
+        metadata,
+        Column("store", String(_STORE), primary_key=True, autoincrement=False),
+        Column("data", JSONText(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        **table_options,
+    )
+    return SQLTables(
+        metadata=metadata,
+        aliases=aliases,
+        timeline=timeline,
+        versions=versions,
+        policies=policies,
+    )

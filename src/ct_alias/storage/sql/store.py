@@ -10,12 +10,13 @@ read back; an unusable alias leaves its slot by a compare-and-set ``UPDATE``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
+import sqlalchemy as sa
 from attrs import evolve
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
@@ -173,6 +174,40 @@ class SQLStorage:
         return self._run(
             "reading the schema version", self._migrator.version, write=False, retry_lost=True
         )
+
+    # -- policies --------------------------------------------------------------
+
+    def save_policy(self, store: str, data: Mapping[str, Any]) -> None:
+        """See :meth:`PolicyStorage.save_policy <ct_alias.storage.PolicyStorage.save_policy>`.
+
+        An update, else an insert; a concurrent insert of the same store makes
+        the transaction run again (then it updates).
+        """
+        table = self._tables.policies
+        values = {"data": dict(data), "updated_at": datetime.now(UTC)}
+
+        def work(conn: Connection) -> None:
+            changed = conn.execute(
+                sa.update(table).where(table.c.store == store).values(**values)
+            ).rowcount
+            if changed:
+                return
+            try:
+                conn.execute(sa.insert(table).values(store=store, **values))
+            except sa.exc.IntegrityError:
+                raise Contention() from None
+
+        self._run("saving a policy", work, write=True, retry_lost=True)
+
+    def policies(self) -> dict[str, Mapping[str, Any]]:
+        """See :meth:`PolicyStorage.policies <ct_alias.storage.PolicyStorage.policies>`."""
+        table = self._tables.policies
+
+        def work(conn: Connection) -> dict[str, Mapping[str, Any]]:
+            rows = conn.execute(sa.select(table.c.store, table.c.data)).all()
+            return {store: data for store, data in rows}  # noqa: C416
+
+        return self._run("reading policies", work, write=False, retry_lost=True)
 
     # -- aliases ---------------------------------------------------------------
 
