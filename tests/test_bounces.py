@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.policy
+import re
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from pathlib import Path
@@ -523,3 +524,52 @@ def test_strip_brackets_takes_a_pair_only() -> None:
     assert strip_brackets(" <a@b.example> ") == "a@b.example"
     assert strip_brackets("<a@b.example") == "<a@b.example"
     assert strip_brackets("a@b.example>") == "a@b.example>"
+
+
+def test_unsigned_reports_never_help_signed_ones_revoke(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    _, delivered = relayed(relay, customer)
+    for _ in range(2):  # a stranger's null-sender reports to the plain alias
+        relay.handle("", [customer.address], dsn(customer.address, delivered))
+    bounce, delivered = relayed(relay, customer)
+    relay.handle("", [bounce], dsn(bounce, delivered))  # one genuine hard bounce
+    assert relay.check_recipient(customer.address) is None  # 1 of 3, not 3 of 3
+
+
+def test_count_hard_bounce_with_no_limit_does_nothing(tracker: Tracker, customer: Alias) -> None:
+    tracker.set_policy("default", Policy(domain=DOMAIN, bounce_limit=0))
+    assert count_hard_bounce(tracker, customer) is False
+
+
+def test_the_notice_goes_to_the_returned_sender_only(
+    relay: Relay, tracker: Tracker, customer: Alias
+) -> None:
+    tracker.mask(CARRIER, conversation=ORDER, role=Role.CONTACT)  # a contact exists...
+    store = tracker.mask("vendas@loja.example.com", conversation=ORDER, role=Role.STORE)
+    bounce = tracker.bounce_address(customer)
+    assert bounce is not None
+    returned = f"From: Loja <{store.address}>\r\nSubject: x\r\n\r\n".encode()
+    (outcome,) = relay.handle("", [bounce], dsn(bounce, returned)).outcomes
+    assert outcome.accepted
+    assert outcome.deliver_to is None  # ...but the failed message was the store's: nobody told
+
+
+def test_a_notice_in_another_store_names_its_domain(clock: FrozenClock) -> None:
+    tracker = make(clock)
+    tracker.set_policy("loja-b", Policy(domain="ct2.example.com"))
+    relay = Relay(tracker, authenticator=AuthenticationResults(MTA))
+    customer = tracker.mask(CUSTOMER, conversation=ORDER, store="loja-b")
+    bounce, delivered = relayed(relay, customer)
+    assert bounce.endswith("@ct2.example.com")
+    no_status = dsn(bounce, delivered).replace(b"Status: 5.1.1\r\n", b"")
+    (outcome,) = relay.handle("", [bounce], no_status).outcomes
+    assert outcome.deliver_to == CARRIER
+    assert outcome.message is not None
+    notice = message_from_bytes(outcome.message, policy=email.policy.default)
+    assert notice["From"] == "Mail Delivery System <mailer-daemon@ct2.example.com>"
+    message_id = str(notice["Message-ID"])
+    assert re.fullmatch(r"<[0-9a-f]{32}@ct2\.example\.com>", message_id)
+    body = notice.get_content()
+    assert f"Your message to {customer.address} could not be delivered.\r\n" in body
+    assert "(status" not in body
