@@ -330,3 +330,88 @@ def test_an_international_domain_is_compared_in_its_ascii_form(ar: Authenticatio
         from_domain=idna,
     )
     assert found == Authentication(Verdict.PASS, idna, "dmarc")
+
+
+# -- each rule of the verdict, one at a time -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("results", "expected"),
+    [
+        # a DMARC result that is not a pass does not hide an aligned DKIM pass
+        (
+            "dmarc=none header.from=loja.example.com; dkim=pass header.d=loja.example.com",
+            Authentication(Verdict.PASS, "loja.example.com", "dkim"),
+        ),
+        ("dmarc=pass", Authentication(Verdict.NONE)),  # no header.from: vouches for nothing
+        (
+            "dkim=pass header.i=@loja.example.com",
+            Authentication(Verdict.PASS, "loja.example.com", "dkim"),
+        ),
+        (
+            "spf=pass smtp.helo=loja.example.com",
+            Authentication(Verdict.PASS, "loja.example.com", "spf"),
+        ),
+        ("dkim=permerror header.d=loja.example.com", Authentication(Verdict.FAIL)),
+        ("spf=softfail smtp.mailfrom=x@loja.example.com", Authentication(Verdict.NONE)),
+        # DKIM is preferred to SPF even when SPF's domain is the wider one
+        (
+            "spf=pass smtp.mailfrom=b@example.com; dkim=pass header.d=loja.example.com",
+            Authentication(Verdict.PASS, "loja.example.com", "dkim"),
+        ),
+    ],
+)
+def test_verdict_rules(ar: AuthenticationResults, results: str, expected: Authentication) -> None:
+    line = f"Authentication-Results: {MTA}; {results}"
+    assert verdict_of(ar, line, from_domain="loja.example.com") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"{MTA} 1 2; dmarc=pass header.from=loja.example.com",  # two versions
+        f"{MTA}; dkim=pass header.=loja.example.com",  # a property with no name
+        f"{MTA}; dkim=pass header.d=@",  # an address with no domain
+        f"{MTA}; dkim=pass foo=bar",  # a bare word that is not a reason
+        f"{MTA}; dkim=pass reason=a@b",
+        f'{MTA}; dkim=pass reason="a b" header.d=loja.example.com',  # a quoted string
+        f"{MTA}; dkim=pass (unclosed header.d=loja.example.com",
+        f"{MTA}; dkim=pass header.d=loja.example.com )",
+        f"{MTA}; dkim=pass=x header.d=loja.example.com",
+    ],
+)
+def test_the_fast_reader_leaves_the_unusual_to_authres(value: str) -> None:
+    assert _simple_results(value) is None
+
+
+def test_trailing_dots_align() -> None:
+    assert aligned("example.com.", "news.example.com.")
+    assert aligned("Example.COM", "news.example.com")
+    assert not aligned("example.com.", "example.org")
+
+
+def test_dkim_tries_every_aligned_signature(
+    rsa_key: tuple[bytes, bytes], dns: Callable[[bytes], bytes | None]
+) -> None:
+    """A broken first signature (or one of another domain) does not hide a good one below."""
+    import dkim
+
+    good = signed(
+        rsa_key[0],
+        "transportadora.example.net",
+        "From: rastreio@transportadora.example.net",
+        "Subject: Entrega",
+    )
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    broken = other.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    # a second signature on top, by a key the DNS does not publish
+    on_top: bytes = dkim.sign(
+        good, b"sel", b"transportadora.example.net", broken, include_headers=[b"from"]
+    )
+    data = on_top + good
+    found = dkim_verdict(dns, data, "transportadora.example.net")
+    assert found == Authentication(Verdict.PASS, "transportadora.example.net", "dkim")
