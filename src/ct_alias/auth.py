@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from attrs import frozen
 
 from .errors import ConfigurationError, MissingExtra
-from .mail import HeaderField, get_all, wire_key
+from .mail import HeaderField, get_all, strip_comments, wire_key
 
 __all__ = [
     "DKIM",
@@ -162,7 +162,6 @@ def _domain_of(value: str) -> str:
 #: One result of an ``Authentication-Results`` field: method, result, and its
 #: properties by (ptype, property), all but the values lower case.
 _Result = tuple[str, str, dict[tuple[str, str], str]]
-_COMMENT = re.compile(r"\([^()]*\)")
 #: RFC 8601 keywords (methods, results, ptypes, properties): letters, digits, inner hyphens.
 _KEYWORD = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 #: Property values the fast reader takes: RFC 2045 token characters, and ``@`` of an address.
@@ -175,11 +174,7 @@ _ADDRESS_VALUE = re.compile(
 
 def _uncommented(value: str) -> str | None:
     """``value`` with its comments removed, or None when they do not balance."""
-    for _ in range(16):
-        stripped = _COMMENT.sub(" ", value)
-        if stripped == value:
-            break
-        value = stripped
+    value = strip_comments(value, fill=" ")
     return None if "(" in value or ")" in value else value
 
 

@@ -33,6 +33,7 @@ from ._allowlist import (
     TEXT_FIELDS,
     address_candidates,
     has_bare_cr,
+    strip_comments,
 )
 from ._headers import HeaderField, SplitMessage, get_all, get_first, parse_headers, split_message
 from ._mime import MAX_DEPTH, MAX_PARTS
@@ -65,6 +66,7 @@ __all__ = [
     "read_report",
     "rewrite_headers",
     "split_message",
+    "strip_comments",
     "summarize",
     "wire_key",
 ]

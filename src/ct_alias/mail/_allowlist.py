@@ -24,6 +24,7 @@ __all__ = [
     "TEXT_FIELDS",
     "address_candidates",
     "has_bare_cr",
+    "strip_comments",
 ]
 
 #: Address fields the relay rewrites (each mailbox masked, or left out).
@@ -93,14 +94,8 @@ def address_candidates(text: str) -> set[str]:
     """
     if "@" not in text and "\uff20" not in text and "\ufe6b" not in text:
         return set()
-    text = unicodedata.normalize("NFKC", text)
-    for _ in range(_MAX_PASSES):
-        stripped = _COMMENT.sub("", text)
-        if stripped == text:
-            break
-        text = stripped
-    else:
-        text = text.replace("(", " ").replace(")", " ")
+    text = strip_comments(unicodedata.normalize("NFKC", text), fill="")
+    text = text.replace("(", " ").replace(")", " ")  # nested past the passes, or unbalanced
     text = _AROUND_AT.sub("@", text.replace('"', ""))
     found = set()
     for match in _CANDIDATE.finditer(text):
@@ -109,6 +104,24 @@ def address_candidates(text: str) -> set[str]:
         if local and domain:
             found.add(wire_key(f"{local}@{domain}"))
     return found
+
+
+def strip_comments(text: str, *, fill: str) -> str:
+    """``text`` with its RFC 5322 comments replaced by ``fill``, innermost first.
+
+    Linear per pass and never recursive: nesting is removed one level a pass,
+    for at most 16 passes. Parentheses that remain (nested deeper, or not
+    balanced) are left for the caller to judge.
+
+    >>> strip_comments("a (b (c)) d", fill="")
+    'a  d'
+    """
+    for _ in range(_MAX_PASSES):
+        stripped = _COMMENT.sub(fill, text)
+        if stripped == text:
+            break
+        text = stripped
+    return text
 
 
 def has_bare_cr(block: bytes) -> bool:
