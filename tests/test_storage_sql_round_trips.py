@@ -42,9 +42,8 @@ def test_the_counter_sees_pings_begin_statements_and_commit(postgresql: Target) 
                 conn.exec_driver_sql("SELECT 1")
             with engine.connect() as conn:  # a read left to the pool's rollback
                 conn.exec_driver_sql("select 2")
-        assert trips.sent == ["PING", "BEGIN", "SELECT", "COMMIT", "PING", "BEGIN", "SELECT"] + [
-            "ROLLBACK"
-        ]
+        transaction = ["PING", "BEGIN", "SELECT", "COMMIT"]
+        assert trips.sent == [*transaction, "PING", "BEGIN", "SELECT", "ROLLBACK"]
         trips.reset()
         assert trips.count == 0
         with engine.connect() as conn:  # no longer listening
@@ -162,6 +161,7 @@ def test_an_unusable_alias_in_the_slot_is_replaced_in_a_transaction(
 
 
 def _plan(conn: sa.Connection, statement: sa.Executable, params: dict[str, Any]) -> Any:
+    assert isinstance(statement, sa.ClauseElement)
     compiled = statement.compile(dialect=conn.dialect)
     values = compiled.construct_params(params)
     sql = f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}"
@@ -222,10 +222,12 @@ def test_deep_timeline_pages_are_an_index_range_on_postgresql(
 def test_deep_timeline_pages_are_an_index_range_on_sqlite(tmp_path: Any) -> None:
     with SQLStorage(f"sqlite:///{tmp_path / 'ct.db'}") as store:
         store.upgrade()
-        statement, params = store._sql.entries("shop", "order-1", (T0, 5), 20)  # noqa: SLF001
+        statement, _ = store._sql.entries("shop", "order-1", (T0, 5), 20)  # noqa: SLF001
+        assert isinstance(statement, sa.ClauseElement)
         compiled = statement.compile(dialect=store.engine.dialect)
         with store.engine.connect() as conn:
-            values = tuple(0 for _ in compiled.positiontup or ())  # the plan ignores values
+            names = getattr(compiled, "positiontup", None) or ()
+            values = tuple(0 for _ in names)  # the plan ignores values
             plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", values).all()
         detail = " ".join(str(row[-1]) for row in plan)
         assert "timeline_order_ix (store=? AND conversation=? AND at>?)" in detail, detail
@@ -253,7 +255,8 @@ class Killer:
                 gone = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
             else:
                 conn.exec_driver_sql(f"KILL {pid}")
-                gone = sa.text("SELECT count(*) FROM information_schema.processlist WHERE id = :pid")
+                processes = "information_schema.processlist"
+                gone = sa.text(f"SELECT count(*) FROM {processes} WHERE id = :pid")
             for _ in range(10_000):  # until the server has really ended it
                 if not conn.execute(gone, {"pid": pid}).scalar():
                     return
