@@ -12,11 +12,12 @@ from ._returns import count_hard_bounce
 from .aliases import Alias
 from .errors import CtAliasError, InvalidArgument, StorageError
 from .storage.base import Tombstone
-from .timeline import AliasEvent, TimelineEntry
+from .timeline import AliasEvent, EntryKind, TimelineEntry
 from .tracker import Tracker
 
 if TYPE_CHECKING:
     from .relay import _Message
+    from .rules import RuleRefusal
 
 __all__ = ["REFUSAL_RECORD_INTERVAL", "RelayRecords"]
 
@@ -34,7 +35,11 @@ class RelayRecords:
     _recorded: dict[tuple[str, int, str], datetime]
 
     def _record_refusal(
-        self, outcome: Outcome, message: _Message | None, alias: Alias | None
+        self,
+        outcome: Outcome,
+        message: _Message | None,
+        alias: Alias | None,
+        rule: RuleRefusal | None = None,
     ) -> None:
         conversation = outcome.conversation
         store = alias.store if alias is not None else outcome.store
@@ -52,9 +57,23 @@ class RelayRecords:
         if alias is not None:
             data.update(ref=alias.key, role=alias.role.value)
         try:
-            self.tracker.record_event(
-                conversation, AliasEvent.DELIVERY_REJECTED, store=store, data=data
-            )
+            if rule is None:
+                self.tracker.record_event(
+                    conversation, AliasEvent.DELIVERY_REJECTED, store=store, data=data
+                )
+            else:
+                data["rule"] = rule.rule.value
+                self.tracker.storage.append(
+                    TimelineEntry(
+                        conversation,
+                        EntryKind.EVENT,
+                        AliasEvent.DELIVERY_REJECTED.value,
+                        self.tracker.clock.now(),
+                        data,
+                        dedup_key=rule.once,  # a rate cap's window is recorded once
+                        store=store,
+                    )
+                )
         except StorageError as exc:
             logger.error(  # noqa: TRY400 - one line, no traceback that may quote parameters
                 "could not record a refused delivery for conversation %r: %s",
