@@ -43,7 +43,12 @@ class RelayRecords:
     ) -> None:
         conversation = outcome.conversation
         store = alias.store if alias is not None else outcome.store
-        if conversation is None or store is None or not self._first_refusal(outcome, alias):
+        sender = rule.sender if rule is not None else None
+        if (
+            conversation is None
+            or store is None
+            or not self._first_refusal(outcome, alias, "" if sender is None else sender.key)
+        ):
             return
         data: dict[str, object] = {
             "code": outcome.code,
@@ -63,6 +68,8 @@ class RelayRecords:
                 )
             else:
                 data["rule"] = rule.rule.value
+                if sender is not None:
+                    data["sender"] = sender.role.value
                 self.tracker.storage.append(
                     TimelineEntry(
                         conversation,
@@ -81,15 +88,15 @@ class RelayRecords:
                 type(exc).__name__,
             )
 
-    def _first_refusal(self, outcome: Outcome, alias: Alias | None) -> bool:
-        """Whether this refusal is the first of its alias and reason within the interval.
+    def _first_refusal(self, outcome: Outcome, alias: Alias | None, sender: str = "") -> bool:
+        """Whether this refusal is the first of its alias, reason and sender within the interval.
 
         A probe that repeats one refused alias writes nothing after the first
         time (per relay process).
         """
         now = self.tracker.clock.now()
         subject = alias.key if alias is not None else outcome.recipient.lower()
-        key = (subject, outcome.code, outcome.reason)
+        key = (subject, outcome.code, outcome.reason + sender)
         last = self._recorded.get(key)
         if last is not None and (now - last).total_seconds() < REFUSAL_RECORD_INTERVAL:
             return False

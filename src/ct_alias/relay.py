@@ -425,7 +425,8 @@ class Relay(RelayRecords):
         rule = self.tracker.check_rules(alias, sender, replied_ids=message.replied_ids)
         if rule is not None:
             raise Refused(
-                reject(recipient, rule.code, rule.status, rule.reason, alias.conversation), rule
+                reject(recipient, rule.code, rule.status, rule.reason, alias.conversation),
+                evolve(rule, sender=sender),
             )
 
     def _opt_out(self, recipient: str, alias: Alias) -> Outcome:

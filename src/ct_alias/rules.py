@@ -28,8 +28,9 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Final
 
-from attrs import frozen
+from attrs import field, frozen
 
+from .aliases import Alias
 from .policy import Policy, Window
 from .timeline import Direction, EntryKind, TimelineEntry
 from .vocabulary import ConversationState, RuleEvent
@@ -72,6 +73,8 @@ class RuleRefusal:
         reason: a reason a person can read (it names no address).
         once: for refusals recorded once per window: the key that makes the
             timeline entry unique (``None``: recorded as every refusal is).
+        sender: the refused sender's alias (``None``: not verified), set by
+            the relay: each sender's refusals are recorded apart.
     """
 
     rule: Rule
@@ -79,6 +82,7 @@ class RuleRefusal:
     status: str
     reason: str
     once: str | None = None
+    sender: Alias | None = field(default=None, repr=False)
 
 
 @frozen
