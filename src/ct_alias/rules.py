@@ -285,8 +285,7 @@ def _window_closed(fold: RuleFold, window: Window, now: datetime) -> bool:
 
 
 def _window_refusal(window: Window, *, to_customer: bool) -> RuleRefusal:
-    days = window.within.total_seconds() / 86400
-    span = f"{days:g} days" if days >= 1 else f"{window.within.total_seconds() / 3600:g} hours"
+    span = _span(window.within)
     if to_customer:
         reason = (
             f"new messages to the customer are allowed only within {span} after "
@@ -298,3 +297,13 @@ def _window_refusal(window: Window, *, to_customer: bool) -> RuleRefusal:
             f"{window.after}: reply to one of the store's messages instead"
         )
     return RuleRefusal(Rule.WINDOW, 550, "5.7.1", reason)
+
+
+def _span(within: timedelta) -> str:
+    """``30 days``, ``1 hour``, ``90 minutes``: the largest unit that divides it."""
+    seconds = int(within.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"  # pragma: no cover - every whole number of seconds divides by 1
