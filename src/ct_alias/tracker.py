@@ -13,6 +13,7 @@ from . import _arguments as check
 from ._lifecycle import Changes, alias_event, ending, reactivation, retirement, revocation
 from ._policies import PolicySet, Verified
 from ._recording import TimelineMethods
+from ._rules import Folds, RulesMethods
 from ._sealing import RecordSealer, Rotation
 from .addresses import RealAddress, normalize_address
 from .aliases import Alias, Role
@@ -54,7 +55,7 @@ _COLLISION_RETRIES = 4
 _ZERO = timedelta(0)
 
 
-class Tracker(TimelineMethods):
+class Tracker(RulesMethods, TimelineMethods):
     """Masks real addresses into aliases and resolves aliases back.
 
     Args:
@@ -135,6 +136,7 @@ class Tracker(TimelineMethods):
         self._slots = storage if isinstance(storage, SlotLookup) else None
         self._policy_refresh = check.duration("policy_refresh", policy_refresh)
         self._policies_read_at: datetime | None = None
+        self._folds = Folds()
 
     def __repr__(self) -> str:
         return (
