@@ -13,7 +13,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._deprecated import renamed
-from .base import AliasChange, PolicyStorage, Sealed, Storage, Tombstone, stopped_working
+from .base import (
+    AliasChange,
+    PolicyStorage,
+    Sealed,
+    SlotLookup,
+    Storage,
+    Tombstone,
+    stopped_working,
+)
 from .memory import MemoryStorage
 
 if TYPE_CHECKING:
@@ -30,6 +38,7 @@ __all__ = [
     "MemoryStorage",
     "PolicyStorage",
     "Sealed",
+    "SlotLookup",
     "Storage",
     "Tombstone",
     "stopped_working",
