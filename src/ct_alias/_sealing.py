@@ -97,7 +97,15 @@ class RecordSealer:
             CorruptRecord: its sealed addresses do not authenticate.
         """
         if not self._keyed:
-            return self._present_cleartext(record, address)
+            # Cleartext opens nothing: it returns a value as it is and refuses a sealed one
+            # (keys are missing), so only a sealed value is handed to it, without a context.
+            if address is None:
+                address = record.address
+                if is_sealed(address):
+                    self._sealer.open(address, context="")  # raises: keys are missing
+            if is_sealed(record.real_address):
+                self._sealer.open(record.real_address, context="")  # raises: keys are missing
+            return record if address == record.address else evolve(record, address=address)
         plaintext = migrating or self._allow_plaintext
         if address is None:
             address = self._sealer.open(
@@ -117,22 +125,6 @@ class RecordSealer:
         if real == record.real_address and address == record.address:
             return record
         return evolve(record, address=address, real_address=real)
-
-    def _present_cleartext(self, record: Alias, address: str | None) -> Alias:
-        """:meth:`present` without address keys (the sealer is :class:`~ct_alias.crypto.Cleartext`).
-
-        Cleartext opens nothing: it returns a value as it is, and refuses a
-        sealed one (keys are missing), so only a sealed value is handed to it.
-        """
-        if address is None:
-            address = record.address
-            if is_sealed(address):
-                self._sealer.open(address, context="")  # raises: keys are missing
-        if is_sealed(record.real_address):
-            self._sealer.open(record.real_address, context="")  # raises: keys are missing
-        if address == record.address:
-            return record
-        return evolve(record, address=address)
 
     def seal_entry(self, entry: TimelineEntry) -> TimelineEntry:
         """A message entry as storage keeps it: its personal texts sealed (with address keys).
