@@ -79,7 +79,7 @@ class RecordSealer:
         real = self._sealer.seal(alias.real_address, context=_context(alias, "real", alias.address))
         if address is alias.address and real is alias.real_address:
             return alias
-        return evolve(alias, address=address, real_address=real)
+        return _with_addresses(alias, address, real)
 
     def present(
         self, record: Alias, address: str | None = None, *, migrating: bool = False
@@ -124,7 +124,7 @@ class RecordSealer:
         )
         if real == record.real_address and address == record.address:
             return record
-        return evolve(record, address=address, real_address=real)
+        return _with_addresses(record, address, real)
 
     def seal_entry(self, entry: TimelineEntry) -> TimelineEntry:
         """A message entry as storage keeps it: its personal texts sealed (with address keys).
@@ -254,6 +254,25 @@ def _person(person: object, field: str, change: Callable[[object, str], object])
             if part in person
         },
     }
+
+
+def _with_addresses(record: Alias, address: str, real_address: str) -> Alias:
+    """``evolve(record, address=..., real_address=...)`` without its per-call introspection."""
+    return Alias(
+        address,
+        real_address,
+        record.conversation,
+        record.store,
+        record.role,
+        record.strategy,
+        record.created_at,
+        record.expires_at,
+        record.status,
+        record.ends_at,
+        record.revoked_at,
+        record.key,
+        record.slot,
+    )
 
 
 def _entry_context(entry: TimelineEntry, field: str) -> str:
