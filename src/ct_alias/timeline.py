@@ -18,7 +18,7 @@ from typing import Any, overload
 from attrs import field, frozen
 
 from .aliases import Alias
-from .vocabulary import DEFAULT_STORE, OrderEvent
+from .vocabulary import DEFAULT_STORE, ModerationEvent, OrderEvent
 
 __all__ = [
     "FORMAT_VERSION",
@@ -276,7 +276,7 @@ class _Resolver:
 def _message(entry: TimelineEntry, resolve: _Resolver) -> dict[str, JSONValue]:
     data = entry.data
     senders = [resolve(item) for item in data.get("from", ())]
-    return {
+    out: dict[str, JSONValue] = {
         "id": str(entry.seq),
         "direction": entry.name,
         "messageId": data.get("messageId"),
@@ -294,6 +294,19 @@ def _message(entry: TimelineEntry, resolve: _Resolver) -> dict[str, JSONValue]:
         "recordedAt": iso_utc(entry.at),
         "defects": list(data.get("defects", ())),
     }
+    flags = moderation_flags(entry)
+    if flags:  # only then: exports of unmoderated mail keep their exact shape
+        out["moderation"] = flags
+    return out
+
+
+def moderation_flags(entry: TimelineEntry) -> list[dict[str, JSONValue]]:
+    """The moderators' flags recorded with a message entry (see :mod:`ct_alias.moderation`)."""
+    relay = entry.data.get("relay")
+    found = relay.get("moderation") if isinstance(relay, Mapping) else None
+    if not isinstance(found, list):
+        return []
+    return [dict(f) for f in found if isinstance(f, Mapping)]
 
 
 def _event(entry: TimelineEntry, resolve: _Resolver) -> dict[str, JSONValue]:
@@ -305,4 +318,6 @@ def _event(entry: TimelineEntry, resolve: _Resolver) -> dict[str, JSONValue]:
     return out
 
 
-_OWN_EVENTS = frozenset(AliasEvent._value2member_map_)
+_OWN_EVENTS = frozenset(AliasEvent._value2member_map_) | frozenset(
+    ModerationEvent._value2member_map_
+)
