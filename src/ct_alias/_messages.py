@@ -91,6 +91,8 @@ def message_data(
         "contentHash": summary.content_hash,
         "defects": list(summary.defects),
     }
+    if summary.automatic:  # only then: records of other mail keep their exact shape
+        data["automatic"] = True
     if authentication is not None:
         data["authentication"] = authentication.to_dict()
     return data
@@ -128,6 +130,9 @@ def compose_notification(
         message["Subject"] = subject
         message["Date"] = format_datetime(now)
         message["Message-ID"] = make_msgid(domain=domain)
+        # an order step is sent by a program (RFC 3834): no vacation reply answers it,
+        # and response metrics do not count it as a reply
+        message["Auto-Submitted"] = "auto-generated"
         message.set_content(text)
         if html is not None:
             message.add_alternative(html, subtype="html")

@@ -13,12 +13,15 @@ import enum
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from attrs import field, frozen
 
 from .aliases import Alias
 from .vocabulary import DEFAULT_STORE, ModerationEvent, OrderEvent
+
+if TYPE_CHECKING:
+    from .metrics import Calendar, ConversationMetrics
 
 __all__ = [
     "FORMAT_VERSION",
@@ -155,6 +158,21 @@ class Timeline:
     def events(self) -> tuple[TimelineEntry, ...]:
         """The event entries."""
         return tuple(e for e in self.entries if e.kind is EntryKind.EVENT)
+
+    def metrics(self, *, calendar: Calendar | None = None) -> ConversationMetrics:
+        """Response metrics of this timeline's entries (see :mod:`ct_alias.metrics`).
+
+        Time to the store's first reply, whether a customer message awaits a
+        reply and since when, and every reply time. Read the whole timeline
+        (no ``limit``): a page gives the metrics of that page.
+
+        Args:
+            calendar: ``(start, end) -> timedelta``, how much of a wait counts
+                (business hours); default all of it.
+        """
+        from .metrics import conversation_metrics  # noqa: PLC0415 - it imports this module
+
+        return conversation_metrics(self.entries, calendar=calendar)
 
     def to_dict(self, *, include_real_addresses: bool = False) -> dict[str, JSONValue]:
         """The timeline as JSON-compatible data, shaped like order-platform conversation APIs.

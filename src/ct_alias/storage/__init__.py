@@ -13,7 +13,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._deprecated import renamed
-from .base import AliasChange, PolicyStorage, Sealed, Storage, Tombstone, stopped_working
+from .base import (
+    AliasChange,
+    MessageScan,
+    PolicyStorage,
+    Sealed,
+    Storage,
+    Tombstone,
+    stopped_working,
+)
 from .memory import MemoryStorage
 
 if TYPE_CHECKING:
@@ -28,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AliasChange",
     "MemoryStorage",
+    "MessageScan",
     "PolicyStorage",
     "Sealed",
     "Storage",

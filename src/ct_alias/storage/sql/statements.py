@@ -130,6 +130,15 @@ class Statements:
             ),
         )
         limit = sa.bindparam("limit", type_=sa.Integer)
+        self.store_messages = (
+            select_entry.where(
+                t.c.store == sa.bindparam("store"),
+                t.c.kind == EntryKind.MESSAGE.value,
+                later,
+            )
+            .order_by(t.c.at, t.c.seq)
+            .limit(limit)
+        )
         self._entries = {
             (False, False): timeline,
             (False, True): timeline.limit(limit),
