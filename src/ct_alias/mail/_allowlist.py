@@ -76,9 +76,7 @@ _AROUND_AT: Final = re.compile(r"\s*@\s*")
 #: The look-behind lets a match start only where a run starts: without it, a
 #: long run with no ``@`` after it is tried from each of its characters, which
 #: is quadratic (a 40 KB subject took seconds). The matches are the same.
-_CANDIDATE: Final = re.compile(
-    r"(?<![^\s<>()\[\],;:\"@])[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+"
-)
+_CANDIDATE: Final = re.compile(r"(?<![^\s<>()\[\],;:\"@])[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
 #: Removing nested comments takes one pass per level; past this, drop them all.
 _MAX_PASSES: Final = 16
 
