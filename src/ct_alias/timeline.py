@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, overload
 from attrs import field, frozen
 
 from .aliases import Alias
-from .vocabulary import DEFAULT_STORE, ModerationEvent, OrderEvent
+from .vocabulary import DEFAULT_STORE, ModerationEvent, OrderEvent, RuleEvent
 
 if TYPE_CHECKING:
     from .metrics import Calendar, ConversationMetrics
@@ -336,6 +336,8 @@ def _event(entry: TimelineEntry, resolve: _Resolver) -> dict[str, JSONValue]:
     return out
 
 
-_OWN_EVENTS = frozenset(AliasEvent._value2member_map_) | frozenset(
-    ModerationEvent._value2member_map_
+_OWN_EVENTS = (
+    frozenset(AliasEvent._value2member_map_)
+    | frozenset(ModerationEvent._value2member_map_)
+    | frozenset(RuleEvent._value2member_map_)
 )
