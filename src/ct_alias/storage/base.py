@@ -39,7 +39,15 @@ from ..aliases import Alias, AliasStatus, Role
 from ..errors import ExpiryReason
 from ..timeline import TimelineEntry
 
-__all__ = ["AliasChange", "MessageScan", "PolicyStorage", "Sealed", "Storage", "Tombstone"]
+__all__ = [
+    "AliasChange",
+    "MessageScan",
+    "PolicyStorage",
+    "Sealed",
+    "SlotLookup",
+    "Storage",
+    "Tombstone",
+]
 
 
 @frozen
@@ -235,6 +243,31 @@ class PolicyStorage(Protocol):
 
     def policies(self) -> dict[str, Mapping[str, Any]]:
         """Every stored policy, by store name.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+
+@runtime_checkable
+class SlotLookup(Protocol):
+    """A storage that tells cheaply which alias holds a slot (optional; see ``isinstance``).
+
+    A :class:`~ct_alias.tracker.Tracker` on such a storage looks the slot up
+    before it mints a new alias, so masking an address that already has a
+    usable alias builds nothing (no token, no record, no timeline entry) and
+    does not call :meth:`Storage.get_or_create` at all. Worth implementing
+    where a lookup costs about nothing (:class:`~ct_alias.storage.MemoryStorage`
+    does); a storage whose every call is a round trip is better off letting
+    :meth:`Storage.get_or_create` find the alias, as it must anyway.
+    """
+
+    def current_alias(self, slot: str, *, now: datetime) -> Alias | None:
+        """The alias in ``slot`` if it is usable at ``now`` (what ``get_or_create`` would return).
+
+        ``None`` when the slot is empty or its alias no longer works; the
+        tracker then calls :meth:`Storage.get_or_create`, which decides.
 
         Raises:
             StorageError: the backend failed.
