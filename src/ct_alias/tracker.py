@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from . import _arguments as check
+from ._erasure import ErasureMethods, ErasureReceipt, OwnerBackfill
 from ._lifecycle import Changes, alias_event, ending, reactivation, retirement, revocation
 from ._policies import PolicySet, Verified
 from ._recording import TimelineMethods
@@ -43,7 +44,15 @@ from .vocabulary import DEFAULT_STORE
 if TYPE_CHECKING:
     pass
 
-__all__ = ["DEFAULT_POLICY_REFRESH", "DEFAULT_STORE", "Rotation", "Tracker", "Verified"]
+__all__ = [
+    "DEFAULT_POLICY_REFRESH",
+    "DEFAULT_STORE",
+    "ErasureReceipt",
+    "OwnerBackfill",
+    "Rotation",
+    "Tracker",
+    "Verified",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +62,7 @@ DEFAULT_POLICY_REFRESH = timedelta(seconds=10)
 _COLLISION_RETRIES = 4
 
 
-class Tracker(TimelineMethods):
+class Tracker(TimelineMethods, ErasureMethods):
     """Masks real addresses into aliases and resolves aliases back.
 
     Args:
@@ -256,6 +265,7 @@ class Tracker(TimelineMethods):
         now = self._clock.now()
         expires_at = _whole_seconds(now + policy.ttl)
         slot = self._index.slot_key(store, conversation, role.value, real.key)
+        owner = self._index.owner_key(real.key)
         for _ in range(_COLLISION_RETRIES):
             strategy, alias_address = policies.make(policy, real, expires_at)
             key = self._index.alias_key(alias_address)
@@ -270,6 +280,7 @@ class Tracker(TimelineMethods):
                 expires_at=expires_at,
                 key=key,
                 slot=slot,
+                owner=owner,
             )
             sealed = self._records.seal(candidate)
             created_event = alias_event(candidate, AliasEvent.CREATED, now)

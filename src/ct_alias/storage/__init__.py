@@ -13,7 +13,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._deprecated import renamed
-from .base import AliasChange, PolicyStorage, Sealed, Storage, Tombstone, stopped_working
+from .base import (
+    AliasChange,
+    Erasure,
+    ErasureStorage,
+    PolicyStorage,
+    Sealed,
+    Storage,
+    Tombstone,
+    stopped_working,
+)
 from .memory import MemoryStorage
 
 if TYPE_CHECKING:
@@ -27,6 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AliasChange",
+    "Erasure",
+    "ErasureStorage",
     "MemoryStorage",
     "PolicyStorage",
     "Sealed",
