@@ -205,6 +205,10 @@ class MemoryStorage:
     def erase(self, erasure: Erasure) -> tuple[int, int]:
         """See :meth:`ErasureStorage.erase <ct_alias.storage.ErasureStorage.erase>`."""
         changed = redacted = 0
+        # JSON copies first: data that cannot be stored fails before anything changed
+        redactions = [
+            (entry, json.loads(json.dumps(dict(entry.data)))) for entry in erasure.redactions
+        ]
         with self._lock:
             for tomb in erasure.tombstones:
                 current = self._aliases.get(tomb.key)
@@ -217,17 +221,17 @@ class MemoryStorage:
                 else:
                     self._aliases[tomb.key] = evolve(current, owner=None)
                 changed += 1
-            for entry in erasure.redactions:
-                redacted += self._redact(entry)
+            for entry, data in redactions:
+                redacted += self._redact(entry, data)
             for entry in erasure.entries:
                 self._append(entry)
         return changed, redacted
 
-    def _redact(self, entry: TimelineEntry) -> int:
+    def _redact(self, entry: TimelineEntry, data: dict[str, Any]) -> int:
         timeline = self._timelines.get((entry.store, entry.conversation), [])
         for i, stored in enumerate(timeline):
             if stored.seq is not None and stored.seq == entry.seq:
-                new = evolve(stored, data=json.loads(json.dumps(dict(entry.data))))
+                new = evolve(stored, data=data)
                 timeline[i] = new
                 if stored.dedup_key is not None:
                     self._dedup[(stored.store, stored.conversation, stored.dedup_key)] = new
