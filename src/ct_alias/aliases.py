@@ -52,7 +52,8 @@ class Alias:
             <ct_alias.blind_index.BlindIndex.owner_key>` of its real address),
             so that :meth:`Tracker.forget <ct_alias.Tracker.forget>` finds
             every alias of one address; ``None`` for records stored before
-            owners were kept, until they are backfilled.
+            owners were kept, until they are backfilled. An index, not part of
+            the alias's identity: equality ignores it.
     """
 
     address: str
@@ -68,7 +69,7 @@ class Alias:
     revoked_at: datetime | None = None
     key: str = field(default="", repr=False)
     slot: str | None = field(default=None, repr=False)
-    owner: str | None = field(default=None, repr=False)
+    owner: str | None = field(default=None, repr=False, eq=False)
 
     def status_at(self, now: datetime) -> AliasStatus:
         """The lifecycle state at ``now``, taking expiry and the end of grace into account."""

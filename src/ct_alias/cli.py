@@ -295,7 +295,7 @@ def _admin_commands(sub: Any) -> None:
     purge.set_defaults(func=cmd_purge)
 
     forget = sub.add_parser(
-        "forget", help="forget a person: every alias of an address, and what timelines say"
+        "forget", help="erase an address everywhere (its aliases, timeline texts)"
     )
     forget.add_argument("address", type=non_empty, help="the real e-mail address to forget")
     forget.add_argument("--json", action="store_true", help="print the receipt as JSON")

@@ -581,7 +581,9 @@ class Tracker(TimelineMethods, ErasureMethods):
         and its metadata): it is never issued again, and mail to it is refused
         as expired, not unknown. Timelines keep their entries: they reference
         participants by key, never by address, but keep what was on the wire
-        of everyone else (a third party in ``Cc``), subjects and first words.
+        of everyone else (a third party in ``Cc``), subjects and first words;
+        a tombstone keeps its owner key, so that :meth:`forget` still finds
+        and redacts them.
 
         Returns:
             How many aliases were purged.

@@ -66,7 +66,7 @@ class Tombstone:
         owner: the owner key of the person it masked (a keyed hash), kept by a
             purge so that a later erasure still finds the timeline entries
             that name them; ``None`` once the person was forgotten (and for
-            records stored before owners were kept).
+            records stored before owners were kept). Equality ignores it.
     """
 
     key: str
@@ -76,7 +76,7 @@ class Tombstone:
     expired_at: datetime
     reason: ExpiryReason
     purged_at: datetime
-    owner: str | None = field(default=None, repr=False)
+    owner: str | None = field(default=None, repr=False, eq=False)
 
 
 @frozen
@@ -197,8 +197,8 @@ class Storage(Protocol):
 
         An alias stopped working at its ``revoked_at``, else the earlier of its
         ``expires_at`` and ``ends_at``. Its ``address``, ``real_address`` and
-        ``slot`` are removed; :meth:`get` then returns a :class:`Tombstone`
-        with ``purged_at=now``.
+        ``slot`` are removed (its ``owner`` stays, for a later erasure);
+        :meth:`get` then returns a :class:`Tombstone` with ``purged_at=now``.
 
         Returns:
             How many aliases were purged by this call.

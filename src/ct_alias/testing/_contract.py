@@ -499,8 +499,12 @@ class StorageContract:
         for alias in (*mine, *others):
             storage.get_or_create(alias, now=T0)
         for alias in (*mine, *others):
-            assert storage.get(alias.key) == alias
-        assert erasure.owned(owner) == sorted(mine, key=lambda a: a.key)
+            stored = storage.get(alias.key)
+            assert stored == alias
+            assert stored.owner == alias.owner  # equality ignores the owner: compare it
+        found = erasure.owned(owner)
+        assert found == sorted(mine, key=lambda a: a.key)
+        assert [r.owner for r in found] == [owner] * 3
         assert erasure.owned(_hex()) == []
         now = T0 + timedelta(days=5)
         assert storage.purge(before=now, now=now) == 1
@@ -585,9 +589,14 @@ class StorageContract:
         )
         assert (changed, redacted) == (2, 1)
         assert storage.get(live.key) == erased
-        assert storage.get(purged.key) == evolve(old, owner=None)
+        assert storage.get(purged.key) == old
+        for key in (live.key, purged.key):
+            record = storage.get(key)
+            assert isinstance(record, Tombstone)
+            assert record.owner is None, "an erased record keeps no owner"
         assert storage.get(bystander.key) == bystander
         assert erasure.owned(owner) == []
+        assert old.owner == owner  # the purge had kept it
         assert storage.aliases("order-1", store="shop") == [bystander]
         assert live.key not in {a.key for a in storage.scan(after=None, limit=100)}
         timeline = storage.entries("order-1", store="shop")
