@@ -4,7 +4,9 @@
 fresh random secrets and a frozen clock; :class:`CountingStorage` counts the
 storage calls a piece of code makes (to prove a refusal touched no storage);
 :class:`FailingStorage` fails chosen operations like a lost database;
-:func:`race` runs a function in many threads released together.
+:func:`race` runs a function in many threads released together;
+:class:`RoundTrips` (needs the ``sql`` extra) counts the round trips a SQL
+storage's engine makes to its server.
 
 **The storage contract** (needs pytest): a storage backend author subclasses
 :class:`StorageContract` in their own test suite and provides a ``storage``
@@ -34,11 +36,13 @@ if TYPE_CHECKING:
     from ._contract import StorageContract as StorageContract
     from ._contract import make_alias as make_alias
     from ._contract import make_entry as make_entry
+    from ._round_trips import RoundTrips as RoundTrips
 
 __all__ = [
     "T0",
     "CountingStorage",
     "FailingStorage",
+    "RoundTrips",
     "StorageContract",
     "make_alias",
     "make_entry",
@@ -47,18 +51,24 @@ __all__ = [
 ]
 
 _CONTRACT = frozenset({"StorageContract", "make_alias", "make_entry"})
+_LAZY = _CONTRACT | {"RoundTrips"}
 
 
 def __getattr__(name: str) -> Any:
-    """Load the storage contract (and pytest) on first use."""
-    if name not in _CONTRACT:
+    """Load the storage contract (and pytest), or the round-trip counter, on first use."""
+    if name not in _LAZY:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import _contract  # noqa: PLC0415 - pytest only when the contract is used
+    if name == "RoundTrips":
+        from . import _round_trips  # noqa: PLC0415 - SQLAlchemy only when counting
 
-    value = getattr(_contract, name)
+        value: Any = _round_trips.RoundTrips
+    else:
+        from . import _contract  # noqa: PLC0415 - pytest only when the contract is used
+
+        value = getattr(_contract, name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_CONTRACT})
+    return sorted({*globals(), *_LAZY})

@@ -9,8 +9,12 @@ hand a :class:`SQLStorage` to the tracker::
     store.upgrade()  # idempotent: creates or migrates the tables
 
 The constructor does no I/O; connections are opened on first use, from a
-pool that checks them before use (``pool_pre_ping``), so a call after the
-server dropped a connection reconnects. Every driver error surfaces as
+pool without pre-ping: on PostgreSQL and MariaDB/MySQL they stay in
+autocommit mode, a connection the server closed is replaced at checkout
+without a round trip, and a call that meets a lost connection is run again
+when that is safe (a read, an idempotent write, or a transaction whose
+``COMMIT`` was never sent). On PostgreSQL a mask is one statement in the
+common case. Every driver error surfaces as
 :class:`~ct_alias.errors.StorageError` with the driver's exception as its
 ``cause`` (and ``__cause__``); a transaction that fails leaves nothing behind.
 

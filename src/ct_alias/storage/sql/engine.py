@@ -1,14 +1,21 @@
 """Engines made from a URL, with the defaults the SQL storage relies on.
 
-Statement parameters are hidden from error messages (they hold addresses);
-connections are checked before use (``pool_pre_ping``) so a dropped one is
-replaced; MariaDB/MySQL run ``READ COMMITTED`` in ``utf8mb4``; SQLite files
-wait 30 s for the write lock and use WAL, and SQLite in memory is one
-database shared by every thread. Nothing here opens a connection.
+Statement parameters are hidden from error messages (they hold addresses).
+PostgreSQL and MariaDB/MySQL connections are in autocommit mode for their whole
+life: a read or a single-statement write is one round trip, with no isolation
+switched at checkout, and a unit of work that needs a transaction sends its own
+``BEGIN`` and ``COMMIT`` (see :mod:`.transactions`). There is no pre-ping: a
+pooled connection whose socket the server has closed is replaced at checkout
+without a round trip, connections are recycled after :data:`POOL_RECYCLE_SECONDS`,
+and a failure on a connection lost anyway is retried where that is safe.
+MariaDB/MySQL run ``READ COMMITTED`` in ``utf8mb4``; SQLite files wait 30 s for
+the write lock and use WAL, and SQLite in memory is one database shared by
+every thread. Nothing here opens a connection.
 """
 
 from __future__ import annotations
 
+import select
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -22,10 +29,24 @@ from sqlalchemy.pool import StaticPool
 from ...errors import ConfigurationError, MissingExtra
 from ...vocabulary import MYSQL_DIALECTS
 
-__all__ = ["SQLITE_BUSY_SECONDS", "create_engine", "is_memory"]
+__all__ = [
+    "POOL_RECYCLE_SECONDS",
+    "SQLITE_BUSY_SECONDS",
+    "create_engine",
+    "is_memory",
+    "transaction_isolation",
+]
 
 #: How long a SQLite writer waits for the write lock held by another connection or process.
 SQLITE_BUSY_SECONDS: Final = 30.0
+#: Pooled server connections older than this are replaced (``pool_recycle``), before a
+#: firewall, a proxy or the server's idle timeout drops them unnoticed.
+POOL_RECYCLE_SECONDS: Final = 1800
+#: The isolation of transactions on MariaDB/MySQL unless ``isolation_level`` says otherwise.
+_MYSQL_ISOLATION: Final = "READ COMMITTED"
+_ISOLATION_LEVELS: Final = frozenset(
+    {"READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"}
+)
 #: Drivers used for URLs that name only the database.
 _DEFAULT_DRIVERS: Final = MappingProxyType(
     {
@@ -64,9 +85,7 @@ def create_engine(url: str | URL, options: Mapping[str, Any]) -> Engine:
         else:
             connect_args["timeout"] = SQLITE_BUSY_SECONDS
     else:
-        defaults["pool_pre_ping"] = True
-        if backend in MYSQL_DIALECTS:
-            defaults["isolation_level"] = "READ COMMITTED"
+        options = _server_defaults(backend, options, defaults, connect_args)
     merged = {**defaults, **options}
     merged["connect_args"] = {**connect_args, **options.get("connect_args", {})}
     try:
@@ -77,9 +96,96 @@ def create_engine(url: str | URL, options: Mapping[str, Any]) -> Engine:
         raise ConfigurationError(f"unknown database or driver: {parsed.drivername!r}") from exc
     except (sa_exc.ArgumentError, TypeError) as exc:
         raise ConfigurationError(f"bad engine options for the SQL store: {exc}") from exc
-    if backend == "sqlite" and not is_memory(parsed):
-        event.listen(engine, "connect", _sqlite_wal)
+    if backend == "sqlite":
+        if not is_memory(parsed):
+            event.listen(engine, "connect", _sqlite_wal)
+    else:
+        event.listen(engine, "checkout", _closed_by_server)
     return engine
+
+
+def _server_defaults(
+    backend: str, options: Mapping[str, Any], defaults: dict[str, Any], connect_args: dict[str, Any]
+) -> Mapping[str, Any]:
+    """Add a server database's defaults; return ``options`` without ``isolation_level``.
+
+    Connections are in autocommit mode for their life; the isolation asked
+    for becomes the session's default at connect (no round trip), for single
+    statements and transactions alike.
+    """
+    rest = dict(options)
+    isolation = _isolation(rest.pop("isolation_level", None))
+    defaults["isolation_level"] = "AUTOCOMMIT"
+    defaults["pool_recycle"] = POOL_RECYCLE_SECONDS
+    if backend == "postgresql" and isolation is not None:
+        level = isolation.lower().replace(" ", "\\ ")
+        connect_args["options"] = f"-c default_transaction_isolation={level}"
+    elif backend in MYSQL_DIALECTS:
+        # PyMySQL would send a ROLLBACK after every read in autocommit mode.
+        defaults["skip_autocommit_rollback"] = True
+        level = isolation or _MYSQL_ISOLATION
+        connect_args["init_command"] = f"SET SESSION TRANSACTION ISOLATION LEVEL {level}"
+    return rest
+
+
+def transaction_isolation(engine: Engine) -> str | None:
+    """The isolation level a host's engine was configured with, if any.
+
+    The storage begins its transactions with it on that engine's connections
+    (which it uses in autocommit mode). Engines made by :func:`create_engine`
+    need none: the level asked for is the session's default from the start.
+    """
+    level = getattr(engine.dialect, "_on_connect_isolation_level", None)
+    return level if level in _ISOLATION_LEVELS else None
+
+
+def _isolation(level: object) -> str | None:
+    if level is None:
+        return None
+    if not isinstance(level, str) or level.upper() not in _ISOLATION_LEVELS:
+        raise ConfigurationError(
+            f"isolation_level must be one of {sorted(_ISOLATION_LEVELS)}, not {level!r}"
+            " (the storage's connections are in autocommit mode already)"
+        )
+    return level.upper()
+
+
+def _closed_by_server(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    """Replace a pooled connection the server has closed, without a round trip.
+
+    An idle connection has nothing to read unless the server ended it (a
+    shutdown, ``pg_terminate_backend``, ``KILL``, an idle timeout): then its
+    socket is readable (a farewell message, or end of file), and raising
+    :class:`~sqlalchemy.exc.DisconnectionError` makes the pool discard it and
+    check out another. A connection lost silently (a dropped route) is not
+    seen here; the storage's retries handle that.
+    """
+    del record, proxy
+    fileno = _socket(dbapi_connection)
+    if fileno is None:
+        return
+    if _readable(fileno):
+        raise sa_exc.DisconnectionError("the server closed the connection")
+
+
+def _readable(fileno: int) -> bool:
+    """Whether a socket has something to read (or is at end of file), without waiting."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fileno, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([fileno], [], [], 0)  # pragma: no cover - Windows
+    return bool(readable)
+
+
+def _socket(dbapi_connection: Any) -> int | None:
+    """The file descriptor of a driver connection's socket (psycopg, PyMySQL), if known."""
+    sock = getattr(dbapi_connection, "_sock", None)  # PyMySQL
+    try:
+        fileno = sock.fileno() if sock is not None else dbapi_connection.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fileno if isinstance(fileno, int) and fileno >= 0 else None
 
 
 def _normalise_url(url: URL) -> URL:

@@ -9,7 +9,7 @@ records to rows and back.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeAlias
 
@@ -29,11 +29,14 @@ from ..base import Tombstone
 from .schema import SQLTables, UTCDateTime
 
 __all__ = [
+    "NEW_ALIAS_COLUMNS",
+    "NEW_ENTRY_COLUMNS",
     "InsertOnce",
     "Statements",
     "alias_from_row",
     "alias_values",
     "entry_from_row",
+    "entry_values",
     "record_from_row",
 ]
 
@@ -58,6 +61,25 @@ _ALIAS_COLUMNS: Final = (
     "expiry_reason",
     "owner",
 )
+#: The columns a new alias record is written with (the others start NULL).
+NEW_ALIAS_COLUMNS: Final = (
+    "key",
+    "slot",
+    "address",
+    "real_address",
+    "conversation",
+    "store",
+    "role",
+    "strategy",
+    "created_at",
+    "expires_at",
+    "status",
+    "ends_at",
+    "revoked_at",
+    "owner",
+)
+#: The columns a new timeline entry is written with (``seq`` is generated).
+NEW_ENTRY_COLUMNS: Final = ("conversation", "store", "at", "kind", "name", "data", "dedup_key")
 _ENTRY_COLUMNS: Final = (
     "conversation",
     "kind",
@@ -146,20 +168,45 @@ class Statements:
         timeline = select_entry.where(
             t.c.store == sa.bindparam("store"), t.c.conversation == sa.bindparam("conversation")
         ).order_by(t.c.at, t.c.seq)
-        later = sa.or_(
-            t.c.at > sa.bindparam("at", type_=UTCDateTime()),
-            sa.and_(
-                t.c.at == sa.bindparam("at", type_=UTCDateTime()),
-                t.c.seq > sa.bindparam("seq", type_=sa.BigInteger),
-            ),
-        )
+        later = _later(t, dialect)
         limit = sa.bindparam("limit", type_=sa.Integer)
+        self._mask_once = (
+            {n: _mask_once(a, t, columns, n) for n in (0, 1)} if dialect == "postgresql" else {}
+        )
         self._entries = {
             (False, False): timeline,
             (False, True): timeline.limit(limit),
             (True, False): timeline.where(later),
             (True, True): timeline.where(later).limit(limit),
         }
+
+    def mask_once(
+        self, values: Mapping[str, Any], entries: Sequence[TimelineEntry]
+    ) -> Callable[[Connection], tuple[DbRow | None, bool]] | None:
+        """Get-or-create in one statement, if this database and these entries allow it.
+
+        PostgreSQL only (a data-modifying ``WITH``): the slot's current alias
+        is read, and only when the slot is empty the candidate is inserted
+        (``ON CONFLICT DO NOTHING``) with its entry (at most one, without a
+        dedup key), all in one autocommit statement. The work returns the
+        slot's row and whether it was inserted; ``(None, False)`` when a
+        concurrent caller or a key collision got in the way. ``None`` (no
+        work) where this is not possible: then use a transaction.
+        """
+        if self._dialect != "postgresql" or len(entries) > 1:
+            return None
+        params = dict(values)
+        for entry in entries:
+            if entry.dedup_key is not None:
+                return None
+            params.update({f"e_{name}": value for name, value in entry_values(entry).items()})
+        statement = self._mask_once[len(entries)]
+
+        def work(conn: Connection) -> tuple[DbRow | None, bool]:
+            row = conn.execute(statement, params).first()
+            return (None, False) if row is None else (row, bool(row[-1]))
+
+        return work
 
     def read_key(self, key: str) -> Callable[[Connection], DbRow | None]:
         """Read the alias row of ``key``."""
@@ -226,6 +273,57 @@ class Statements:
         )
 
 
+def _later(t: Table, dialect: str) -> ColumnElement[bool]:
+    """Entries after the cursor ``(:at, :seq)``, as a condition an index range can serve.
+
+    PostgreSQL compares row values, ``(at, seq) > (:at, :seq)``, an index
+    condition on ``(store, conversation, at, seq)``. MariaDB/MySQL and SQLite
+    get ``at >= :at`` as the range, and the rest as a filter that only the
+    entries at ``:at`` itself meet: a page costs the same however deep it is.
+    """
+    at = sa.bindparam("at", type_=UTCDateTime())
+    seq = sa.bindparam("seq", type_=sa.BigInteger)
+    if dialect == "postgresql":
+        return sa.tuple_(t.c.at, t.c.seq) > sa.tuple_(at, seq)
+    return sa.and_(t.c.at >= at, sa.or_(t.c.at > at, t.c.seq > seq))
+
+
+def _mask_once(a: Table, t: Table, columns: Sequence[sa.Column[Any]], entries: int) -> Executable:
+    """The one-statement get-or-create of :meth:`Statements.mask_once` (PostgreSQL).
+
+    ::
+
+        WITH current AS (SELECT … FROM aliases WHERE slot = :slot),
+             inserted AS (INSERT INTO aliases (…) SELECT :key, :slot, …
+                          WHERE NOT EXISTS (SELECT FROM current)
+                          ON CONFLICT DO NOTHING RETURNING …),
+             entry AS (INSERT INTO timeline (…) SELECT :e_conversation, … FROM inserted)
+        SELECT current.*, false FROM current UNION ALL SELECT inserted.*, true FROM inserted
+    """
+    current = sa.select(*columns).where(a.c.slot == sa.bindparam("slot")).cte("current")
+    # psycopg's dialect casts each parameter to its column's type (NULLs included).
+    new = sa.select(*[sa.bindparam(name, type_=a.c[name].type) for name in NEW_ALIAS_COLUMNS])
+    new = new.where(~sa.select(sa.literal_column("1")).select_from(current).exists())
+    inserted = (
+        postgresql.insert(a)
+        .from_select(list(NEW_ALIAS_COLUMNS), new)
+        .on_conflict_do_nothing()
+        .returning(*columns)
+        .cte("inserted")
+    )
+    statement = sa.union_all(
+        sa.select(*current.c, sa.false().label("created")),
+        sa.select(*inserted.c, sa.true().label("created")),
+    )
+    if entries:
+        values = sa.select(
+            *[sa.bindparam(f"e_{name}", type_=t.c[name].type) for name in NEW_ENTRY_COLUMNS]
+        ).select_from(inserted)
+        entry = sa.insert(t).from_select(list(NEW_ENTRY_COLUMNS), values).cte("entry")
+        statement = statement.add_cte(entry)
+    return statement
+
+
 class Upsert(enum.Enum):
     """How a dialect inserts a row unless a unique key is taken."""
 
@@ -290,8 +388,21 @@ class InsertOnce:
 # -- rows ---------------------------------------------------------------------------
 
 
+def entry_values(entry: TimelineEntry) -> dict[str, Any]:
+    """The timeline table's values of a new entry."""
+    return {
+        "conversation": entry.conversation,
+        "store": entry.store,
+        "at": entry.at,
+        "kind": entry.kind.value,
+        "name": entry.name,
+        "data": entry.data,
+        "dedup_key": entry.dedup_key,
+    }
+
+
 def alias_values(alias: Alias) -> dict[str, Any]:
-    """The alias table's values of a new alias record."""
+    """The alias table's values of a new alias record (:data:`NEW_ALIAS_COLUMNS`)."""
     return {
         "key": alias.key,
         "slot": alias.slot,

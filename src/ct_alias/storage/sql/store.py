@@ -5,7 +5,10 @@ table's ``key`` and ``slot`` are unique; a new alias is inserted with the
 dialect's insert-or-ignore (``ON CONFLICT DO NOTHING`` on PostgreSQL and
 SQLite, a no-op ``ON DUPLICATE KEY UPDATE`` on MariaDB/MySQL) and the winner is
 read back; an unusable alias leaves its slot by a compare-and-set ``UPDATE``
-(on its key *and* slot) in the same transaction.
+(on its key *and* slot) in the same transaction. On PostgreSQL the common
+case is one autocommit statement: read the slot and, only if it is empty,
+insert the alias and its "created" entry (a data-modifying ``WITH``); a taken
+or unusable slot falls back to that transaction.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from ...aliases import Alias
 from ...errors import AliasCollision, ConfigurationError, InvalidArgument, StorageError
 from ...timeline import TimelineEntry
 from ..base import AliasChange, Erasure, Sealed, Tombstone
-from .engine import create_engine, is_memory
+from .engine import create_engine, is_memory, transaction_isolation
 from .migrations import Migrator
 from .schema import DEFAULT_PREFIX, SQLTables, build_tables
 from .statements import (
@@ -33,6 +36,7 @@ from .statements import (
     alias_from_row,
     alias_values,
     entry_from_row,
+    entry_values,
     record_from_row,
 )
 from .transactions import Contention, Transactions
@@ -57,13 +61,18 @@ class SQLStorage:
     Args:
         url_or_engine: a database URL, or an :class:`~sqlalchemy.Engine` the
             host already has (the storage then neither configures nor disposes
-            it: set ``pool_pre_ping``, and on SQLite a busy timeout and WAL,
-            yourself).
+            it: on SQLite set a busy timeout and WAL yourself; on PostgreSQL
+            and MariaDB/MySQL an engine with ``isolation_level="AUTOCOMMIT"``
+            saves switching the isolation at every checkout).
         prefix: prepended to the names of the storage's tables.
         schema: the PostgreSQL schema (or MariaDB/MySQL database) of the tables.
         **engine_options: passed to :func:`sqlalchemy.create_engine`, over the
-            store's defaults (``pool_pre_ping=True``; ``READ COMMITTED`` on
-            MariaDB/MySQL; a 30 s busy timeout and WAL on SQLite files).
+            store's defaults (autocommit connections recycled after 30
+            minutes, ``pool_recycle=1800``, no pre-ping; ``READ COMMITTED``
+            transactions on MariaDB/MySQL; a 30 s busy timeout and WAL on
+            SQLite files). ``isolation_level`` sets the isolation of the
+            storage's statements and transactions (the connections stay in
+            autocommit mode).
 
     Raises:
         ConfigurationError: a malformed URL, an unknown database, a bad prefix,
@@ -87,11 +96,13 @@ class SQLStorage:
                 raise ConfigurationError("engine options can only be given with a URL")
             engine = url_or_engine
             self._owns_engine = False
+            isolation = transaction_isolation(engine)
         else:
             engine = create_engine(url_or_engine, engine_options)
             self._owns_engine = True
+            isolation = None  # the session's default already
         self._engine = engine
-        self._transactions = Transactions(engine)
+        self._transactions = Transactions(engine, isolation=isolation)
         self._dialect = self._transactions.dialect
         self._migrator = Migrator(
             self._tables,
@@ -219,14 +230,24 @@ class SQLStorage:
         if slot is None:
             raise InvalidArgument("candidate", "a candidate alias needs a slot")
         operation = "creating an alias"
-        # Most calls find a usable alias: a plain read, without a write transaction.
-        row = self._run(operation, self._sql.read_slot(slot), write=False, retry_lost=True)
+        values = alias_values(candidate)
+        once = self._sql.mask_once(values, entries)
+        if once is not None:
+            # PostgreSQL: read the slot, and insert into it if empty, in one statement.
+            row, created = self._run(operation, once, write=True, retry_lost=True, single=True)
+        else:
+            # Elsewhere most calls find a usable alias: a plain read first.
+            created = False
+            row = self._run(operation, self._sql.read_slot(slot), write=False, retry_lost=True)
+        if created:
+            return candidate, True
         if row is not None:
             current = alias_from_row(row)
             if current.usable_at(now):
                 return current, False
-        values = alias_values(candidate)
-        look_first = row is not None  # an empty slot is tried with an insert straight away
+        # An unusable alias in the slot, an empty slot (not on PostgreSQL), or a race:
+        # a transaction sorts it out (an empty slot is tried with an insert straight away).
+        look_first = row is not None or once is not None
 
         def work(conn: Connection) -> tuple[Alias, bool]:
             return self._get_or_create(
@@ -445,20 +466,15 @@ class SQLStorage:
         def work(conn: Connection) -> tuple[TimelineEntry, bool]:
             return self._append(conn, entry)
 
+        # One statement (two when a dedup key is taken) that needs no transaction around it.
         retry_lost = entry.dedup_key is not None
-        return self._run("appending to a timeline", work, write=True, retry_lost=retry_lost)
+        return self._run(
+            "appending to a timeline", work, write=True, retry_lost=retry_lost, single=True
+        )
 
     def _append(self, conn: Connection, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
         sql = self._sql
-        values = {
-            "conversation": entry.conversation,
-            "store": entry.store,
-            "at": entry.at,
-            "kind": entry.kind.value,
-            "name": entry.name,
-            "data": entry.data,
-            "dedup_key": entry.dedup_key,
-        }
+        values = entry_values(entry)
         if entry.dedup_key is None:
             inserted = conn.execute(sql.insert_entry, values).inserted_primary_key
             return evolve(entry, seq=inserted[0] if inserted else None), True
@@ -499,6 +515,7 @@ class SQLStorage:
         write: bool,
         retry_lost: bool,
         begin: bool = True,
+        single: bool = False,
         creates: bool = False,
     ) -> T:
         """Run ``work`` (see :meth:`Transactions.run`).
@@ -514,7 +531,7 @@ class SQLStorage:
                 schema_missing=True,
             )
         return self._transactions.run(
-            operation, work, write=write, retry_lost=retry_lost, begin=begin
+            operation, work, write=write, retry_lost=retry_lost, begin=begin, single=single
         )
 
 

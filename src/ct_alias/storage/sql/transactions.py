@@ -55,9 +55,11 @@ class Transactions:
 
     Args:
         engine: the storage's engine.
+        isolation: the isolation level of its transactions (``None``: the
+            server's default).
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, isolation: str | None = None) -> None:
         self._engine = engine
         self.dialect = engine.dialect.name
         # Who may use a connection at once: reads and writes on SQLite in memory share
@@ -65,15 +67,26 @@ class Transactions:
         # in SQLite's sleeping busy handler (other processes still wait there).
         self._read_guard: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
         self._write_guard: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-        self._reader: Engine = engine
+        self._reader: Engine = engine  # reads; on server databases, autocommit
+        self._writer: Engine = engine
         self._server = _server(engine)
+        # Server databases: autocommit connections (the engine's own mode if it has it,
+        # else a view switching at checkout), transactions begun by an explicit BEGIN.
+        self._manual = self.dialect == "postgresql" or self.dialect in MYSQL_DIALECTS
+        self._begin = "BEGIN"
+        # Work that manages its own transactions (schema upgrades) gets ordinary ones.
+        self._owner: Engine = engine
         if self.dialect == "sqlite":
             self._write_guard = threading.Lock()
             if is_memory(engine.url):
                 self._read_guard = self._write_guard
-        elif self.dialect == "postgresql":
-            # Single-statement reads need no transaction: no BEGIN/ROLLBACK round trips.
-            self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        elif self._manual:
+            if getattr(engine.dialect, "_on_connect_isolation_level", None) != "AUTOCOMMIT":
+                self._reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._writer = self._reader
+            self._owner = engine.execution_options(isolation_level=isolation or "READ COMMITTED")
+            if isolation is not None and self.dialect == "postgresql":
+                self._begin = f"BEGIN ISOLATION LEVEL {isolation}"
 
     def begin_writing(self, conn: Connection) -> None:
         """Start a write transaction: on SQLite, take the write lock first (waiting for it).
@@ -93,26 +106,41 @@ class Transactions:
         write: bool,
         retry_lost: bool,
         begin: bool = True,
+        single: bool = False,
     ) -> T:
         """Run ``work`` on a pooled connection, in a transaction when it writes.
 
-        Deadlocks and serialisation failures are retried; a connection lost
-        mid-way is retried when ``retry_lost`` (the work is idempotent).
-        Everything else becomes a :class:`StorageError`. With ``begin=False``
-        a writer's work manages its transactions itself.
+        Deadlocks and serialisation failures are retried. A connection lost
+        before the transaction's ``COMMIT`` was sent is retried (the server
+        rolls back a transaction whose session ends); one lost later, or
+        during a statement that commits by itself, only when ``retry_lost``
+        (the work is idempotent). Everything else becomes a
+        :class:`StorageError`.
+
+        Args:
+            operation: what is being done, for errors.
+            work: the unit of work.
+            write: whether it writes.
+            retry_lost: whether it may run again after a connection was lost
+                with its outcome unknown.
+            begin: ``False`` when the work manages its transactions itself.
+            single: the work is one statement that needs no transaction around
+                it: on PostgreSQL and MariaDB/MySQL it then commits by itself
+                (one round trip); elsewhere it runs in a transaction as usual.
         """
-        engine, guard = (
-            (self._engine, self._write_guard) if write else (self._reader, self._read_guard)
-        )
+        transaction = write and begin
+        if not write:
+            engine, guard = self._reader, self._read_guard
+        elif not begin:
+            engine, guard = self._owner, self._write_guard
+        else:
+            engine, guard = self._writer, self._write_guard
+            transaction = not (single and self._manual)
         attempt = 1
         while True:
+            progress = _Progress()
             try:
-                with guard, engine.connect() as conn:
-                    if not (write and begin):
-                        return work(conn)
-                    with conn.begin():
-                        self.begin_writing(conn)
-                        return work(conn)
+                return self._once(engine, guard, work, transaction=transaction, progress=progress)
             except Contention:
                 outcome = Fate.RETRY
                 cause: BaseException | None = None
@@ -122,7 +150,9 @@ class Transactions:
             except sa_exc.SQLAlchemyError as exc:
                 transient = isinstance(exc, sa_exc.TimeoutError)
                 raise StorageError(operation, exc, transient=transient) from exc
-            retry = outcome is Fate.RETRY or (outcome is Fate.LOST and retry_lost)
+            # Lost before COMMIT was sent: the server rolled it all back, run it again.
+            unsent = transaction and not progress.committing
+            retry = outcome is Fate.RETRY or (outcome is Fate.LOST and (retry_lost or unsent))
             if not retry or attempt >= ATTEMPTS:
                 transient = outcome is not Fate.PERMANENT
                 missing = isinstance(cause, sa_exc.DBAPIError) and schema_missing(
@@ -142,6 +172,56 @@ class Transactions:
             )
             time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not a secret
             attempt += 1
+
+    def _once(
+        self,
+        engine: Engine,
+        guard: contextlib.AbstractContextManager[object],
+        work: Callable[[Connection], T],
+        *,
+        transaction: bool,
+        progress: _Progress,
+    ) -> T:
+        """One attempt of :meth:`run`; ``progress`` tells whether ``COMMIT`` was reached."""
+        with guard, engine.connect() as connection:
+            if not transaction:
+                return work(connection)
+            if self._manual:
+                connection.exec_driver_sql(self._begin)
+                try:
+                    result = work(connection)
+                except BaseException:
+                    _roll_back(connection)
+                    raise
+                progress.committing = True
+                connection.exec_driver_sql("COMMIT")
+                return result
+            with connection.begin():
+                self.begin_writing(connection)
+                result = work(connection)
+                progress.committing = True
+            return result
+
+
+def _roll_back(conn: Connection) -> None:
+    """End a transaction begun by ``BEGIN`` on an autocommit connection that failed.
+
+    If the ``ROLLBACK`` cannot be sent, the connection is discarded rather
+    than returned to the pool with a transaction open.
+    """
+    if conn.invalidated:
+        return
+    try:
+        conn.exec_driver_sql("ROLLBACK")
+    except sa_exc.DBAPIError:
+        if not conn.invalidated:
+            conn.invalidate()
+
+
+class _Progress:
+    """How far an attempt got: whether its ``COMMIT`` may have reached the server."""
+
+    committing = False
 
 
 _DEFAULT_PORTS: Final = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
