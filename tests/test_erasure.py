@@ -591,3 +591,18 @@ def test_schema_version_3_upgrades_and_its_people_can_be_forgotten(v3_loaded: SQ
     )
     assert tracker.unmask(V3["other"]["customer"]).real_address == V3["other"]["address"]
     assert tracker.forget(person["address"]).aliases == 0
+
+
+def test_host_data_of_any_shape_is_read_and_scrubbed() -> None:
+    """Host events may hold anything JSON: lists where refs are, nested texts, numbers."""
+    clock = FrozenClock(T0)
+    tracker = _tracker(MemoryStorage(), clock, sealed=False)
+    tracker.mask(ANA, conversation="1001", store="shop-a")
+    odd = {"ref": ["x"], "from": [{"ref": {"k": 1}}, "text"], "deep": [{"who": [ANA_NAME]}]}
+    tracker.record_event("1001", "crm-sync", store="shop-a", data={**odd, "n": 1.5})
+    tracker.record_event("1001", "crm-note", store="shop-a", data={"who": f"{ANA.upper()} ok"})
+    receipt = tracker.forget(ANA)
+    assert (receipt.aliases, receipt.entries) == (1, 1)  # her name is not known: only the address
+    events = {e.name: dict(e.data) for e in tracker.timeline("1001", store="shop-a").events}
+    assert events["crm-note"] == {"who": "[redacted]", "redacted": True}
+    assert events["crm-sync"] == {**odd, "n": 1.5}

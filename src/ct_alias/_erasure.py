@@ -312,17 +312,21 @@ class _Person:
                     self._needles.add(name.strip().lower())
 
     def _is_them(self, item: Mapping[str, Any]) -> bool:
-        if item.get("ref") in self._refs:
+        if self._is_ref(item.get("ref")):
             return True
         address = item.get("address")
         return isinstance(address, str) and address.strip().lower() in self._needles
+
+    def _is_ref(self, value: object) -> bool:
+        """Whether ``value`` is the storage key of one of the person's aliases."""
+        return isinstance(value, str) and value in self._refs
 
     def names(self, entry: TimelineEntry) -> bool:
         """Whether ``entry`` names the person."""
         data = entry.data
         if data.get(_UNREADABLE) is True:
             return True
-        if data.get("ref") in self._refs and entry.name in _OWN_EVENTS:
+        if self._is_ref(data.get("ref")) and entry.name in _OWN_EVENTS:
             return True
         if any(self._is_them(item) for item in _people(data)):
             return True
