@@ -606,3 +606,21 @@ def test_host_data_of_any_shape_is_read_and_scrubbed() -> None:
     events = {e.name: dict(e.data) for e in tracker.timeline("1001", store="shop-a").events}
     assert events["crm-note"] == {"who": "[redacted]", "redacted": True}
     assert events["crm-sync"] == {**odd, "n": 1.5}
+
+
+def test_rule_events_naming_her_alias_lose_their_reason() -> None:
+    """A block of her alias (a conversation rule) keeps its effect, not its free text."""
+    clock = FrozenClock(T0)
+    tracker = _tracker(MemoryStorage(), clock, sealed=True)
+    tracker.set_policy("shop-r", Policy(domain=DOMAIN, conversation_rules=True))
+    alias = tracker.mask(ANA, conversation="1001", store="shop-r")
+    tracker.block("1001", alias, store="shop-r", reason="insulted the support team")
+    receipt = tracker.forget(ANA)
+    assert (receipt.aliases, receipt.entries) == (1, 1)
+    (blocked,) = [
+        e for e in tracker.timeline("1001", store="shop-r").events if e.name == "sender-blocked"
+    ]
+    assert blocked.data["reason"] == "[redacted]"
+    assert blocked.data["ref"] == alias.key
+    assert isinstance(blocked.data["slot"], str)
+    assert "[redacted]" not in blocked.data["slot"]

@@ -404,7 +404,7 @@ def test_notify_rejects_header_injection(shop: Tracker) -> None:
     with pytest.raises(InvalidArgument):
         shop.notify("o1", "x", subject="Hi\r\nBcc: evil@example.com", text="t")
     with pytest.raises(InvalidArgument):
-        shop.notify("o1", "x", subject="Hi", text=b"bytes")  # type: ignore[arg-type]
+        shop.notify("o1", "x", subject="Hi", text=b"bytes")  # type: ignore[call-overload]
 
 
 # -- reading -------------------------------------------------------------------

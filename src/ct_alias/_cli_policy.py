@@ -13,11 +13,111 @@ import attrs
 from . import _arguments as check
 from ._cli_config import DEFAULT_DB, BadValue, UsageError, env_value, open_storage
 from .errors import ConfigurationError
-from .policy import Policy
+from .policy import Policy, Window
 from .storage.base import PolicyStorage
 from .strategies import strategy_factory
 
-__all__ = ["cmd_policy_set", "cmd_policy_show"]
+__all__ = ["add_rule_flags", "cmd_policy_set", "cmd_policy_show"]
+
+_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_NONE = "none"
+
+
+def _window(text: str) -> Window | None:
+    """``EVENT:30d`` (units d, h, m, s) as a :class:`Window`; ``none`` for no window."""
+    if text == _NONE:
+        return None
+    event, _, span = text.rpartition(":")
+    number, unit = span[:-1], span[-1:]
+    if not event or unit not in _UNITS or not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(
+            "expected EVENT:DURATION such as delivered:30d (units d, h, m, s) "
+            f"or none, not {text!r}"
+        )
+    try:
+        return Window(event, timedelta(seconds=int(number) * _UNITS[unit]))
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _per_hour(text: str) -> int | None:
+    if text == _NONE:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number or none, not {text!r}")
+    return int(text)
+
+
+def _optional(text: str) -> str | None:
+    return None if text == _NONE else text
+
+
+def _on_off(text: str) -> bool:
+    if text not in {"on", "off"}:
+        raise argparse.ArgumentTypeError(f"expected on or off, not {text!r}")
+    return text == "on"
+
+
+#: The conversation rules' flags of ``policy set``: (flag, policy field, type, help).
+_RULE_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
+    (
+        "--conversation-rules",
+        "conversation_rules",
+        _on_off,
+        "on: the relay enforces conversation states and blocked senders (default off)",
+    ),
+    (
+        "--support-address",
+        "support_address",
+        _optional,
+        "the store's support address: the only one relayed to and from while on hold (or none)",
+    ),
+    (
+        "--to-customer-window",
+        "to_customer_window",
+        _window,
+        (
+            "EVENT:DURATION, e.g. delivered:30d: new messages to the customer only until then "
+            "(replies stay allowed), or none"
+        ),
+    ),
+    (
+        "--from-customer-window",
+        "from_customer_window",
+        _window,
+        "EVENT:DURATION: the same for the customer's messages, or none (default: always)",
+    ),
+    (
+        "--to-customer-per-hour",
+        "to_customer_per_hour",
+        _per_hour,
+        "at most this many messages to the customer per conversation and hour, or none",
+    ),
+    (
+        "--from-customer-per-hour",
+        "from_customer_per_hour",
+        _per_hour,
+        "at most this many messages from the customer per conversation and hour, or none",
+    ),
+    (
+        "--unsubscribe-url",
+        "unsubscribe_url",
+        _optional,
+        "https URL template with {token}: one-click opt-out at the host's endpoint, or none",
+    ),
+)
+
+
+def add_rule_flags(parser: argparse.ArgumentParser) -> None:
+    """The conversation rules' flags of ``policy set`` (each unchanged when not given)."""
+    for flag, name, kind, text in _RULE_FLAGS:
+        metavar = {_on_off: "on|off", _window: "EVENT:DURATION", _per_hour: "N"}.get(kind, "TEXT")
+        parser.add_argument(
+            flag, dest=name, type=kind, default=_UNCHANGED, metavar=metavar, help=text
+        )
+
+
+_UNCHANGED: Any = object()
 
 
 def _policy_storage(args: argparse.Namespace) -> PolicyStorage:
@@ -45,6 +145,10 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["end_on"] = frozenset(e for e in args.end_on.split(",") if e)
     if args.max_contacts is not None:
         changes["max_contacts"] = args.max_contacts
+    for _, name, _, _ in _RULE_FLAGS:
+        value = getattr(args, name, _UNCHANGED)
+        if value is not _UNCHANGED:
+            changes[name] = value
     return changes
 
 

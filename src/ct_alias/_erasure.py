@@ -41,6 +41,7 @@ from .errors import (
 )
 from .storage.base import Erasure, ErasureStorage, Storage, Tombstone, stopped_working
 from .timeline import AliasEvent, EntryKind, TimelineEntry
+from .vocabulary import RuleEvent
 
 __all__ = ["REDACTED", "ErasureMethods", "ErasureReceipt", "OwnerBackfill"]
 
@@ -64,6 +65,7 @@ _EVENT_TEXTS: Final = ("reason",)
 _STRUCTURE: Final = frozenset(
     {"ref", "role", "strategy", "status", "code", "hard", "via", "source", "kind", "action"}
     | {"stage", "bounce", "by", "endsAt", "contentType", "date", "size", "isReport"}
+    | {"slot", "state", "rule"}
 )
 
 
@@ -370,7 +372,10 @@ class _Person:
         return value
 
 
-_OWN_EVENTS: Final = frozenset(AliasEvent._value2member_map_)
+#: The events the tracker and the relay record themselves: their ``ref`` names an alias.
+_OWN_EVENTS: Final = frozenset(AliasEvent._value2member_map_) | frozenset(
+    RuleEvent._value2member_map_
+)
 
 
 def _people(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -117,8 +117,14 @@ def compose_notification(
     now: datetime,
     domain: str,
     sender_name: str = "",
+    unsubscribe: Sequence[str] = (),
 ) -> EmailMessage:
-    """The store's message to the customer: from the store's alias to the real address."""
+    """The store's message to the customer: from the store's alias to the real address.
+
+    With ``unsubscribe`` URIs it carries ``List-Unsubscribe`` (RFC 2369), and
+    ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058) when one
+    of them is an https URI: never without one.
+    """
     utf8 = not recipient.real_address.isascii()
     message = EmailMessage(policy=email.policy.SMTPUTF8 if utf8 else email.policy.SMTP)
     try:
@@ -128,6 +134,10 @@ def compose_notification(
         message["Subject"] = subject
         message["Date"] = format_datetime(now)
         message["Message-ID"] = make_msgid(domain=domain)
+        if unsubscribe:
+            message["List-Unsubscribe"] = ", ".join(f"<{uri}>" for uri in unsubscribe)
+            if any(uri.startswith("https://") for uri in unsubscribe):
+                message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         message.set_content(text)
         if html is not None:
             message.add_alternative(html, subtype="html")

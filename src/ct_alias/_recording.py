@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from . import _arguments as check
 from ._lifecycle import Changes
@@ -21,7 +21,7 @@ from .errors import InvalidArgument, MissingParticipant
 from .policy import Policy
 from .storage.base import Storage
 from .timeline import Direction, EntryKind, OrderEvent, Timeline, TimelineEntry
-from .vocabulary import DEFAULT_STORE
+from .vocabulary import CRITICAL_EVENTS, DEFAULT_STORE, RuleEvent
 
 if TYPE_CHECKING:
     from .auth import Authentication
@@ -57,6 +57,10 @@ class TimelineMethods:
         ) -> Changes: ...
 
         def _apply(self, changes: Changes) -> tuple[list[Alias], list[TimelineEntry]]: ...
+
+        def opted_out(self, conversation: str, *, store: str = ...) -> bool: ...
+
+        def unsubscribe_address(self, customer: Alias) -> str | None: ...
 
     # -- timeline --------------------------------------------------------------
 
@@ -157,6 +161,34 @@ class TimelineMethods:
         stored, _ = self._storage.append(self._records.seal_entry(entry))
         return self._records.open_entry(stored)
 
+    @overload
+    def notify(
+        self,
+        conversation: str,
+        event: OrderEvent | str,
+        *,
+        subject: str,
+        text: str,
+        html: str | None = ...,
+        store: str = ...,
+        from_name: str = ...,
+        critical: Literal[True] = ...,
+    ) -> EmailMessage: ...
+
+    @overload
+    def notify(
+        self,
+        conversation: str,
+        event: OrderEvent | str,
+        *,
+        subject: str,
+        text: str,
+        html: str | None = ...,
+        store: str = ...,
+        from_name: str = ...,
+        critical: bool,
+    ) -> EmailMessage | None: ...
+
     def notify(
         self,
         conversation: str,
@@ -167,7 +199,8 @@ class TimelineMethods:
         html: str | None = None,
         store: str = DEFAULT_STORE,
         from_name: str = "",
-    ) -> EmailMessage:
+        critical: bool = True,
+    ) -> EmailMessage | None:
         """Compose the store's e-mail to the customer for an order step, and record it.
 
         The message is from the store's alias (``From`` and ``Reply-To``) to the
@@ -184,10 +217,22 @@ class TimelineMethods:
             store: whose order (conversations are per store): the customer and
                 store aliases of that store's conversation are used.
             from_name: a display name for the ``From`` header (the store's name).
+            critical: ``False`` for a message the customer may opt out of (a
+                review request, a survey): it carries ``List-Unsubscribe`` (a
+                signed, expiring mailto address under the alias domain, and
+                the policy's ``unsubscribe_url`` with ``List-Unsubscribe-Post``
+                for one-click opt-out, RFC 8058), and once the customer opted
+                out it is recorded as ``notification-suppressed`` and not
+                composed. The order steps (:data:`~ct_alias.vocabulary.CRITICAL_EVENTS`)
+                are always critical.
+
+        Returns:
+            The message, or ``None`` when a non-critical message was suppressed.
 
         Raises:
             MissingParticipant: no usable customer alias, or no store alias of that store.
-            InvalidArgument: a subject with line breaks, or bodies that are not text.
+            InvalidArgument: a subject with line breaks, bodies that are not
+                text, or ``critical=False`` for an order step.
         """
         conversation = check.conversation(conversation)
         store = check.store(store)
@@ -197,6 +242,10 @@ class TimelineMethods:
         for field_name, body in (("text", text), ("html", html)):
             if body is not None and not isinstance(body, str):
                 raise InvalidArgument(field_name, f"expected a str, not {type(body).__name__}")
+        if not isinstance(critical, bool):
+            raise InvalidArgument("critical", "expected True or False")
+        if not critical and name in CRITICAL_EVENTS:
+            raise InvalidArgument("critical", f"{name} is an order step: its message always goes")
         now = self._clock.now()
         aliases = [
             a
@@ -209,6 +258,12 @@ class TimelineMethods:
         shop = _latest(aliases, Role.STORE)
         if shop is None:
             raise MissingParticipant(conversation, Role.STORE.value)
+        unsubscribe: list[str] = []
+        if not critical:
+            if self.opted_out(conversation, store=store):
+                self._apply(Changes((), (_suppressed(conversation, store, name, subject, now),)))
+                return None
+            unsubscribe = self._unsubscribe_uris(customer)
         from ._messages import compose_notification  # noqa: PLC0415 - see record_message
 
         message = compose_notification(
@@ -220,10 +275,22 @@ class TimelineMethods:
             now=now,
             domain=self.policy_for(shop.store).domain,
             sender_name=from_name,
+            unsubscribe=unsubscribe,
         )
         self.record_event(conversation, name, store=store, at=now)
         self.record_message(conversation, message, direction=Direction.OUTBOUND, store=store)
         return message
+
+    def _unsubscribe_uris(self, customer: Alias) -> list[str]:
+        """The ``List-Unsubscribe`` URIs of a non-critical message to ``customer``."""
+        address = self.unsubscribe_address(customer)
+        if address is None:
+            return []
+        uris = [f"mailto:{address}?subject=unsubscribe"]
+        template = self.policy_for(customer.store).unsubscribe_url
+        if template is not None:
+            uris.insert(0, template.replace("{token}", address.partition("@")[0]))
+        return uris
 
     def timeline(
         self,
@@ -264,6 +331,19 @@ class TimelineMethods:
             now=self._clock.now(),
             store=store,
         )
+
+
+def _suppressed(
+    conversation: str, store: str, event: str, subject: str, at: datetime
+) -> TimelineEntry:
+    return TimelineEntry(
+        conversation,
+        EntryKind.EVENT,
+        RuleEvent.NOTIFICATION_SUPPRESSED.value,
+        at,
+        {"event": event, "subject": subject, "reason": "the customer opted out"},
+        store=store,
+    )
 
 
 def _latest(aliases: list[Alias], role: Role) -> Alias | None:

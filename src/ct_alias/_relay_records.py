@@ -12,11 +12,12 @@ from ._returns import count_hard_bounce
 from .aliases import Alias
 from .errors import CtAliasError, InvalidArgument, StorageError
 from .storage.base import Tombstone
-from .timeline import AliasEvent, TimelineEntry
+from .timeline import AliasEvent, EntryKind, TimelineEntry
 from .tracker import Tracker
 
 if TYPE_CHECKING:
     from .relay import _Message
+    from .rules import RuleRefusal
 
 __all__ = ["REFUSAL_RECORD_INTERVAL", "RelayRecords"]
 
@@ -34,11 +35,20 @@ class RelayRecords:
     _recorded: dict[tuple[str, int, str], datetime]
 
     def _record_refusal(
-        self, outcome: Outcome, message: _Message | None, alias: Alias | None
+        self,
+        outcome: Outcome,
+        message: _Message | None,
+        alias: Alias | None,
+        rule: RuleRefusal | None = None,
     ) -> None:
         conversation = outcome.conversation
         store = alias.store if alias is not None else outcome.store
-        if conversation is None or store is None or not self._first_refusal(outcome, alias):
+        sender = rule.sender if rule is not None else None
+        if (
+            conversation is None
+            or store is None
+            or not self._first_refusal(outcome, alias, "" if sender is None else sender.key)
+        ):
             return
         data: dict[str, object] = {
             "code": outcome.code,
@@ -52,9 +62,25 @@ class RelayRecords:
         if alias is not None:
             data.update(ref=alias.key, role=alias.role.value)
         try:
-            self.tracker.record_event(
-                conversation, AliasEvent.DELIVERY_REJECTED, store=store, data=data
-            )
+            if rule is None:
+                self.tracker.record_event(
+                    conversation, AliasEvent.DELIVERY_REJECTED, store=store, data=data
+                )
+            else:
+                data["rule"] = rule.rule.value
+                if sender is not None:
+                    data["sender"] = sender.role.value
+                self.tracker.storage.append(
+                    TimelineEntry(
+                        conversation,
+                        EntryKind.EVENT,
+                        AliasEvent.DELIVERY_REJECTED.value,
+                        self.tracker.clock.now(),
+                        data,
+                        dedup_key=rule.once,  # a rate cap's window is recorded once
+                        store=store,
+                    )
+                )
         except StorageError as exc:
             logger.error(  # noqa: TRY400 - one line, no traceback that may quote parameters
                 "could not record a refused delivery for conversation %r: %s",
@@ -62,15 +88,15 @@ class RelayRecords:
                 type(exc).__name__,
             )
 
-    def _first_refusal(self, outcome: Outcome, alias: Alias | None) -> bool:
-        """Whether this refusal is the first of its alias and reason within the interval.
+    def _first_refusal(self, outcome: Outcome, alias: Alias | None, sender: str = "") -> bool:
+        """Whether this refusal is the first of its alias, reason and sender within the interval.
 
         A probe that repeats one refused alias writes nothing after the first
         time (per relay process).
         """
         now = self.tracker.clock.now()
         subject = alias.key if alias is not None else outcome.recipient.lower()
-        key = (subject, outcome.code, outcome.reason)
+        key = (subject, outcome.code, outcome.reason + sender)
         last = self._recorded.get(key)
         if last is not None and (now - last).total_seconds() < REFUSAL_RECORD_INTERVAL:
             return False

@@ -35,6 +35,7 @@ background:#f6f8fa}
 .ct-timeline li.ct-order{border-left-color:#8250df}
 .ct-timeline li.ct-rejected,.ct-timeline li.ct-failed{border-left-color:#cf222e;background:#fff5f5}
 .ct-timeline li.ct-audit{border-left-color:#bf8700;background:#fff8e5}
+.ct-timeline li.ct-rule{border-left-color:#953800;background:#fff1e5}
 .ct-timeline .ct-when{color:#57606a;font-size:.85em;margin-right:.5rem}
 .ct-timeline .ct-badge{display:inline-block;border-radius:1em;padding:0 .55em;font-size:.8em;\
 font-weight:600;background:#eaeef2;margin-right:.35rem}
@@ -55,6 +56,11 @@ _MARKS: Final = {
     "delivery-rejected": ("ct-rejected", "delivery rejected"),
     "delivery-failed": ("ct-failed", "delivery failed"),
     "alias-unmasked": ("ct-audit", "unmask audit"),
+    "state-changed": ("ct-rule", "conversation state"),
+    "sender-blocked": ("ct-rule", "sender blocked"),
+    "sender-unblocked": ("ct-rule", "sender unblocked"),
+    "opted-out": ("ct-rule", "opted out of non-critical messages"),
+    "notification-suppressed": ("ct-rule", "notification suppressed"),
 }
 
 
@@ -233,7 +239,7 @@ def _event(entry: TimelineEntry, e: Mapping[str, Any]) -> str:
     if "participant" in e:
         out.append(_mailbox(e["participant"], None))
     out.append("</div>")
-    details = {k: v for k, v in e["data"].items() if k not in {"role", "strategy"}}
+    details = {k: v for k, v in e["data"].items() if k not in {"role", "strategy", "slot"}}
     if details:
         out.append("<dl>")
         for key, value in details.items():

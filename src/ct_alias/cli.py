@@ -46,7 +46,7 @@ from ._cli_config import (
     positive,
     tracker_from_args,
 )
-from ._cli_policy import cmd_policy_set, cmd_policy_show
+from ._cli_policy import add_rule_flags, cmd_policy_set, cmd_policy_show
 from ._cli_serve import cmd_serve, one_line
 from .aliases import Role
 from .errors import (
@@ -398,6 +398,7 @@ def _policy_commands(sub: Any) -> None:
     set_.add_argument(
         "--max-contacts", type=not_negative, help="outside senders one conversation may have"
     )
+    add_rule_flags(set_)
     _config_flags(set_, tracker=False)
     set_.set_defaults(func=cmd_policy_set)
     show = policy_sub.add_parser("show", help="print the stored policies as JSON")

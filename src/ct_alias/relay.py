@@ -21,6 +21,8 @@ byte.
 
 from __future__ import annotations
 
+import enum
+import functools
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -32,6 +34,7 @@ from ._outcomes import Outcome, Refused, RelayResult, reject, strip_brackets
 from ._outgoing import MAILER_DAEMON_LOCAL, UNVERIFIED_LOCAL, Author, Outgoing, Refusal, author_of
 from ._relay_records import REFUSAL_RECORD_INTERVAL, RelayRecords
 from ._returns import notice, record_report
+from ._unsubscribe import looks_like_unsubscribe
 from .aliases import Alias, Role
 from .auth import NOT_AUTHENTICATED, Authentication, Authenticator, Unauthenticated
 from .bounces import looks_like_bounce_address
@@ -50,8 +53,10 @@ from .errors import (
 )
 from .mail import (
     Report,
+    get_all,
     get_first,
     has_bare_cr,
+    message_ids,
     parse_headers,
     read_report,
     split_message,
@@ -83,11 +88,21 @@ DEFAULT_MAX_HOPS: Final = 3
 MAX_HEADER_BYTES: Final = 512 * 1024
 
 _INBOUND_ROLES = frozenset({Role.STORE, Role.CONTACT})
+#: The most ids of each of ``In-Reply-To`` and ``References`` the rules look at.
+_MAX_REPLIED_IDS: Final = 50
 #: Local parts at an alias domain that stand for nobody and accept no mail.
 _NO_MAIL: Final = {
     UNVERIFIED_LOCAL: "this address accepts no mail: it stands for a sender who was not verified",
     MAILER_DAEMON_LOCAL: "this address accepts no mail: it stands for a mail system",
 }
+
+
+class _Via(enum.Enum):
+    """What a recipient address is: an alias, or a signed address the relay consumes mail to."""
+
+    ALIAS = enum.auto()
+    BOUNCE = enum.auto()
+    UNSUBSCRIBE = enum.auto()
 
 
 class Relay(RelayRecords):
@@ -151,8 +166,8 @@ class Relay(RelayRecords):
             return outcome
         return None
 
-    def _recipient(self, recipient: str) -> tuple[Alias, bool]:
-        """The alias behind ``recipient``, and whether it was named by a bounce address.
+    def _recipient(self, recipient: str) -> tuple[Alias, _Via]:
+        """The alias behind ``recipient``, and what named it (alias, bounce or unsubscribe address).
 
         Raises:
             Refused: not an alias (or bounce address) that works.
@@ -166,8 +181,10 @@ class Relay(RelayRecords):
         if local in _NO_MAIL and domain in self.tracker.domains:
             raise Refused(reject(recipient, 550, "5.7.1", _NO_MAIL[local]))
         if looks_like_bounce_address(local):
-            return self._bounce_target(recipient, address), True
-        return self._alias(recipient, address), False
+            return self._bounce_target(recipient, address), _Via.BOUNCE
+        if looks_like_unsubscribe(local) and domain in self.tracker.domains:
+            return self._unsubscribe_target(recipient, address), _Via.UNSUBSCRIBE
+        return self._alias(recipient, address), _Via.ALIAS
 
     def _bounce_target(self, recipient: str, address: str) -> Alias:
         """The alias a bounce address names; refused like an alias when it does not work."""
@@ -177,6 +194,18 @@ class Relay(RelayRecords):
             raise Refused(reject(recipient, 550, "5.1.1", "no such bounce address")) from None
         except (StorageError, UnknownAddressKey, CorruptRecord) as exc:
             logger.error("cannot read the alias of a bounce address: %s", type(exc).__name__)  # noqa: TRY400
+            raise Refused(
+                reject(recipient, 451, "4.3.0", "temporary failure, try again later")
+            ) from None
+
+    def _unsubscribe_target(self, recipient: str, address: str) -> Alias:
+        """The customer alias an unsubscribe address names; refused when it does not work."""
+        try:
+            return self.tracker.unsubscribed(address)
+        except (MalformedAlias, ForgedAlias, UnknownAlias, ExpiredAlias):
+            raise Refused(reject(recipient, 550, "5.1.1", "no such unsubscribe address")) from None
+        except (StorageError, UnknownAddressKey, CorruptRecord) as exc:
+            logger.error("cannot read the alias of an unsubscribe address: %s", type(exc).__name__)  # noqa: TRY400
             raise Refused(
                 reject(recipient, 451, "4.3.0", "temporary failure, try again later")
             ) from None
@@ -266,18 +295,20 @@ class Relay(RelayRecords):
 
     def _route(self, recipient: str, message: _Message) -> Outcome:
         try:
-            alias, via_bounce_address = self._recipient(recipient)
+            alias, via = self._recipient(recipient)
         except Refused as refused:
             outcome: Outcome = refused.args[0]
             self._record_refusal(outcome, message, None)
             return outcome
         try:
-            if via_bounce_address or (message.bounce and message.report is not None):
-                return self._consume(recipient, alias, message, signed=via_bounce_address)
+            if via is _Via.UNSUBSCRIBE:
+                return self._opt_out(recipient, alias)
+            if via is _Via.BOUNCE or (message.bounce and message.report is not None):
+                return self._consume(recipient, alias, message, signed=via is _Via.BOUNCE)
             outcome = self._deliver(recipient, alias, message)
         except Refused as refused:
             outcome = evolve(refused.args[0], store=alias.store)
-            self._record_refusal(outcome, message, alias)
+            self._record_refusal(outcome, message, alias, *refused.args[1:])
             return outcome
         except (StorageError, UnknownAddressKey, CorruptRecord) as exc:
             logger.error(  # noqa: TRY400 - one line, no traceback that may quote parameters
@@ -363,6 +394,7 @@ class Relay(RelayRecords):
                     recipient, 550, "5.1.7", "the sender's address cannot be masked", conversation
                 )
             ) from None
+        self._check_rules(recipient, alias, outgoing.sender, message)
         direction = Direction.INBOUND if alias.role in _INBOUND_ROLES else Direction.OUTBOUND
         logger.info(
             "accepted for alias %s of conversation %r (sender %s)",
@@ -384,6 +416,31 @@ class Relay(RelayRecords):
             original=message.data,
             authentication=self._authenticate(message),
             details=outgoing.notes(),
+        )
+
+    def _check_rules(
+        self, recipient: str, alias: Alias, sender: Alias | None, message: _Message
+    ) -> None:
+        """Raise :class:`Refused` when the conversation rules refuse this message (see rules)."""
+        rule = self.tracker.check_rules(alias, sender, replied_ids=message.replied_ids)
+        if rule is not None:
+            raise Refused(
+                reject(recipient, rule.code, rule.status, rule.reason, alias.conversation),
+                evolve(rule, sender=sender),
+            )
+
+    def _opt_out(self, recipient: str, alias: Alias) -> Outcome:
+        """Mail to an unsubscribe address: the customer opts out (once); nothing is relayed."""
+        self.tracker.unsubscribe(strip_brackets(recipient))
+        logger.info("opt-out by mail in conversation %r", alias.conversation)
+        return Outcome(
+            recipient,
+            250,
+            "2.0.0",
+            "unsubscribed: no more non-critical messages about this order",
+            conversation=alias.conversation,
+            store=alias.store,
+            report=True,
         )
 
     def _consume(self, recipient: str, alias: Alias, message: _Message, *, signed: bool) -> Outcome:
@@ -466,3 +523,12 @@ class _Message:
             "multipart/report"
         )
         self.report = read_report(data) if is_report else None
+
+    @functools.cached_property
+    def replied_ids(self) -> tuple[str, ...]:
+        """The ids the message's ``In-Reply-To`` and ``References`` name."""
+        ids: list[str] = []
+        for name in ("in-reply-to", "references"):
+            for found in get_all(self.fields, name)[:1]:
+                ids.extend(message_ids(found.unfolded)[:_MAX_REPLIED_IDS])
+        return tuple(ids)

@@ -18,7 +18,7 @@ from typing import Any, overload
 from attrs import field, frozen
 
 from .aliases import Alias
-from .vocabulary import DEFAULT_STORE, OrderEvent
+from .vocabulary import DEFAULT_STORE, OrderEvent, RuleEvent
 
 __all__ = [
     "FORMAT_VERSION",
@@ -307,4 +307,4 @@ def _event(entry: TimelineEntry, resolve: _Resolver) -> dict[str, JSONValue]:
     return out
 
 
-_OWN_EVENTS = frozenset(AliasEvent._value2member_map_)
+_OWN_EVENTS = frozenset(AliasEvent._value2member_map_) | frozenset(RuleEvent._value2member_map_)

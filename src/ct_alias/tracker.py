@@ -14,6 +14,7 @@ from ._erasure import ErasureMethods, ErasureReceipt, OwnerBackfill
 from ._lifecycle import Changes, alias_event, ending, reactivation, retirement, revocation
 from ._policies import PolicySet, Verified
 from ._recording import TimelineMethods
+from ._rules import Folds, RulesMethods
 from ._sealing import RecordSealer, Rotation
 from .addresses import normalize_address
 from .aliases import Alias, Role
@@ -62,7 +63,7 @@ DEFAULT_POLICY_REFRESH = timedelta(seconds=10)
 _COLLISION_RETRIES = 4
 
 
-class Tracker(TimelineMethods, ErasureMethods):
+class Tracker(RulesMethods, TimelineMethods, ErasureMethods):
     """Masks real addresses into aliases and resolves aliases back.
 
     Args:
@@ -142,6 +143,7 @@ class Tracker(TimelineMethods, ErasureMethods):
         self._policy_storage = storage if isinstance(storage, PolicyStorage) else None
         self._policy_refresh = check.duration("policy_refresh", policy_refresh)
         self._policies_read_at: datetime | None = None
+        self._folds = Folds()
 
     def __repr__(self) -> str:
         return (

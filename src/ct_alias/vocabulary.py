@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Final
 
 __all__ = [
+    "CRITICAL_EVENTS",
     "DEFAULT_STORE",
     "MAX_ADDRESS",
     "MAX_CONVERSATION",
@@ -23,8 +24,10 @@ __all__ = [
     "MAX_LOCAL",
     "MAX_STORE",
     "MYSQL_DIALECTS",
+    "ConversationState",
     "OrderEvent",
     "Role",
+    "RuleEvent",
 ]
 
 
@@ -37,6 +40,37 @@ class OrderEvent(enum.StrEnum):
     DISPATCHED = "dispatched"
     DELIVERED = "delivered"
     CANCELED = "canceled"
+
+
+#: The order steps whose messages are critical: they always go, even to a customer who
+#: opted out of non-critical messages.
+CRITICAL_EVENTS: Final = frozenset(OrderEvent)
+
+
+class ConversationState(enum.StrEnum):
+    """Where a conversation stands, as its host set it (see ``Tracker.set_state``)."""
+
+    OPEN = "open"
+    """Mail is relayed (the state of every conversation until the host says otherwise)."""
+    ON_HOLD = "on_hold"
+    """A dispute or a mediation: only mail to and from the store's support address is relayed."""
+    CLOSED = "closed"
+    """Nothing is relayed."""
+
+
+class RuleEvent(enum.StrEnum):
+    """What the conversation rules record on the timeline."""
+
+    STATE_CHANGED = "state-changed"
+    """The host set the conversation's state (``data``: ``state``, ``reason``)."""
+    SENDER_BLOCKED = "sender-blocked"
+    """A sender is refused in this conversation (``data``: the participant's ``ref``, ``role``)."""
+    SENDER_UNBLOCKED = "sender-unblocked"
+    """A blocked sender is relayed again."""
+    OPTED_OUT = "opted-out"
+    """The customer opted out of non-critical messages (``data``: ``via``)."""
+    NOTIFICATION_SUPPRESSED = "notification-suppressed"
+    """A non-critical message was not sent: the customer opted out (``data``: ``event``)."""
 
 
 class Role(enum.StrEnum):
