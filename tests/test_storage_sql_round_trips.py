@@ -219,6 +219,43 @@ def test_deep_timeline_pages_are_an_index_range_on_postgresql(
     ]
 
 
+def test_deep_timeline_pages_are_an_index_range_on_mariadb(mariadb_store: SQLStorage) -> None:
+    clear(mariadb_store)
+    store = mariadb_store
+    table = store.tables.timeline
+    rows = [
+        {
+            "conversation": conversation,
+            "store": "shop",
+            "at": T0 + timedelta(seconds=i // 3),
+            "kind": "event",
+            "name": "invoiced",
+            "data": {"n": i},
+        }
+        for conversation in ("order-1", "order-2")
+        for i in range(3000)
+    ]
+    with store.engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+        conn.exec_driver_sql(f"ANALYZE TABLE {table.name}")
+    deep = store.entries("order-1", store="shop")[-51]
+    assert deep.seq is not None
+    statement, params = store._sql.entries("shop", "order-1", (deep.at, deep.seq), 20)  # noqa: SLF001
+    assert isinstance(statement, sa.ClauseElement)
+    compiled = statement.compile(dialect=store.engine.dialect)
+    values = {
+        name: value.replace(tzinfo=None) if name == "at" else value
+        for name, value in (compiled.construct_params(params) or {}).items()
+    }
+    with store.engine.connect() as conn:
+        found = conn.exec_driver_sql(f"ANALYZE FORMAT=JSON {compiled}", values).scalar()
+    assert isinstance(found, str)
+    plan = json.loads(found)["query_block"]["nested_loop"][0]["table"]
+    assert plan["access_type"] == "range", plan
+    assert plan["used_key_parts"][:3] == ["store", "conversation", "at"], plan
+    assert plan["r_rows"] <= 20, plan  # read: the page, not the entries before it
+
+
 def test_deep_timeline_pages_are_an_index_range_on_sqlite(tmp_path: Any) -> None:
     with SQLStorage(f"sqlite:///{tmp_path / 'ct.db'}") as store:
         store.upgrade()
