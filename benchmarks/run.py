@@ -74,7 +74,8 @@ DOMAIN = "ct.example.com"
 class Row:
     """One line of the table: a figure, its floor, their ratio and the goal.
 
-    ``figure`` and ``floor`` are medians over the rounds, in ``unit``. For a
+    ``figure`` and ``floor`` are medians over the rounds, in ``unit``, timed
+    by ``clock`` (``"cpu"``: this process's CPU time; ``"wall"``: elapsed time). For a
     time (``higher_is_better=False``) the goal is met when ``ratio <= goal``; for
     a rate, when ``ratio >= goal``. ``ratio`` is the median of the rounds'
     ratios (each round's figure over the same round's floor), or
@@ -91,6 +92,7 @@ class Row:
     ratio: float | None = None
     rounds: int = 1
     note: str = ""
+    clock: str = "wall"
     passed: bool | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -126,15 +128,36 @@ class Row:
             "goal": None if self.goal is None else self.goal_text,
             "passed": self.passed,
             "rounds": self.rounds,
+            "clock": self.clock,
             "note": self.note,
         }
 
 
 @dataclass
 class Config:
-    """Sizes and rounds; ``--quick`` shrinks them."""
+    """Sizes and rounds; ``--quick`` shrinks them.
+
+    Rows that only compute in this process (no database server, no socket)
+    are timed in process CPU time (``cpu_pass``): on a shared machine the
+    wall time of a pass also counts the time other processes held the CPU.
+    ``--wall`` times them by the wall clock too.
+    """
 
     quick: bool
+    wall: bool = False
+
+    @property
+    def clock(self) -> str:
+        """How in-process rows are timed: ``"cpu"`` or ``"wall"``."""
+        return "wall" if self.wall else "cpu"
+
+    def row(self, *args: Any, **kwargs: Any) -> Row:
+        """:func:`compare` for a row timed by :meth:`cpu_pass`."""
+        return compare(*args, clock=self.clock, **kwargs)
+
+    def cpu_pass(self, fn: Callable[[T], object], inputs: Sequence[T]) -> float:
+        """Mean µs per call of ``fn`` over ``inputs``, once, in CPU time (unless ``--wall``)."""
+        return one_pass(fn, inputs, timer=time.perf_counter if self.wall else time.process_time)
 
     @property
     def rounds(self) -> int:
@@ -197,12 +220,17 @@ def cycle(items: Sequence[T], count: int) -> list[T]:
 # -- measuring ------------------------------------------------------------------
 
 
-def one_pass(fn: Callable[[T], object], inputs: Sequence[T]) -> float:
-    """Mean µs per call of ``fn`` over ``inputs``, once."""
-    start = time.perf_counter()
+def one_pass(
+    fn: Callable[[T], object],
+    inputs: Sequence[T],
+    *,
+    timer: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Mean µs per call of ``fn`` over ``inputs``, once (by the wall clock unless ``timer``)."""
+    start = timer()
     for item in inputs:
         fn(item)
-    return (time.perf_counter() - start) / len(inputs) * 1e6
+    return (timer() - start) / len(inputs) * 1e6
 
 
 def interleaved(rounds: int, *passes: Callable[[], float]) -> list[list[float]]:
@@ -273,20 +301,20 @@ def bench_codec(cfg: Config) -> Iterable[Row]:
 
     encode, srs_fwd, sign = interleaved(
         cfg.rounds,
-        lambda: one_pass(lambda _: codec.encode(COMPLEX_V1, expires, bind=bind), tokens),
-        lambda: one_pass(lambda s: srs.forward(s, DOMAIN), senders),
-        lambda: one_pass(signer.sign, senders),
+        lambda: cfg.cpu_pass(lambda _: codec.encode(COMPLEX_V1, expires, bind=bind), tokens),
+        lambda: cfg.cpu_pass(lambda s: srs.forward(s, DOMAIN), senders),
+        lambda: cfg.cpu_pass(signer.sign, senders),
     )
     decode, srs_rev, unsign = interleaved(
         cfg.rounds,
-        lambda: one_pass(lambda t: codec.decode(COMPLEX_V1, t, bind=bind), tokens),
-        lambda: one_pass(srs.reverse, forwarded),
-        lambda: one_pass(lambda s: signer.unsign(s, max_age=86400 * 60), signed),
+        lambda: cfg.cpu_pass(lambda t: codec.decode(COMPLEX_V1, t, bind=bind), tokens),
+        lambda: cfg.cpu_pass(srs.reverse, forwarded),
+        lambda: cfg.cpu_pass(lambda s: signer.unsign(s, max_age=86400 * 60), signed),
     )
-    yield compare("codec encode", encode, "srslib SRS forward", srs_fwd, 1.0)
-    yield compare("codec decode+verify", decode, "srslib SRS reverse", srs_rev, 1.0)
-    yield compare("codec encode", encode, "itsdangerous TimestampSigner.sign", sign, None)
-    yield compare(
+    yield cfg.row("codec encode", encode, "srslib SRS forward", srs_fwd, 1.0)
+    yield cfg.row("codec decode+verify", decode, "srslib SRS reverse", srs_rev, 1.0)
+    yield cfg.row("codec encode", encode, "itsdangerous TimestampSigner.sign", sign, None)
+    yield cfg.row(
         "codec decode+verify", decode, "itsdangerous TimestampSigner.unsign", unsign, None
     )
 
@@ -297,7 +325,7 @@ def bench_mask(cfg: Config) -> Iterable[Row]:
 
     def new_addresses() -> float:
         tracker = make_tracker()
-        return one_pass(lambda a: tracker.mask(a, conversation="order-1"), inputs)
+        return cfg.cpu_pass(lambda a: tracker.mask(a, conversation="order-1"), inputs)
 
     tracker = make_tracker()
     for a in inputs:
@@ -305,13 +333,13 @@ def bench_mask(cfg: Config) -> Iterable[Row]:
     project, again, floor = interleaved(
         cfg.rounds,
         new_addresses,
-        lambda: one_pass(lambda a: tracker.mask(a, conversation="order-1"), inputs),
-        lambda: one_pass(lambda a: validate_email(a, check_deliverability=False), inputs),
+        lambda: cfg.cpu_pass(lambda a: tracker.mask(a, conversation="order-1"), inputs),
+        lambda: cfg.cpu_pass(lambda a: validate_email(a, check_deliverability=False), inputs),
     )
-    yield compare(
+    yield cfg.row(
         "mask, new address (memory)", project, "email_validator.validate_email", floor, 1.5
     )
-    yield compare(
+    yield cfg.row(
         "mask, existing alias (memory)", again, "email_validator.validate_email", floor, None
     )
 
@@ -340,10 +368,10 @@ def bench_unmask(cfg: Config) -> Iterable[Row]:
     floor_name = "HMAC-SHA256 verify + dict lookup"
     project, floor = interleaved(
         cfg.rounds,
-        lambda: one_pass(tracker.unmask, aliases),
-        lambda: one_pass(floor_fn, messages),
+        lambda: cfg.cpu_pass(tracker.unmask, aliases),
+        lambda: cfg.cpu_pass(floor_fn, messages),
     )
-    yield compare("unmask (memory)", project, floor_name, floor, 2.5)
+    yield cfg.row("unmask (memory)", project, floor_name, floor, 2.5)
 
     forged = [a[:5] + ("0" if a[5] != "0" else "1") + a[6:] for a in aliases]
 
@@ -356,15 +384,15 @@ def bench_unmask(cfg: Config) -> Iterable[Row]:
 
     store.calls.clear()
     forged_us, forged_floor = interleaved(
-        cfg.rounds, lambda: one_pass(reject, forged), lambda: one_pass(floor_fn, messages)
+        cfg.rounds, lambda: cfg.cpu_pass(reject, forged), lambda: cfg.cpu_pass(floor_fn, messages)
     )
     forged_lookups = store.calls["get"]
     clock.advance(timedelta(days=61))
     expired_us, expired_floor = interleaved(
-        cfg.rounds, lambda: one_pass(reject, aliases), lambda: one_pass(floor_fn, messages)
+        cfg.rounds, lambda: cfg.cpu_pass(reject, aliases), lambda: cfg.cpu_pass(floor_fn, messages)
     )
     expired_lookups = store.calls["get"] - forged_lookups
-    yield compare(
+    yield cfg.row(
         "reject forged alias",
         forged_us,
         floor_name,
@@ -372,7 +400,7 @@ def bench_unmask(cfg: Config) -> Iterable[Row]:
         None,
         note=f"storage lookups: {forged_lookups}",
     )
-    yield compare(
+    yield cfg.row(
         "reject expired alias",
         expired_us,
         floor_name,
@@ -820,12 +848,12 @@ def bench_messages(cfg: Config) -> Iterable[Row]:
     parse = BytesParser(policy=email.policy.SMTP).parsebytes
     small_us, large_us, std_small, std_large = interleaved(
         cfg.rounds,
-        lambda: one_pass(record, [small] * n_small),
-        lambda: one_pass(record, [large] * n_large),
-        lambda: one_pass(parse, [small] * n_small),
-        lambda: one_pass(parse, [large] * n_large),
+        lambda: cfg.cpu_pass(record, [small] * n_small),
+        lambda: cfg.cpu_pass(record, [large] * n_large),
+        lambda: cfg.cpu_pass(parse, [small] * n_small),
+        lambda: cfg.cpu_pass(parse, [large] * n_large),
     )
-    yield compare(
+    yield cfg.row(
         f"record_message {kb(large)}",
         large_us,
         f"record_message {kb(small)}",
@@ -833,7 +861,7 @@ def bench_messages(cfg: Config) -> Iterable[Row]:
         5.0,
         note="text part + PDF attachment",
     )
-    yield compare(
+    yield cfg.row(
         f"stdlib BytesParser {kb(large)}",
         std_large,
         f"stdlib BytesParser {kb(small)}",
@@ -867,12 +895,12 @@ def bench_relay(cfg: Config) -> Iterable[Row]:
     n_small, n_large = cfg.n(400), cfg.n(60)
     small_us, large_us, std_small, std_large = interleaved(
         cfg.rounds,
-        lambda: one_pass(handle, [small] * n_small),
-        lambda: one_pass(handle, [large] * n_large),
-        lambda: one_pass(stdlib_parse_and_serialise, [small] * n_small),
-        lambda: one_pass(stdlib_parse_and_serialise, [large] * n_large),
+        lambda: cfg.cpu_pass(handle, [small] * n_small),
+        lambda: cfg.cpu_pass(handle, [large] * n_large),
+        lambda: cfg.cpu_pass(stdlib_parse_and_serialise, [small] * n_small),
+        lambda: cfg.cpu_pass(stdlib_parse_and_serialise, [large] * n_large),
     )
-    yield compare(
+    yield cfg.row(
         f"relay.handle {kb(large)}",
         large_us,
         f"relay.handle {kb(small)}",
@@ -880,14 +908,14 @@ def bench_relay(cfg: Config) -> Iterable[Row]:
         3.0,
         note="cost must not grow with the body",
     )
-    yield compare(
+    yield cfg.row(
         f"relay.handle {kb(small)}",
         small_us,
         "stdlib parse + as_bytes, same message",
         std_small,
         None,
     )
-    yield compare(
+    yield cfg.row(
         f"relay.handle {kb(large)}",
         large_us,
         "stdlib parse + as_bytes, same message",
@@ -960,11 +988,11 @@ def bench_scale(cfg: Config) -> Iterable[Row]:
         aliases = [tracker.mask(a, conversation="o").address for a in addresses(min(n, size))]
         filler = next(iter(store._aliases.values()))  # noqa: SLF001 - pads storage with filler records
         store._aliases.update((os.urandom(16).hex(), filler) for _ in range(size - len(store)))  # noqa: SLF001 - pads storage with filler records
-        unmasks.append(partial(one_pass, tracker.unmask, cycle(aliases, n)))
+        unmasks.append(partial(cfg.cpu_pass, tracker.unmask, cycle(aliases, n)))
     results = dict(zip(sizes, interleaved(cfg.rounds, *unmasks), strict=True))
     del unmasks
     for size in sizes[1:]:
-        yield compare(
+        yield cfg.row(
             f"unmask (memory), {size:,} aliases",
             results[size],
             f"unmask (memory), {sizes[0]:,} aliases",
@@ -1142,9 +1170,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--json", action="store_true", help="print the rows as JSON (the table goes to stderr)"
     )
+    parser.add_argument(
+        "--wall", action="store_true", help="time in-process rows by the wall clock, not CPU time"
+    )
     parser.add_argument("only", nargs="*", choices=[[], *BENCHMARKS], help="benchmarks to run")
     args = parser.parse_args(argv)
-    cfg = Config(quick=args.quick)
+    cfg = Config(quick=args.quick, wall=args.wall)
     rows: list[Row] = []
     started = time.perf_counter()
     for name, bench in BENCHMARKS.items():
@@ -1157,7 +1188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"machine: {machine()}", file=table)
     print(
         f"mode: {'quick' if cfg.quick else 'full'}, median of {cfg.rounds} interleaved rounds, "
-        f"{seconds:.1f} s\n",
+        f"in-process rows in {cfg.clock} time, {seconds:.1f} s\n",
         file=table,
     )
     print(render(rows), file=table)
@@ -1172,6 +1203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "machine": machine(),
             "mode": "quick" if cfg.quick else "full",
             "rounds": cfg.rounds,
+            "clock": cfg.clock,
             "seconds": round(seconds, 1),
             "goals_met": not missed,
             "rows": [r.as_json() for r in rows],

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hmac
+import os
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -8,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ct_alias import AliasCodec, ConfigurationError, ForgedAlias, MalformedAlias, TokenFormat
+from ct_alias import codec as codec_module
 from ct_alias.codec import COMPLEX_V1, SIMPLE_V1
 
 EXPIRES = datetime(2026, 3, 2, 12, 30, 5, tzinfo=UTC)
@@ -291,3 +294,27 @@ def test_expiry_range_edges_encode(when: datetime) -> None:
 def test_expiry_one_past_the_range_is_refused(when: datetime) -> None:
     with pytest.raises(ConfigurationError, match="cannot be encoded"):
         AliasCodec([KEY]).encode(COMPLEX_V1, when)
+
+
+def test_the_hmac_pads_compute_hmac_sha256() -> None:
+    # The codec keeps SHA-256 states of each key's pads (RFC 2104) instead of hmac objects.
+    for size in (16, 32, 64, 65, 200):
+        key = os.urandom(size)
+        for message in (b"", b"x", os.urandom(29), os.urandom(200)):
+            inner, outer = codec_module._hmac_pads(key)  # noqa: SLF001 - pinned against hmac
+            inner = inner.copy()
+            inner.update(message)
+            outer = outer.copy()
+            outer.update(inner.digest())
+            assert outer.digest() == hmac.digest(key, message, "sha256")
+
+
+def test_base32_spreading_matches_the_bit_by_bit_definition() -> None:
+    alphabet = "0123456789abcdefghijklmnopqrstuv"
+    for size in (5, 10, 15, 20, 25, 30, 35, 40, 60, 100):
+        for raw in (bytes(size), b"\xff" * size, os.urandom(size), os.urandom(size)):
+            number = int.from_bytes(raw, "big")
+            expected = "".join(
+                alphabet[(number >> shift) & 31] for shift in range(size * 8 - 5, -1, -5)
+            )
+            assert codec_module._b32(raw) == expected  # noqa: SLF001 - pinned bit by bit

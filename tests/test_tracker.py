@@ -364,3 +364,25 @@ def test_lookup_of_a_signed_but_unknown_alias(tracker: Tracker, clock: FrozenClo
         tracker.lookup(stranger)
     alias = tracker.mask(_CUSTOMER, conversation="o1")
     assert tracker.lookup(alias.address.upper()) == alias
+
+
+def test_masking_an_existing_alias_mints_nothing(clock: FrozenClock) -> None:
+    storage = CountingStorage()
+    tracker = make_tracker(storage, clock)
+    first = tracker.mask("maria@example.com", conversation="o1")
+    storage.calls.clear()
+    again = tracker.mask("Maria@EXAMPLE.com", conversation="o1")
+    assert again == first
+    # the slot was looked up; nothing was offered to get_or_create, nothing recorded
+    assert storage.calls == {"current_alias": 1}
+    assert len(storage.entries("o1", store=first.store)) == 1
+
+
+def test_an_expired_alias_in_the_slot_is_replaced(clock: FrozenClock) -> None:
+    storage = CountingStorage()
+    tracker = make_tracker(storage, clock)
+    first = tracker.mask("maria@example.com", conversation="o1")
+    clock.advance(timedelta(days=61))
+    second = tracker.mask("maria@example.com", conversation="o1")
+    assert second.address != first.address
+    assert storage.calls["get_or_create"] == 2

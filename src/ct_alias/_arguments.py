@@ -135,6 +135,8 @@ def json_data(data: object) -> dict[str, Any]:
 
 def role(value: object) -> Role:
     """A :class:`~ct_alias.aliases.Role`, or its value."""
+    if isinstance(value, Role):
+        return value
     if isinstance(value, str) and value in Role._value2member_map_:
         return Role(value)
     choices = ", ".join(r.value for r in Role)

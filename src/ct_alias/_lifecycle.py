@@ -37,10 +37,12 @@ class Changes:
 
 def alias_event(alias: Alias, name: AliasEvent, at: datetime, **data: Any) -> TimelineEntry:
     """The timeline entry of an alias event: the alias by reference, never by address."""
-    details = {"ref": alias.key, "role": alias.role.value, "strategy": alias.strategy}
-    details.update({k: v for k, v in data.items() if v is not None})
+    # str() of these StrEnums is their value, without the enum property's lookup
+    details = {"ref": alias.key, "role": str(alias.role), "strategy": alias.strategy}
+    if data:
+        details.update({k: v for k, v in data.items() if v is not None})
     return TimelineEntry(
-        alias.conversation, EntryKind.EVENT, name.value, at, details, store=alias.store
+        alias.conversation, EntryKind.EVENT, str(name), at, details, store=alias.store
     )
 
 

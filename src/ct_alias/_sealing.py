@@ -73,6 +73,8 @@ class RecordSealer:
 
     def seal(self, alias: Alias) -> Alias:
         """The alias as storage keeps it: each address sealed, bound to the record's place."""
+        if not self._keyed:  # the cleartext sealer keeps every text as it is
+            return alias
         address = self._sealer.seal(alias.address, context=_context(alias, "alias"))
         real = self._sealer.seal(alias.real_address, context=_context(alias, "real", alias.address))
         if address is alias.address and real is alias.real_address:
@@ -94,6 +96,8 @@ class RecordSealer:
             UnknownAddressKey: it was sealed with an address key that is gone.
             CorruptRecord: its sealed addresses do not authenticate.
         """
+        if not self._keyed:
+            return self._present_cleartext(record, address)
         plaintext = migrating or self._allow_plaintext
         if address is None:
             address = self._sealer.open(
@@ -113,6 +117,22 @@ class RecordSealer:
         if real == record.real_address and address == record.address:
             return record
         return evolve(record, address=address, real_address=real)
+
+    def _present_cleartext(self, record: Alias, address: str | None) -> Alias:
+        """:meth:`present` without address keys (the sealer is :class:`~ct_alias.crypto.Cleartext`).
+
+        Cleartext opens nothing: it returns a value as it is, and refuses a
+        sealed one (keys are missing), so only a sealed value is handed to it.
+        """
+        if address is None:
+            address = record.address
+            if is_sealed(address):
+                self._sealer.open(address, context="")  # raises: keys are missing
+        if is_sealed(record.real_address):
+            self._sealer.open(record.real_address, context="")  # raises: keys are missing
+        if address == record.address:
+            return record
+        return evolve(record, address=address)
 
     def seal_entry(self, entry: TimelineEntry) -> TimelineEntry:
         """A message entry as storage keeps it: its personal texts sealed (with address keys).

@@ -103,6 +103,15 @@ class ComplexStrategy:
             return None
         return self._codec.decode(COMPLEX_V1, local, bind=domain.encode("ascii"))
 
+    def expiry(self, local: str, domain: str) -> datetime:
+        """:meth:`read` for an alias under exactly ``domain``, returning only its expiry.
+
+        Raises:
+            MalformedAlias: ``local`` is not a complex token.
+            ForgedAlias: its signature does not verify.
+        """
+        return self._codec.expiry(COMPLEX_V1, local, bind=domain.encode("ascii"))
+
     def __repr__(self) -> str:
         return "ComplexStrategy()"
 

@@ -16,7 +16,7 @@ from ._policies import PolicySet, Verified
 from ._recording import TimelineMethods
 from ._rules import Folds, RulesMethods
 from ._sealing import RecordSealer, Rotation
-from .addresses import normalize_address
+from .addresses import RealAddress, normalize_address
 from .aliases import Alias, Role
 from .blind_index import BlindIndex
 from .bounces import make_bounce_address, read_bounce_address
@@ -35,7 +35,7 @@ from .errors import (
     UnknownAlias,
 )
 from .policy import Policy
-from .storage.base import PolicyStorage, Storage, Tombstone
+from .storage.base import PolicyStorage, SlotLookup, Storage, Tombstone
 from .timeline import (
     AliasEvent,
     TimelineEntry,
@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_POLICY_REFRESH = timedelta(seconds=10)
 
 _COLLISION_RETRIES = 4
+_ZERO = timedelta(0)
 
 
 class Tracker(RulesMethods, TimelineMethods, ErasureMethods):
@@ -141,6 +142,7 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods):
         self._default_policy = default_policy
         self._built = PolicySet.build(self._codec, default_policy)
         self._policy_storage = storage if isinstance(storage, PolicyStorage) else None
+        self._slots = storage if isinstance(storage, SlotLookup) else None
         self._policy_refresh = check.duration("policy_refresh", policy_refresh)
         self._policies_read_at: datetime | None = None
         self._folds = Folds()
@@ -211,12 +213,17 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods):
     @property
     def _policies(self) -> PolicySet:
         """The policy set, re-read from storage when the copy is older than ``policy_refresh``."""
+        if self._policy_storage is None:
+            return self._built
+        return self._policies_at(self._clock.now())
+
+    def _policies_at(self, now: datetime) -> PolicySet:
+        """:attr:`_policies`, with the clock already read."""
         storage = self._policy_storage
         if storage is None:
             return self._built
-        now = self._clock.now()
         read_at = self._policies_read_at
-        if read_at is not None and timedelta(0) <= now - read_at < self._policy_refresh:
+        if read_at is not None and _ZERO <= now - read_at < self._policy_refresh:
             return self._built
         stored = storage.policies()
         policies: dict[str, Policy] = {}
@@ -262,11 +269,19 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods):
         conversation = check.conversation(conversation)
         store = check.store(store)
         role = check.role(role)
-        policies = self._policies
-        policy = policies.policy_for(store)
         now = self._clock.now()
+        policies = self._policies_at(now)
+        policy = policies.policy_for(store)
         expires_at = _whole_seconds(now + policy.ttl)
-        slot = self._index.slot_key(store, conversation, role.value, real.key)
+        # str(role) is role.value (a StrEnum), without the enum property's lookup
+        slot = self._index.slot_key(store, conversation, str(role), real.key)
+        if self._slots is not None:
+            # the slot first: an alias that already works costs no token, record or event
+            current = self._slots.current_alias(slot, now=now)
+            if current is not None:
+                existing = self._reusable(current, real, now)
+                if existing is not None:
+                    return existing
         owner = self._index.owner_key(real.key)
         for _ in range(_COLLISION_RETRIES):
             strategy, alias_address = policies.make(policy, real, expires_at)
@@ -296,17 +311,31 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods):
             if created:
                 logger.debug("issued %s alias for conversation %r", strategy, conversation)
                 return candidate
-            existing = self._records.present(alias)
-            if normalize_address(existing.real_address).key != real.key:
-                # the slot column of another record was changed to this one's
-                raise CorruptRecord(existing.key + ":slot", "none")
-            dead = self._why_unreadable(existing)
-            if dead is None:
+            existing = self._reusable(alias, real, now)
+            if existing is not None:
                 return existing
-            # Its signing key or its alias domain was retired: it can never work
-            # again. Retire it from its slot (recorded), then issue a fresh one.
-            self._apply(retirement(existing, now=now, why=dead))
         raise AliasCollision()
+
+    def _reusable(self, stored: Alias, real: RealAddress, now: datetime) -> Alias | None:
+        """The stored alias of ``real``'s slot as callers see it, or ``None`` once retired.
+
+        Raises:
+            CorruptRecord: the record's slot column was moved onto ``real``'s slot.
+        """
+        existing = self._records.present(stored)
+        if (
+            existing.real_address != real.address
+            and normalize_address(existing.real_address).key != real.key
+        ):
+            # the slot column of another record was changed to this one's
+            raise CorruptRecord(existing.key + ":slot", "none")
+        dead = self._why_unreadable(existing)
+        if dead is None:
+            return existing
+        # Its signing key or its alias domain was retired: it can never work
+        # again. Retire it from its slot (recorded), then issue a fresh one.
+        self._apply(retirement(existing, now=now, why=dead))
+        return None
 
     def _why_unreadable(self, alias: Alias) -> str | None:
         """Why this tracker can no longer read ``alias`` back, or ``None`` if it can."""
@@ -353,9 +382,8 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods):
         """
         if reason is not None:
             reason = check.text("reason", reason, check.MAX_REASON)
-        canonical, token, _ = self._policies.read(alias)
+        canonical, expires_at = self._policies.expiry(alias)
         now = self._clock.now()
-        expires_at = token.expires_at
         if now >= expires_at:
             raise ExpiredAlias(canonical, expires_at, ExpiryReason.TTL)
         record = self._stored_alias(canonical)
@@ -596,4 +624,4 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods):
 
 
 def _whole_seconds(moment: datetime) -> datetime:
-    return moment - timedelta(microseconds=moment.microsecond)
+    return moment.replace(microsecond=0)

@@ -46,6 +46,7 @@ __all__ = [
     "ErasureStorage",
     "PolicyStorage",
     "Sealed",
+    "SlotLookup",
     "Storage",
     "Tombstone",
 ]
@@ -306,6 +307,31 @@ class ErasureStorage(Protocol):
 
         Raises:
             StorageError: the backend failed; nothing was written.
+        """
+        ...
+
+
+@runtime_checkable
+class SlotLookup(Protocol):
+    """A storage that tells cheaply which alias holds a slot (optional; see ``isinstance``).
+
+    A :class:`~ct_alias.tracker.Tracker` on such a storage looks the slot up
+    before it mints a new alias, so masking an address that already has a
+    usable alias builds nothing (no token, no record, no timeline entry) and
+    does not call :meth:`Storage.get_or_create` at all. Worth implementing
+    where a lookup costs about nothing (:class:`~ct_alias.storage.MemoryStorage`
+    does); a storage whose every call is a round trip is better off letting
+    :meth:`Storage.get_or_create` find the alias, as it must anyway.
+    """
+
+    def current_alias(self, slot: str, *, now: datetime) -> Alias | None:
+        """The alias in ``slot`` if it is usable at ``now`` (what ``get_or_create`` would return).
+
+        ``None`` when the slot is empty or its alias no longer works; the
+        tracker then calls :meth:`Storage.get_or_create`, which decides.
+
+        Raises:
+            StorageError: the backend failed.
         """
         ...
 

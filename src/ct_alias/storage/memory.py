@@ -88,10 +88,23 @@ class MemoryStorage:
             self._aliases[candidate.key] = candidate
             self._slots[slot] = candidate.key
             place = (candidate.store, candidate.conversation)
-            self._by_conversation.setdefault(place, []).append(candidate.key)
+            keys = self._by_conversation.get(place)
+            if keys is None:
+                self._by_conversation[place] = [candidate.key]
+            else:
+                keys.append(candidate.key)
             for entry in entries:
                 self._append(entry)
             return candidate, True
+
+    def current_alias(self, slot: str, *, now: datetime) -> Alias | None:
+        """See :meth:`SlotLookup.current_alias <ct_alias.storage.SlotLookup.current_alias>`."""
+        # No lock: each read is atomic, and a record is replaced, never removed.
+        key = self._slots.get(slot)
+        if key is None:
+            return None
+        record = self._aliases.get(key)
+        return record if isinstance(record, Alias) and record.usable_at(now) else None
 
     def get(self, key: str) -> Alias | Tombstone | None:
         """See :meth:`Storage.get`."""
@@ -245,9 +258,14 @@ class MemoryStorage:
             existing = self._dedup.get((entry.store, entry.conversation, entry.dedup_key))
             if existing is not None:
                 return existing, False
-        stored = evolve(entry, seq=next(self._seq))
+        stored = _numbered(entry, next(self._seq))
         timeline = self._timelines.setdefault((entry.store, entry.conversation), [])
-        bisect.insort(timeline, stored, key=_order)
+        if not timeline or timeline[-1].at <= stored.at:
+            # the usual case, and what insort would do: sequence numbers only grow, so
+            # (at, seq) of the last entry is below the new one's whenever its ``at`` is
+            timeline.append(stored)
+        else:
+            bisect.insort(timeline, stored, key=_order)
         if entry.dedup_key is not None:
             self._dedup[(entry.store, entry.conversation, entry.dedup_key)] = stored
         return stored, True
@@ -271,6 +289,20 @@ class MemoryStorage:
             start = 0 if after is None else bisect.bisect_right(timeline, after, key=_order)
             stop = None if limit is None else start + limit
             return timeline[start:stop]
+
+
+def _numbered(entry: TimelineEntry, seq: int) -> TimelineEntry:
+    """``entry`` with its sequence number: ``evolve(entry, seq=seq)``, without its introspection."""
+    return TimelineEntry(
+        entry.conversation,
+        entry.kind,
+        entry.name,
+        entry.at,
+        entry.data,
+        entry.dedup_key,
+        seq,
+        store=entry.store,
+    )
 
 
 def _order(entry: TimelineEntry) -> tuple[datetime, int]:

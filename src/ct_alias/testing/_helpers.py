@@ -90,6 +90,11 @@ class CountingStorage(MemoryStorage):
         self.called("get_or_create")
         return super().get_or_create(candidate, now=now, entries=entries)
 
+    def current_alias(self, slot: str, *, now: datetime) -> Alias | None:
+        """Count, then see :meth:`ct_alias.storage.SlotLookup.current_alias`."""
+        self.called("current_alias")
+        return super().current_alias(slot, now=now)
+
     def get(self, key: str) -> Alias | Tombstone | None:
         """Count, then see :meth:`Storage.get <ct_alias.Storage.get>`."""
         self.called("get")
