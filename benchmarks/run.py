@@ -53,6 +53,7 @@ from ct_alias import (
     CtAliasError,
     FrozenClock,
     MemoryStorage,
+    OrderEvent,
     Policy,
     Role,
     Storage,
@@ -61,6 +62,7 @@ from ct_alias import (
 )
 from ct_alias.auth import AuthenticationResults
 from ct_alias.codec import COMPLEX_V1, AliasCodec
+from ct_alias.policy import Window
 from ct_alias.relay import Relay
 from ct_alias.storage.sql import SQLStorage
 
@@ -924,6 +926,85 @@ def bench_relay(cfg: Config) -> Iterable[Row]:
     )
 
 
+def bench_rules(cfg: Config) -> Iterable[Row]:
+    """Relaying into a conversation whose store sets every rule, against one that sets none.
+
+    On SQLite, as ``serve`` runs: the rules' fold reads what was recorded since
+    the last message (one small query), never the whole timeline. One message
+    every four minutes, so the rate cap (20 an hour) never refuses.
+    """
+    with tempfile.TemporaryDirectory(prefix="ct-alias-bench-") as tmp:
+        storage = SQLStorage(f"sqlite:///{Path(tmp) / 'rules.db'}")
+        storage.upgrade()
+        try:
+            clock = FrozenClock(START)
+            tracker = make_tracker(storage, clock)
+            tracker.set_policy(
+                "rules",
+                Policy(
+                    domain=DOMAIN,
+                    conversation_rules=True,
+                    support_address="ajuda@loja.example.com",
+                    to_customer_window=Window(OrderEvent.DELIVERED, timedelta(days=30)),
+                    from_customer_window=Window(OrderEvent.CANCELED, timedelta(days=30)),
+                    to_customer_per_hour=20,
+                    from_customer_per_hour=20,
+                ),
+            )
+            customers = {}
+            for store in ("plain", "rules"):
+                customers[store] = tracker.mask(
+                    "cliente@example.com.br", conversation="o", store=store
+                )
+                tracker.mask(
+                    "vendas@loja.example.com", conversation="o", store=store, role=Role.STORE
+                )
+                for n in range(30):  # a conversation with some history
+                    tracker.record_event("o", f"step-{n}", store=store)
+            tracker.record_event("o", OrderEvent.DELIVERED, store="rules")
+            other = tracker.mask(
+                "spam@market.example.org", conversation="o", store="rules", role=Role.CONTACT
+            )
+            tracker.block("o", other, store="rules")
+            relay = Relay(tracker, authenticator=AuthenticationResults(MTA))
+            counter = iter(range(10**9))
+
+            def message(store: str) -> bytes:
+                return (
+                    f"{VERDICT}From: Transportadora <rastreio@transportadora.example.net>\r\n"
+                    f"To: {customers[store].address}\r\nSubject: Entrega\r\n"
+                    f"Message-ID: <{next(counter)}@transportadora.example.net>\r\n\r\n"
+                    "Sua entrega chega amanha.\r\n"
+                ).encode()
+
+            def handle(data: bytes) -> object:
+                address = data.split(b"To: ", 1)[1].split(b"\r\n", 1)[0].decode()
+                clock.advance(timedelta(minutes=4))
+                (outcome,) = relay.handle(
+                    "rastreio@transportadora.example.net", [address], data
+                ).outcomes
+                if not outcome.accepted:
+                    raise AssertionError(outcome)
+                return relay.delivered(outcome)
+
+            n = cfg.n(200)
+            plain, ruled = interleaved(
+                cfg.rounds,
+                lambda: one_pass(handle, [message("plain") for _ in range(n)]),
+                lambda: one_pass(handle, [message("rules") for _ in range(n)]),
+            )
+        finally:
+            storage.close()
+    yield compare(
+        "relay.handle + delivered, every rule set (SQLite)",
+        ruled,
+        "the same, no rule set",
+        plain,
+        1.25,
+        note="rules read only what was recorded since the last message",
+    )
+
+
 def bench_relay_cc(cfg: Config) -> Iterable[Row]:
     """A message to 1,000 ``Cc`` addresses against the same message to one, on SQLite."""
     with tempfile.TemporaryDirectory(prefix="ct-alias-bench-") as tmp:
@@ -1118,6 +1199,7 @@ BENCHMARKS: dict[str, Callable[[Config], Iterable[Row]]] = {
     "messages": bench_messages,
     "relay": bench_relay,
     "relay-cc": bench_relay_cc,
+    "rules": bench_rules,
     "scale": bench_scale,
     "crypto": bench_crypto,
 }

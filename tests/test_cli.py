@@ -213,6 +213,8 @@ def test_demo_runs(tmp_path: Path) -> None:
         "250 2.0.0",
         "550 5.1.1",
         "550 5.2.1",
+        "550 5.7.1 this sender was blocked in this conversation",
+        "sender-blocked",
         "payment-approved",
         "delivered",
         "the timeline of order",

@@ -503,3 +503,45 @@ def test_every_refusal_and_rule_is_in_the_html_timeline(
     assert "opted out of non-critical messages" in html
     assert html.count("delivery rejected") == 2
     assert carrier.key not in html.replace(f'"{carrier.key}"', "")  # no slot or ref shown raw
+
+
+# -- how the fold reads -----------------------------------------------------------------
+
+
+def test_an_event_recorded_a_little_back_dated_is_seen_at_once(
+    tracker: Tracker, relay: Relay, customer: Alias, store: Alias, clock: FrozenClock
+) -> None:
+    with_policy(tracker, to_customer_window=Window("delivered", timedelta(minutes=5)))
+    clock.advance(timedelta(days=2))
+    assert send(relay, STORE, customer).accepted
+    assert send(relay, STORE, customer).accepted  # the fold's newest entry is the first, now
+    # a carrier's webhook, late: delivered ten minutes ago, recorded now
+    tracker.record_event(ORDER, "delivered", store="shop", at=clock.now() - timedelta(minutes=10))
+    assert send(relay, STORE, customer).code == 550
+
+
+def test_an_event_back_dated_further_is_seen_when_the_fold_is_read_again(
+    tracker: Tracker, relay: Relay, customer: Alias, store: Alias, clock: FrozenClock
+) -> None:
+    with_policy(tracker, to_customer_window=Window("delivered", timedelta(days=1)))
+    clock.advance(timedelta(days=3))
+    assert send(relay, STORE, customer).accepted
+    tracker.record_event(ORDER, "canceled", store="shop")
+    clock.advance(timedelta(hours=2))
+    assert send(relay, STORE, customer).accepted  # the fold's newest entry is now
+    tracker.record_event(ORDER, "delivered", store="shop", at=clock.now() - timedelta(days=2))
+    assert send(relay, STORE, customer).accepted  # two days back: not read on
+    clock.advance(timedelta(hours=6))
+    assert send(relay, STORE, customer).code == 550  # read again whole
+
+
+def test_entries_read_again_are_folded_once(
+    tracker: Tracker, relay: Relay, customer: Alias, store: Alias, clock: FrozenClock
+) -> None:
+    with_policy(tracker, to_customer_per_hour=3)
+    for _ in range(2):
+        assert send(relay, STORE, customer).accepted
+        clock.advance(timedelta(minutes=1))
+        assert tracker.conversation_rules(ORDER, store="shop").state is ConversationState.OPEN
+    assert send(relay, STORE, customer).accepted  # the third of three: not counted twice
+    assert send(relay, STORE, customer).code == 450

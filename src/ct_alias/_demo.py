@@ -96,6 +96,8 @@ class _Demo:
             index_key=secrets.token_urlsafe(32),
         )
         self.tracker.set_policy("loja-simples", Policy(domain=DOMAIN, strategy="simple"))
+        # the complex store enforces conversation rules (states, blocked senders)
+        self.tracker.set_policy("loja-complexa", Policy(domain=DOMAIN, conversation_rules=True))
         self.relay = Relay(self.tracker, authenticator=AuthenticationResults(MTA))
         self.customers: dict[str, Alias] = {}
 
@@ -115,6 +117,7 @@ class _Demo:
         self.order_flow(ORDERS["loja-complexa"])
         self.simple_store(ORDERS["loja-simples"])
         self.forged_store(ORDERS["loja-complexa"])
+        self.blocked_sender(ORDERS["loja-complexa"])
         self.refusals(ORDERS["loja-complexa"])
         self.show_timelines()
         self.say()
@@ -203,6 +206,26 @@ class _Demo:
         )
         self.say(f"relay     {outcome.reply}: shown as {from_line.decode()!r}")
         self.say("          not as the store's alias, and no alias was issued to the stranger")
+
+    def blocked_sender(self, order: str) -> None:
+        tracker, customer, shop = self.tracker, self.customers[order], STORE_OF[order]
+        self.say("\n== the customer blocks the carrier in this order (she clicked its message) ==")
+        clicked = next(
+            m
+            for m in reversed(tracker.timeline(order, store=shop).messages)
+            if m.data.get("from") and m.data["from"][0].get("role") == Role.CONTACT.value
+        )
+        tracker.block(order, clicked, store=shop, reason="the customer asked")
+        again = _mail(
+            f"Transportadora <{CARRIER}>",
+            customer.address,
+            "Ofertas da semana",
+            "Frete grátis na próxima compra!",
+            "offer-1@transportadora",
+            passed="transportadora.example.net",
+        )
+        self.say(f"block     {CARRIER} in order {order} only")
+        self.say(f"relay     {self.relay_one(CARRIER, customer.address, again).reply}")
 
     def simple_store(self, order: str) -> None:
         self.say(f"\n== the simple store's order {order}: readable aliases route the same ==")

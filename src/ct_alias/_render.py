@@ -62,7 +62,9 @@ def render_timeline(timeline: Timeline) -> str:
         else:
             e = events[key]
             bits = [_who(e["participant"])] if "participant" in e else []
-            bits += [f"{k}={v}" for k, v in e["data"].items() if k not in {"role", "strategy"}]
+            bits += [
+                f"{k}={v}" for k, v in e["data"].items() if k not in {"role", "strategy", "slot"}
+            ]
             rows.append([when, entry.name, " ".join(bits)])
     entries = render_table(["time (UTC)", "entry", "details"], rows)
     more = f"\n(more: --after {timeline.next_after})" if timeline.next_after else ""

@@ -4,11 +4,12 @@
 are the tracker's. The rules' facts are folded from the timeline
 (:class:`~ct_alias.rules.RuleFold`); a tracker keeps the fold of each
 conversation it was asked about (at most :data:`MAX_FOLDS`, least recently
-used first out) and reads only the entries recorded after it, so a relayed
-message costs one small read of what is new, and nothing at all for a store
-whose policy sets no rule. An entry recorded with an earlier time than the
-fold's last one (``record_event(at=...)`` in the past) is seen when the fold
-is read again whole, at most :data:`FOLD_REREAD` later.
+used first out) and reads only the entries since its newest one (less
+:data:`~ct_alias.rules.OVERLAP`, a quarter of an hour, so that an order event recorded a
+little back-dated is seen), so a relayed message costs one small read, and
+nothing at all for a store whose policy sets no rule. An entry back-dated
+further is seen when the fold is read again whole, at most
+:data:`FOLD_REREAD` (six hours) later.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Final
 from . import _arguments as check
 from ._sealing import RecordSealer
 from ._unsubscribe import looks_like_unsubscribe, make_unsubscribe_token, read_unsubscribe_token
-from .addresses import normalize_address
 from .aliases import Alias, Role
 from .blind_index import BlindIndex
 from .clock import Clock
@@ -33,7 +33,6 @@ from .errors import (
     ExpiredAlias,
     ExpiryReason,
     ForgedAlias,
-    InvalidAddress,
     InvalidArgument,
     MalformedAlias,
     UnknownAlias,
@@ -49,7 +48,7 @@ __all__ = ["FOLD_REREAD", "MAX_FOLDS", "Folds", "RulesMethods"]
 #: How many conversations' folds a tracker keeps.
 MAX_FOLDS: Final = 10_000
 #: A fold older than this is read again whole (to see back-dated entries).
-FOLD_REREAD: Final = timedelta(minutes=5)
+FOLD_REREAD: Final = timedelta(hours=6)
 
 _INBOUND_ROLES: Final = frozenset({Role.STORE, Role.CONTACT})
 
@@ -250,7 +249,9 @@ class RulesMethods:
                 fold,
                 policy,
                 to_customer=recipient.role not in _INBOUND_ROLES,
-                sender_slot=None if sender is None else self._sender_slot(sender),
+                sender_slot=None
+                if sender is None or not fold.blocked
+                else self._sender_slot(sender),
                 support_involved=_is_support(policy, recipient, sender),
                 replied_ids=replied_ids,
                 now=self._clock.now(),
@@ -334,11 +335,11 @@ class RulesMethods:
 
     def _sender_slot(self, alias: Alias) -> str:
         """The same key for every alias a sender has in a conversation under one role."""
-        try:
-            key = normalize_address(alias.real_address).key
-        except InvalidAddress:
-            key = alias.real_address
-        return self._index.slot_key(alias.store, alias.conversation, alias.role.value, key)
+        from .mail._addresses import wire_key  # noqa: PLC0415 - mail parsing stays lazy
+
+        return self._index.slot_key(
+            alias.store, alias.conversation, alias.role.value, wire_key(alias.real_address)
+        )
 
     def _opt_out(self, conversation: str, store: str, via: str) -> TimelineEntry:
         entry = TimelineEntry(
@@ -382,15 +383,17 @@ class RulesMethods:
             while len(folds.folds) > MAX_FOLDS:
                 folds.folds.popitem(last=False)
         with cached.lock:
+            after = cached.read_from()
             while True:
-                page = self._storage.entries(
-                    conversation, store=store, after=cached.position, limit=_PAGE
-                )
+                page = self._storage.entries(conversation, store=store, after=after, limit=_PAGE)
                 cached.add(
-                    self._records.open_entry(e) if e.kind is EntryKind.MESSAGE else e for e in page
+                    self._records.open_entry(e) if e.kind is EntryKind.MESSAGE else e
+                    for e in page
+                    if e.seq not in cached.seen
                 )
                 if len(page) < _PAGE:
                     break
+                after = (page[-1].at, page[-1].seq or 0)
             yield cached
 
 

@@ -36,6 +36,7 @@ from .timeline import Direction, EntryKind, TimelineEntry
 from .vocabulary import ConversationState, RuleEvent
 
 __all__ = [
+    "OVERLAP",
     "RATE_WINDOW",
     "ConversationRules",
     "ConversationState",
@@ -47,6 +48,8 @@ __all__ = [
 
 #: The window a rate cap counts messages in.
 RATE_WINDOW: Final = timedelta(hours=1)
+#: How far before its newest entry a fold reads again (to see entries recorded back-dated).
+OVERLAP: Final = timedelta(minutes=15)
 #: How many message ids per direction a fold remembers for recognising replies.
 MAX_REMEMBERED_IDS: Final = 1000
 _RULE_EVENTS: Final = frozenset(RuleEvent._value2member_map_)
@@ -126,6 +129,8 @@ class RuleFold:
         self.lock = threading.Lock()
         self.read_at: datetime | None = None
         self.position: tuple[datetime, int] | None = None
+        # the entries folded within OVERLAP of the newest (read again, never folded twice)
+        self.seen: dict[int, datetime] = {}
         self.state = ConversationState.OPEN
         self.state_reason: str | None = None
         self.state_since: datetime | None = None
@@ -139,7 +144,11 @@ class RuleFold:
         """Fold stored entries (in timeline order) in."""
         for entry in entries:
             if entry.seq is not None:
-                self.position = (entry.at, entry.seq)
+                if entry.seq in self.seen:
+                    continue
+                self.seen[entry.seq] = entry.at
+                if self.position is None or (entry.at, entry.seq) > self.position:
+                    self.position = (entry.at, entry.seq)
             if entry.kind is EntryKind.MESSAGE:
                 self._message(entry)
             elif entry.name in _RULE_EVENTS:
@@ -148,6 +157,20 @@ class RuleFold:
                 latest = self.events.get(entry.name)
                 if latest is None or entry.at > latest:
                     self.events[entry.name] = entry.at
+
+    def read_from(self) -> tuple[datetime, int] | None:
+        """Where to read on: :data:`OVERLAP` before the newest entry folded.
+
+        An entry recorded with an earlier time than the newest one (an order
+        event the host back-dates a little) is folded too; entries within the
+        overlap are read again but folded once. It also forgets what is older
+        than the overlap.
+        """
+        if self.position is None:
+            return None
+        start = self.position[0] - OVERLAP
+        self.seen = {seq: at for seq, at in self.seen.items() if at >= start}
+        return (start, -1)
 
     def _rule_event(self, entry: TimelineEntry) -> None:
         data = entry.data
@@ -184,9 +207,18 @@ class RuleFold:
             while len(ids) > 2 * MAX_REMEMBERED_IDS:
                 ids.popitem(last=False)
 
-    def recent(self, direction: Direction, now: datetime) -> list[tuple[datetime, int]]:
-        """The ``(at, seq)`` of ``direction``'s messages within :data:`RATE_WINDOW` of ``now``."""
-        return [t for t in self.times[direction] if t[0] > now - RATE_WINDOW]
+    def recent(self, direction: Direction, now: datetime, most: int) -> list[tuple[datetime, int]]:
+        """The ``(at, seq)`` of ``direction``'s newest messages within :data:`RATE_WINDOW`.
+
+        At most ``most`` of them, newest first (a cap reads no more than itself).
+        """
+        since = now - RATE_WINDOW
+        found: list[tuple[datetime, int]] = []
+        for item in reversed(self.times[direction]):
+            if item[0] <= since or len(found) >= most:
+                break
+            found.append(item)
+        return found
 
     def names(self, direction: Direction, ids: Iterable[str]) -> bool:
         """Whether any of ``ids`` (as seen on the wire) names a message sent in ``direction``."""
@@ -225,7 +257,8 @@ def decide(
         policy: the store's policy.
         to_customer: the message goes to the customer (or a follow-up);
             otherwise it comes from the customer's side.
-        sender_slot: the authenticated sender's slot (``None``: unverified).
+        sender_slot: the authenticated sender's slot (``None``: unverified,
+            or nothing is blocked).
         support_involved: the recipient or the authenticated sender is the
             policy's support address.
         replied_ids: the ids the message's ``In-Reply-To`` and ``References`` name.
@@ -243,9 +276,9 @@ def decide(
             return _window_refusal(window, to_customer=to_customer)
     cap = policy.to_customer_per_hour if to_customer else policy.from_customer_per_hour
     if cap is not None:
-        recent = fold.recent(direction, now)
+        recent = fold.recent(direction, now, cap)
         if len(recent) >= cap:
-            first_at, first_seq = recent[-cap]
+            first_at, first_seq = recent[-1]
             whom = "to the customer" if to_customer else "from the customer"
             return RuleRefusal(
                 Rule.RATE,
