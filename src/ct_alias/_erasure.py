@@ -41,7 +41,7 @@ from .errors import (
 )
 from .storage.base import Erasure, ErasureStorage, Storage, Tombstone, stopped_working
 from .timeline import AliasEvent, EntryKind, TimelineEntry
-from .vocabulary import RuleEvent
+from .vocabulary import ModerationEvent, RuleEvent
 
 __all__ = ["REDACTED", "ErasureMethods", "ErasureReceipt", "OwnerBackfill"]
 
@@ -65,7 +65,7 @@ _EVENT_TEXTS: Final = ("reason",)
 _STRUCTURE: Final = frozenset(
     {"ref", "role", "strategy", "status", "code", "hard", "via", "source", "kind", "action"}
     | {"stage", "bounce", "by", "endsAt", "contentType", "date", "size", "isReport"}
-    | {"slot", "state", "rule"}
+    | {"slot", "state", "rule", "moderator"}
 )
 
 
@@ -373,8 +373,9 @@ class _Person:
 
 
 #: The events the tracker and the relay record themselves: their ``ref`` names an alias.
-_OWN_EVENTS: Final = frozenset(AliasEvent._value2member_map_) | frozenset(
-    RuleEvent._value2member_map_
+_OWN_EVENTS: Final = frozenset(
+    {*AliasEvent._value2member_map_, *RuleEvent._value2member_map_}
+    | {*ModerationEvent._value2member_map_}
 )
 
 
