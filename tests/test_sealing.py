@@ -372,8 +372,11 @@ def test_records_get_their_addresses_with_every_other_field_kept() -> None:
         "revoked_at",
         "key",
         "slot",
+        "owner",
     ]
-    record = make_alias(ends_at=T0, revoked_at=T0, status=AliasStatus.REVOKED)
-    assert _sealing._with_addresses(record, "a", "b") == attrs.evolve(
-        record, address="a", real_address="b"
-    )
+    record = make_alias(ends_at=T0, revoked_at=T0, status=AliasStatus.REVOKED, owner="o")
+    swapped = _sealing._with_addresses(record, "a", "b")
+    expected = attrs.evolve(record, address="a", real_address="b")
+    assert swapped == expected
+    # a field left out of eq must be copied too
+    assert attrs.asdict(swapped) == attrs.asdict(expected)

@@ -272,6 +272,7 @@ def _with_addresses(record: Alias, address: str, real_address: str) -> Alias:
         record.revoked_at,
         record.key,
         record.slot,
+        record.owner,
     )
 
 
