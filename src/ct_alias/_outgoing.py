@@ -115,6 +115,9 @@ class Outgoing:
         bounce: whether the message has a null reverse-path (an auto-reply:
             delivery reports never get here, the relay consumes them). Its
             author is never made a contact.
+        participants: the conversation's aliases, when the caller read them
+            for this message (fresh: the relay reads them at ``DATA``); default
+            read here.
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class Outgoing:
         author: Author | None,
         authentication: Authentication,
         bounce: bool,
+        participants: Sequence[Alias] | None = None,
     ) -> None:
         self._tracker = tracker
         self._recipient = recipient
@@ -135,7 +139,8 @@ class Outgoing:
         self._bounce = bounce
         self._policy = tracker.policy_for(recipient.store)
         self._now = tracker.clock.now()
-        participants = tracker.aliases(recipient.conversation, store=recipient.store)
+        if participants is None:  # the relay passes the read it checked the recipient in
+            participants = tracker.aliases(recipient.conversation, store=recipient.store)
         self._participants = participants
         # usable aliases win over ended ones of the same address
         ordered = sorted(participants, key=lambda a: a.usable_at(self._now))

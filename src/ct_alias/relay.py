@@ -98,6 +98,8 @@ MAX_HEADER_BYTES: Final = 512 * 1024
 _INBOUND_ROLES = frozenset({Role.STORE, Role.CONTACT})
 #: The most ids of each of ``In-Reply-To`` and ``References`` the rules look at.
 _MAX_REPLIED_IDS: Final = 50
+#: How many aliases' conversations the relay remembers between RCPT and DATA (then it forgets all).
+_MAX_PLACES: Final = 10_000
 #: Local parts at an alias domain that stand for nobody and accept no mail.
 _NO_MAIL: Final = {
     UNVERIFIED_LOCAL: "this address accepts no mail: it stands for a sender who was not verified",
@@ -151,6 +153,10 @@ class Relay(RelayRecords, RelayModeration):
         self.max_hops = max_hops
         self.moderators = moderators_argument(moderators)
         self._recorded: dict[tuple[str, int, str], datetime] = {}
+        # alias address -> (conversation, store), filled when a recipient is checked. An alias's
+        # conversation and store never change, so this is never stale; everything that can
+        # change (revoked, expired, ended, purged, its real address) is read again per message.
+        self._places: dict[str, tuple[str, str]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -173,15 +179,21 @@ class Relay(RelayRecords, RelayModeration):
             A rejection, or ``None`` when the recipient is acceptable so far.
         """
         try:
-            self._recipient(recipient)
+            self._recipient(recipient, at_data=False)
         except Refused as refused:
             outcome: Outcome = refused.args[0]
             self._record_refusal(outcome, None, None)
             return outcome
         return None
 
-    def _recipient(self, recipient: str) -> tuple[Alias, _Via]:
-        """The alias behind ``recipient``, and what named it (alias, bounce or unsubscribe address).
+    def _recipient(
+        self, recipient: str, *, at_data: bool = True
+    ) -> tuple[Alias, _Via, Sequence[Alias] | None]:
+        """The alias behind ``recipient``, what named it, and its participants if they were read.
+
+        What named it: an alias, a bounce or an unsubscribe address. At ``DATA``
+        (``at_data``) a plain alias checked at ``RCPT`` is found among its
+        conversation's participants, read once for the whole message.
 
         Raises:
             Refused: not an alias (or bounce address) that works.
@@ -195,10 +207,11 @@ class Relay(RelayRecords, RelayModeration):
         if local in _NO_MAIL and domain in self.tracker.domains:
             raise Refused(reject(recipient, 550, "5.7.1", _NO_MAIL[local]))
         if looks_like_bounce_address(local):
-            return self._bounce_target(recipient, address), _Via.BOUNCE
+            return self._bounce_target(recipient, address), _Via.BOUNCE, None
         if looks_like_unsubscribe(local) and domain in self.tracker.domains:
-            return self._unsubscribe_target(recipient, address), _Via.UNSUBSCRIBE
-        return self._alias(recipient, address), _Via.ALIAS
+            return self._unsubscribe_target(recipient, address), _Via.UNSUBSCRIBE, None
+        alias, participants = self._alias(recipient, address, at_data=at_data)
+        return alias, _Via.ALIAS, participants
 
     def _bounce_target(self, recipient: str, address: str) -> Alias:
         """The alias a bounce address names; refused like an alias when it does not work."""
@@ -224,10 +237,28 @@ class Relay(RelayRecords, RelayModeration):
                 reject(recipient, 451, "4.3.0", "temporary failure, try again later")
             ) from None
 
-    def _alias(self, recipient: str, address: str) -> Alias:
-        """The working alias behind ``address``; raises :class:`Refused` otherwise."""
+    def _alias(
+        self, recipient: str, address: str, *, at_data: bool
+    ) -> tuple[Alias, Sequence[Alias] | None]:
+        """The working alias behind ``address`` (and the participants read); else :class:`Refused`.
+
+        One storage read per step: at ``RCPT`` the alias itself; at ``DATA``, when
+        ``RCPT`` told its conversation, the conversation's participants, read
+        *now* (after ``RCPT``): the alias's state is taken from that fresh read, so
+        a revocation, an erasure or an end between ``RCPT`` and ``DATA`` refuses
+        the message as before. Nothing decided at ``RCPT`` is trusted at ``DATA``
+        except the alias's conversation and store, which never change.
+        """
+        participants: Sequence[Alias] | None = None
+        alias: Alias | None = None
+        place = self._places.get(address.lower()) if at_data else None
         try:
-            alias = self.tracker.unmask(address)
+            if place is not None:
+                participants = self.tracker.aliases(place[0], store=place[1])
+                alias = self.tracker.unmask_among(address, participants)
+            if alias is None:  # not checked at RCPT, or not among them (purged): ask storage
+                participants = None
+                alias = self.tracker.unmask(address)
         except (MalformedAlias, ForgedAlias, UnknownAlias) as exc:
             logger.warning("refused mail to an invalid alias: %s", exc)
             raise Refused(reject(recipient, 550, "5.1.1", "no such alias")) from None
@@ -262,7 +293,10 @@ class Relay(RelayRecords, RelayModeration):
                     store=alias.store,
                 )
             )
-        return alias
+        if len(self._places) >= _MAX_PLACES:
+            self._places.clear()
+        self._places[address.lower()] = (alias.conversation, alias.store)
+        return alias, participants
 
     def _place_of(self, address: str) -> tuple[str | None, str | None]:
         """The conversation and store of an alias that no longer works, if known."""
@@ -309,7 +343,7 @@ class Relay(RelayRecords, RelayModeration):
 
     def _route(self, recipient: str, message: _Message) -> Outcome:
         try:
-            alias, via = self._recipient(recipient)
+            alias, via, participants = self._recipient(recipient)
         except Refused as refused:
             outcome: Outcome = refused.args[0]
             self._record_refusal(outcome, message, None)
@@ -319,7 +353,7 @@ class Relay(RelayRecords, RelayModeration):
                 return self._opt_out(recipient, alias)
             if via is _Via.BOUNCE or (message.bounce and message.report is not None):
                 return self._consume(recipient, alias, message, signed=via is _Via.BOUNCE)
-            outcome = self._deliver(recipient, alias, message)
+            outcome = self._deliver(recipient, alias, message, participants)
         except Refused as refused:
             outcome = evolve(refused.args[0], store=alias.store)
             self._record_refusal(outcome, message, alias, *refused.args[1:])
@@ -340,7 +374,13 @@ class Relay(RelayRecords, RelayModeration):
             )
         return outcome
 
-    def _deliver(self, recipient: str, alias: Alias, message: _Message) -> Outcome:
+    def _deliver(
+        self,
+        recipient: str,
+        alias: Alias,
+        message: _Message,
+        participants: Sequence[Alias] | None = None,
+    ) -> Outcome:
         conversation = alias.conversation
         if len(message.data) > self.max_size:
             raise Refused(
@@ -390,11 +430,16 @@ class Relay(RelayRecords, RelayModeration):
             refusal, flags = self._moderate(recipient, alias, message)
             if refusal is not None:
                 return refusal
-            return self._rewrite(recipient, alias, message, flags)
-        return self._rewrite(recipient, alias, message, ())
+            return self._rewrite(recipient, alias, message, flags, participants)
+        return self._rewrite(recipient, alias, message, (), participants)
 
     def _rewrite(
-        self, recipient: str, alias: Alias, message: _Message, flags: tuple[Finding, ...]
+        self,
+        recipient: str,
+        alias: Alias,
+        message: _Message,
+        flags: tuple[Finding, ...],
+        participants: Sequence[Alias] | None = None,
     ) -> Outcome:
         """The accepted outcome: the message rewritten for ``alias`` (see :class:`Outgoing`)."""
         conversation = alias.conversation
@@ -406,6 +451,7 @@ class Relay(RelayRecords, RelayModeration):
                 author=message.author,
                 authentication=self._authenticate(message),
                 bounce=message.bounce,
+                participants=participants,
             )
             headers = outgoing.header(trace=(TRACE_HEADER, alias.conversation))
         except Refusal as refusal:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
+
+from attrs import evolve
 
 from . import _arguments as check
 from ._erasure import ErasureMethods, ErasureReceipt, OwnerBackfill
@@ -391,6 +393,34 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods):
         if reason is not None:
             self._storage.append(alias_event(record, AliasEvent.UNMASKED, now, reason=reason))
         return record
+
+    def unmask_among(self, alias: str, participants: Sequence[Alias]) -> Alias | None:
+        """:meth:`unmask` answered from ``participants``, read fresh by the caller; no storage call.
+
+        ``participants`` must be a read of the alias's own conversation made
+        *now* (the relay reads them once per message and shows them to the
+        header rewrite too): the record's state (revoked, expired, ended) is
+        taken from it, as :meth:`unmask` takes it from its own read.
+
+        Returns:
+            The alias, or ``None`` when it is not among ``participants``
+            (purged, or another conversation's): call :meth:`unmask`, which
+            says why.
+
+        Raises:
+            MalformedAlias, ForgedAlias, ExpiredAlias, RevokedAlias: as :meth:`unmask`.
+        """
+        now = self._clock.now()
+        canonical, expires_at = self._policies_at(now).expiry(alias)
+        if now >= expires_at:
+            raise ExpiredAlias(canonical, expires_at, ExpiryReason.TTL)
+        key = self._index.alias_key(canonical)
+        for record in participants:
+            if record.key == key:
+                found = record if record.address == canonical else evolve(record, address=canonical)
+                found.check_usable(now)
+                return found
+        return None
 
     def lookup(self, alias: str) -> Alias | Tombstone:
         """The stored record of a correctly signed alias, whether it still works or not.
