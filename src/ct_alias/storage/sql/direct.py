@@ -6,7 +6,9 @@ metadata built from ``cursor.description``, a row object). :class:`DirectReads`
 sends the same statement, compiled once, on the driver connection of a pooled
 connection checked out from the engine's pool: the pool's checkout events
 (the store's "closed by the server" check), ``pool_recycle`` and invalidation
-all apply; the statement is prepared on the server (psycopg ``prepare=True``).
+all apply; psycopg prepares it on the server as it prepares any statement run
+often (its ``prepare_threshold``: set it to ``None`` behind PgBouncer's
+transaction pooling, and nothing is prepared here either).
 A driver error is wrapped as SQLAlchemy wraps it (:class:`~sqlalchemy.exc.DBAPIError`,
 parameters hidden), and a lost connection is invalidated, so the retry rules of
 :mod:`.transactions` apply unchanged.
@@ -113,7 +115,7 @@ class DirectReads:
                 cursor = connection.cursor()
                 for callback in _observers.get(self._engine, ()):
                     callback("SELECT")
-                cursor.execute(sql, params, prepare=True)
+                cursor.execute(sql, params)
                 row: tuple[Any, ...] | None = cursor.fetchone()
             except self._dbapi_error as exc:
                 lost = bool(self._dialect.is_disconnect(exc, connection, cursor))
