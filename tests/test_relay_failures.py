@@ -41,7 +41,7 @@ def test_relay_storage_failures(clock: FrozenClock, caplog: pytest.LogCaptureFix
     relay = Relay(tracker)
     assert repr(relay) == (
         f"<Relay authenticator=Unauthenticated() max_size={relay.max_size} "
-        f"max_hops={relay.max_hops}>"
+        f"max_hops={relay.max_hops} moderators=0>"
     )
     customer = tracker.mask(CUSTOMER, conversation="o1")
     store.failing = {"aliases"}

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ._cli_config import UsageError, env_value, host_port, tracker_from_args
+from ._cli_moderation import moderators_from
 from .errors import CtAliasError, StorageError
 from .tracker import Tracker
 
@@ -31,7 +32,12 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     tracker = tracker_from_args(args)
     deliverer = SMTPDeliverer(down_host, down_port)
     _check_before_serving(tracker, deliverer, wait=args.wait)
-    relay = Relay(tracker, authenticator=_authenticator(args), max_size=args.max_size)
+    relay = Relay(
+        tracker,
+        authenticator=_authenticator(args),
+        max_size=args.max_size,
+        moderators=moderators_from(args.moderate),
+    )
     relay_handler = RelayHandler(relay, deliverer, handoffs=args.handoffs)
 
     def ready(address: tuple[str, int]) -> None:

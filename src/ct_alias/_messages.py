@@ -91,6 +91,8 @@ def message_data(
         "contentHash": summary.content_hash,
         "defects": list(summary.defects),
     }
+    if summary.automatic:  # only then: records of other mail keep their exact shape
+        data["automatic"] = True
     if authentication is not None:
         data["authentication"] = authentication.to_dict()
     return data
@@ -134,6 +136,9 @@ def compose_notification(
         message["Subject"] = subject
         message["Date"] = format_datetime(now)
         message["Message-ID"] = make_msgid(domain=domain)
+        # an order step is sent by a program (RFC 3834): no vacation reply answers it,
+        # and response metrics do not count it as a reply
+        message["Auto-Submitted"] = "auto-generated"
         if unsubscribe:
             message["List-Unsubscribe"] = ", ".join(f"<{uri}>" for uri in unsubscribe)
             if any(uri.startswith("https://") for uri in unsubscribe):

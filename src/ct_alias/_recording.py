@@ -7,7 +7,7 @@ of ``tracker.py``, which keeps the aliases' side.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -25,6 +25,8 @@ from .vocabulary import CRITICAL_EVENTS, DEFAULT_STORE, RuleEvent
 
 if TYPE_CHECKING:
     from .auth import Authentication
+    from .metrics import Calendar, ResponseTimes
+    from .storage.base import MessageScan
 
 __all__ = ["TimelineMethods"]
 
@@ -331,6 +333,90 @@ class TimelineMethods:
             now=self._clock.now(),
             store=store,
         )
+
+    def response_times(
+        self,
+        *,
+        store: str = DEFAULT_STORE,
+        since: datetime,
+        until: datetime | None = None,
+        calendar: Calendar | None = None,
+        conversations: Iterable[str] | None = None,
+    ) -> ResponseTimes:
+        """The store's median reply time over the customers' turns of a period.
+
+        What counts as a customer message, a store reply and a turn is in
+        :mod:`ct_alias.metrics` (automatic messages and bounces never count).
+        Turns that start from ``since`` until ``until`` count; their replies
+        may come later. Only messages recorded from ``since`` are read: with
+        a storage that reads a store's messages by time
+        (:class:`~ct_alias.storage.MessageScan`: the memory and SQL storages),
+        in pages of 500 over all its conversations; otherwise name the
+        ``conversations``, whose timelines are read from ``since`` only.
+
+        Args:
+            store: whose conversations.
+            since: the start of the period (aware).
+            until: its end (aware); default now.
+            calendar: ``(start, end) -> timedelta``, how much of a wait counts
+                (business hours); default all of it.
+            conversations: only these conversations (required when the
+                storage cannot read by time).
+
+        Raises:
+            InvalidArgument: a bad argument, or no ``conversations`` for a
+                storage that cannot read a store's messages by time.
+        """
+        from . import metrics  # noqa: PLC0415 - loaded when used
+        from .storage.base import MessageScan  # noqa: PLC0415
+
+        store = check.store(store)
+        since = check.moment("since", since)
+        until = self._clock.now() if until is None else check.moment("until", until)
+        if conversations is not None:
+            if isinstance(conversations, str):
+                raise InvalidArgument("conversations", "expected a collection of ids, not one str")
+            names = [check.conversation(c) for c in conversations]
+            entries = self._messages_of(store, names, since)
+        elif isinstance(self._storage, MessageScan):
+            entries = self._store_messages(self._storage, store, since)
+        else:
+            raise InvalidArgument(
+                "conversations", "this storage cannot read a store's messages by time: name them"
+            )
+        return metrics.response_times(
+            entries, store=store, since=since, until=until, calendar=calendar
+        )
+
+    def _store_messages(
+        self, scan: MessageScan, store: str, since: datetime
+    ) -> Iterator[TimelineEntry]:
+        after: tuple[datetime, int] | None = None
+        while True:
+            page = scan.store_messages(store, since=since, after=after, limit=_PAGE)
+            for entry in page:
+                yield self._records.open_entry(entry)
+            if len(page) < _PAGE:
+                return
+            after = (page[-1].at, page[-1].seq or 0)
+
+    def _messages_of(
+        self, store: str, conversations: list[str], since: datetime
+    ) -> Iterator[TimelineEntry]:
+        for conversation in dict.fromkeys(conversations):
+            after = (since, -1)
+            while True:
+                page = self._storage.entries(conversation, store=store, after=after, limit=_PAGE)
+                for entry in page:
+                    if entry.kind is EntryKind.MESSAGE:
+                        yield self._records.open_entry(entry)
+                if len(page) < _PAGE:
+                    break
+                after = (page[-1].at, page[-1].seq or 0)
+
+
+#: Entries read per storage call by :meth:`TimelineMethods.response_times`.
+_PAGE = 500
 
 
 def _suppressed(

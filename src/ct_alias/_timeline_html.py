@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any, Final
 
-from .timeline import AliasEvent, Timeline, TimelineEntry
+from .timeline import AliasEvent, Timeline, TimelineEntry, moderation_flags
 from .vocabulary import OrderEvent
 
 __all__ = ["STYLESHEET", "render_html"]
@@ -34,6 +34,7 @@ background:#f6f8fa}
 .ct-timeline li.ct-inbound{border-left-color:#1a7f37;background:#f0fff4}
 .ct-timeline li.ct-order{border-left-color:#8250df}
 .ct-timeline li.ct-rejected,.ct-timeline li.ct-failed{border-left-color:#cf222e;background:#fff5f5}
+.ct-timeline li.ct-flagged{border-left-color:#bf8700}
 .ct-timeline li.ct-audit{border-left-color:#bf8700;background:#fff8e5}
 .ct-timeline li.ct-rule{border-left-color:#953800;background:#fff1e5}
 .ct-timeline .ct-when{color:#57606a;font-size:.85em;margin-right:.5rem}
@@ -56,6 +57,7 @@ _MARKS: Final = {
     "delivery-rejected": ("ct-rejected", "delivery rejected"),
     "delivery-failed": ("ct-failed", "delivery failed"),
     "alias-unmasked": ("ct-audit", "unmask audit"),
+    "message-refused": ("ct-rejected", "refused by moderation"),
     "state-changed": ("ct-rule", "conversation state"),
     "sender-blocked": ("ct-rule", "sender blocked"),
     "sender-unblocked": ("ct-rule", "sender unblocked"),
@@ -162,7 +164,7 @@ def _mailboxes(items: list[Mapping[str, Any]], raws: Iterable[Any]) -> str:
     return ", ".join(_mailbox(i, r) for i, r in zip(items, raw_list, strict=False)) or "nobody"
 
 
-def _message(entry: TimelineEntry, m: Mapping[str, Any]) -> str:  # noqa: C901 - one branch per message field, flat
+def _message(entry: TimelineEntry, m: Mapping[str, Any]) -> str:
     data = entry.data
     direction = str(m["direction"])
     raw_from = list(data.get("from", ()))
@@ -173,12 +175,17 @@ def _message(entry: TimelineEntry, m: Mapping[str, Any]) -> str:  # noqa: C901 -
     classes = f"ct-entry ct-message ct-{_e(direction)}"
     if unverified:
         classes += " ct-unverified"
+    flags = moderation_flags(entry)
+    if flags:
+        classes += " ct-flagged"
     head = [
         _time(entry),
         f'<span class="ct-badge">{_e(direction)} message</span>',
     ]
     if unverified:
         head.append('<span class="ct-badge ct-warn">unverified sender</span>')
+    if flags:
+        head.append('<span class="ct-badge ct-warn">flagged</span>')
     auth = data.get("authentication")
     if isinstance(auth, Mapping):
         head.append(_authentication(auth))
@@ -192,6 +199,15 @@ def _message(entry: TimelineEntry, m: Mapping[str, Any]) -> str:  # noqa: C901 -
     )
     if m["firstWords"]:
         out.append(f'<p class="ct-words">{_e(m["firstWords"])}</p>')
+    notes = _notes(m, relay, flags)
+    if notes:
+        out.append(f'<p class="ct-notes">{" · ".join(notes)}</p>')
+    out.append("</li>")
+    return "\n".join(out)
+
+
+def _notes(m: Mapping[str, Any], relay: object, flags: list[dict[str, Any]]) -> list[str]:
+    """The notes under a message: attachments, what the relay left out, flags, defects."""
     notes = []
     if m["attachmentNames"]:
         notes.append("attachments: " + ", ".join(_e(n) for n in m["attachmentNames"]))
@@ -201,12 +217,14 @@ def _message(entry: TimelineEntry, m: Mapping[str, Any]) -> str:  # noqa: C901 -
         shown = ", ".join(f"{_e(k)} \u00d7{_e(v)}" for k, v in counts if v)
         if shown:
             notes.append(f"the relay left out: {shown}")
+    if flags:
+        notes.append(
+            "flagged: "
+            + "; ".join(f"{_e(f.get('reason', ''))} ({_e(f.get('moderator', ''))})" for f in flags)
+        )
     if m["defects"]:
         notes.append("defects: " + "; ".join(_e(d) for d in m["defects"]))
-    if notes:
-        out.append(f'<p class="ct-notes">{" · ".join(notes)}</p>')
-    out.append("</li>")
-    return "\n".join(out)
+    return notes
 
 
 def _authentication(auth: Mapping[str, Any]) -> str:

@@ -328,6 +328,14 @@ def _admin_commands(sub: Any) -> None:
         help="deliveries that may run at once; beyond, DATA gets 451 4.3.2 (default 8)",
     )
     serve.add_argument(
+        "--moderate",
+        action="append",
+        metavar="RULE[=SETTING]",
+        help="show every message to a shipped moderator, repeatable: attachment-types[=TYPE,...],"
+        " attachment-size[=BYTES], contact-details[=flag|refuse]"
+        " [CT_ALIAS_MODERATE, ';'-separated; default: none]",
+    )
+    serve.add_argument(
         "--wait",
         action="store_true",
         help="if the database or the downstream is down at start, wait (default: exit 1)",

@@ -32,6 +32,7 @@ __all__ = [
     "MalformedAlias",
     "MissingExtra",
     "MissingParticipant",
+    "ModeratorFailed",
     "PublicIndexKeyWarning",
     "RevokedAlias",
     "StorageError",
@@ -344,6 +345,25 @@ class MalformedMessage(CtAliasError, ValueError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"malformed message: {reason}")
+
+
+class ModeratorFailed(CtAliasError, RuntimeError):
+    """A moderator (see :mod:`ct_alias.moderation`) raised, or returned no verdict.
+
+    The relay answers the message ``451 4.3.0`` (the sender tries again
+    later) rather than deliver it unmoderated, and logs the moderator's name
+    and the type of its error: never the error's text, which may quote the
+    message.
+
+    Attributes:
+        moderator: the moderator's name.
+        cause: the type name of what it raised (or of what it returned).
+    """
+
+    def __init__(self, moderator: str, cause: str) -> None:
+        self.moderator = moderator
+        self.cause = cause
+        super().__init__(f"moderator {moderator!r} failed: {cause}")
 
 
 class DeliveryError(CtAliasError, ConnectionError):

@@ -24,14 +24,15 @@ from __future__ import annotations
 import enum
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from attrs import evolve
 
 from ._outcomes import Outcome, Refused, RelayResult, reject, strip_brackets
 from ._outgoing import MAILER_DAEMON_LOCAL, UNVERIFIED_LOCAL, Author, Outgoing, Refusal, author_of
+from ._relay_moderation import RelayModeration, moderators_argument
 from ._relay_records import REFUSAL_RECORD_INTERVAL, RelayRecords
 from ._returns import notice, record_report
 from ._unsubscribe import looks_like_unsubscribe
@@ -63,6 +64,9 @@ from .mail import (
 )
 from .timeline import Direction
 from .tracker import Tracker
+
+if TYPE_CHECKING:
+    from .moderation import Finding, MessageView, Moderator
 
 __all__ = [
     "DEFAULT_MAX_HOPS",
@@ -105,7 +109,7 @@ class _Via(enum.Enum):
     UNSUBSCRIBE = enum.auto()
 
 
-class Relay(RelayRecords):
+class Relay(RelayRecords, RelayModeration):
     """Routes messages sent to aliases to the real addresses behind them.
 
     Args:
@@ -116,6 +120,10 @@ class Relay(RelayRecords):
             participant's alias or given a contact alias.
         max_size: the largest message accepted, in bytes (SMTP ``SIZE``).
         max_hops: refuse a message that already passed the relay this many times.
+        moderators: rules every message to deliver is shown to, in order (see
+            :mod:`ct_alias.moderation`): each allows it, flags it (delivered,
+            the flag recorded with it) or refuses it (``550 5.7.1``, recorded);
+            one that fails makes it ``451 4.3.0``. Default none (no cost).
     """
 
     def __init__(
@@ -125,6 +133,7 @@ class Relay(RelayRecords):
         authenticator: Authenticator | None = None,
         max_size: int = DEFAULT_MAX_SIZE,
         max_hops: int = DEFAULT_MAX_HOPS,
+        moderators: Iterable[Moderator] | None = None,
     ) -> None:
         if not isinstance(max_size, int) or max_size < 1:
             raise InvalidArgument("max_size", "must be a positive number of bytes")
@@ -136,12 +145,13 @@ class Relay(RelayRecords):
         )
         self.max_size = max_size
         self.max_hops = max_hops
+        self.moderators = moderators_argument(moderators)
         self._recorded: dict[tuple[str, int, str], datetime] = {}
 
     def __repr__(self) -> str:
         return (
             f"<Relay authenticator={self.authenticator!r} max_size={self.max_size} "
-            f"max_hops={self.max_hops}>"
+            f"max_hops={self.max_hops} moderators={len(self.moderators)}>"
         )
 
     # -- recipients ------------------------------------------------------------
@@ -372,6 +382,18 @@ class Relay(RelayRecords):
                     conversation,
                 )
             )
+        if self.moderators:
+            refusal, flags = self._moderate(recipient, alias, message)
+            if refusal is not None:
+                return refusal
+            return self._rewrite(recipient, alias, message, flags)
+        return self._rewrite(recipient, alias, message, ())
+
+    def _rewrite(
+        self, recipient: str, alias: Alias, message: _Message, flags: tuple[Finding, ...]
+    ) -> Outcome:
+        """The accepted outcome: the message rewritten for ``alias`` (see :class:`Outgoing`)."""
+        conversation = alias.conversation
         try:
             outgoing = Outgoing(
                 self.tracker,
@@ -396,6 +418,9 @@ class Relay(RelayRecords):
             ) from None
         self._check_rules(recipient, alias, outgoing.sender, message)
         direction = Direction.INBOUND if alias.role in _INBOUND_ROLES else Direction.OUTBOUND
+        details = outgoing.notes()
+        if flags:
+            details["moderation"] = [finding.to_dict() for finding in flags]
         logger.info(
             "accepted for alias %s of conversation %r (sender %s)",
             alias.address,
@@ -415,7 +440,7 @@ class Relay(RelayRecords):
             direction=direction,
             original=message.data,
             authentication=self._authenticate(message),
-            details=outgoing.notes(),
+            details=details,
         )
 
     def _check_rules(
@@ -518,6 +543,7 @@ class _Message:
         except MalformedMessage as exc:
             self.malformed = exc.reason
         self.authentication: Authentication | None = None
+        self.view: MessageView | None = None  # what moderators see, read once
         content_type = get_first(self.fields, "content-type")
         is_report = content_type is not None and content_type.value.lower().startswith(
             "multipart/report"

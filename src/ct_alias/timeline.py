@@ -13,12 +13,15 @@ import enum
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from attrs import field, frozen
 
 from .aliases import Alias
-from .vocabulary import DEFAULT_STORE, OrderEvent, RuleEvent
+from .vocabulary import DEFAULT_STORE, ModerationEvent, OrderEvent, RuleEvent
+
+if TYPE_CHECKING:
+    from .metrics import Calendar, ConversationMetrics
 
 __all__ = [
     "FORMAT_VERSION",
@@ -156,6 +159,21 @@ class Timeline:
         """The event entries."""
         return tuple(e for e in self.entries if e.kind is EntryKind.EVENT)
 
+    def metrics(self, *, calendar: Calendar | None = None) -> ConversationMetrics:
+        """Response metrics of this timeline's entries (see :mod:`ct_alias.metrics`).
+
+        Time to the store's first reply, whether a customer message awaits a
+        reply and since when, and every reply time. Read the whole timeline
+        (no ``limit``): a page gives the metrics of that page.
+
+        Args:
+            calendar: ``(start, end) -> timedelta``, how much of a wait counts
+                (business hours); default all of it.
+        """
+        from .metrics import conversation_metrics  # noqa: PLC0415 - it imports this module
+
+        return conversation_metrics(self.entries, calendar=calendar)
+
     def to_dict(self, *, include_real_addresses: bool = False) -> dict[str, JSONValue]:
         """The timeline as JSON-compatible data, shaped like order-platform conversation APIs.
 
@@ -276,7 +294,7 @@ class _Resolver:
 def _message(entry: TimelineEntry, resolve: _Resolver) -> dict[str, JSONValue]:
     data = entry.data
     senders = [resolve(item) for item in data.get("from", ())]
-    return {
+    out: dict[str, JSONValue] = {
         "id": str(entry.seq),
         "direction": entry.name,
         "messageId": data.get("messageId"),
@@ -294,6 +312,19 @@ def _message(entry: TimelineEntry, resolve: _Resolver) -> dict[str, JSONValue]:
         "recordedAt": iso_utc(entry.at),
         "defects": list(data.get("defects", ())),
     }
+    flags = moderation_flags(entry)
+    if flags:  # only then: exports of unmoderated mail keep their exact shape
+        out["moderation"] = flags
+    return out
+
+
+def moderation_flags(entry: TimelineEntry) -> list[dict[str, JSONValue]]:
+    """The moderators' flags recorded with a message entry (see :mod:`ct_alias.moderation`)."""
+    relay = entry.data.get("relay")
+    found = relay.get("moderation") if isinstance(relay, Mapping) else None
+    if not isinstance(found, list):
+        return []
+    return [dict(f) for f in found if isinstance(f, Mapping)]
 
 
 def _event(entry: TimelineEntry, resolve: _Resolver) -> dict[str, JSONValue]:
@@ -305,4 +336,8 @@ def _event(entry: TimelineEntry, resolve: _Resolver) -> dict[str, JSONValue]:
     return out
 
 
-_OWN_EVENTS = frozenset(AliasEvent._value2member_map_) | frozenset(RuleEvent._value2member_map_)
+_OWN_EVENTS = (
+    frozenset(AliasEvent._value2member_map_)
+    | frozenset(ModerationEvent._value2member_map_)
+    | frozenset(RuleEvent._value2member_map_)
+)

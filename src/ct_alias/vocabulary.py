@@ -25,6 +25,7 @@ __all__ = [
     "MAX_STORE",
     "MYSQL_DIALECTS",
     "ConversationState",
+    "ModerationEvent",
     "OrderEvent",
     "Role",
     "RuleEvent",
@@ -84,6 +85,17 @@ class Role(enum.StrEnum):
     """Someone the store copies on the order (a second contact of the buyer, an agent)."""
     CONTACT = "contact"
     """An outside sender (a carrier, a marketplace) given a reverse alias."""
+
+
+class ModerationEvent(enum.StrEnum):
+    """What the relay records of moderation (see :mod:`ct_alias.moderation`).
+
+    A flagged message is delivered and recorded with its flags (under
+    ``relay.moderation`` of the message entry); a refused one is this event.
+    """
+
+    REFUSED = "message-refused"
+    """A moderator refused a message: ``550 5.7.1`` with its reason."""
 
 
 #: The store name used when a caller does not say which store (single-tenant use).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ct_alias.mail import KEPT_FIELDS, PASSED_FIELDS, TEXT_FIELDS, address_candidates, has_bare_cr
@@ -33,6 +35,23 @@ def test_comments_nested_past_the_passes_do_not_glue_words() -> None:
     deep = "(" * 20 + "x" + ")" * 20
     text = f"{deep}maria@example.com{deep}"
     assert address_candidates(text) == {"maria@example.com"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 200_000 + " @",
+        "a" * 200_000 + "@",
+        "x@" + "a" * 200_000 + " @ b",
+        "a." * 100_000 + "@",
+    ],
+    ids=["run-then-at", "run-at", "at-run-at", "dots"],
+)
+def test_address_candidates_is_linear(text: str) -> None:
+    """A long run of address characters is read once, not once from each of its characters."""
+    started = time.perf_counter()
+    address_candidates(text)
+    assert time.perf_counter() - started < 1.0  # it took minutes when the search was quadratic
 
 
 def test_field_sets() -> None:

@@ -76,6 +76,10 @@ class MessageSummary:
             a bounce).
         content_hash: the SHA-256 of the raw message, hex.
         defects: notes of what was malformed (at most 50).
+        automatic: whether the message says it was sent by a program, not a
+            person (RFC 3834): an ``Auto-Submitted`` field other than ``no``,
+            ``Precedence: bulk``, ``junk``, ``list`` or ``auto_reply``, an
+            ``X-Autoreply`` or ``X-Autorespond`` field, or a report.
     """
 
     message_id: str | None
@@ -95,6 +99,22 @@ class MessageSummary:
     is_report: bool
     content_hash: str
     defects: tuple[str, ...]
+    automatic: bool = False
+
+
+#: ``Precedence`` values that mark automatic mail (RFC 3834 section 2, common use).
+_AUTOMATIC_PRECEDENCE: Final = frozenset({"bulk", "junk", "list", "auto_reply"})
+
+
+def _automatic(headers: _Headers, is_report: bool) -> bool:  # noqa: FBT001
+    """Whether the fields say a program sent the message (see ``MessageSummary.automatic``)."""
+    auto = headers.first("Auto-Submitted")
+    if auto is not None and auto.value.partition(";")[0].strip().lower() not in ("", "no"):
+        return True
+    precedence = headers.first("Precedence")
+    if precedence is not None and precedence.value.strip().lower() in _AUTOMATIC_PRECEDENCE:
+        return True
+    return is_report or any(headers.first(n) for n in ("X-Autoreply", "X-Autorespond"))
 
 
 def message_ids(value: str, *, single: bool = False) -> tuple[str, ...]:
@@ -292,4 +312,5 @@ def summarize(message: bytes | EmailMessage, *, limit: int = 200) -> MessageSumm
         is_report=content_type == "multipart/report",
         content_hash=hashlib.sha256(data).hexdigest(),
         defects=tuple(dict.fromkeys(defects))[:_MAX_DEFECTS],
+        automatic=bool(fields) and _automatic(headers, content_type == "multipart/report"),
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .._deprecated import renamed
 from .base import (
     AliasChange,
+    MessageScan,
     PolicyStorage,
     Sealed,
     SlotLookup,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AliasChange",
     "MemoryStorage",
+    "MessageScan",
     "PolicyStorage",
     "Sealed",
     "SlotLookup",

@@ -18,7 +18,9 @@ de-duplication key is unique per (store, conversation).
 
 A storage may also keep every store's :class:`~ct_alias.policy.Policy`
 (:class:`PolicyStorage`, a separate protocol, so a backend written without it
-keeps working: its trackers keep policies in memory, as before).
+keeps working: its trackers keep policies in memory, as before), and may read a
+store's messages across its conversations by time (:class:`MessageScan`, which
+:meth:`~ct_alias.Tracker.response_times` pages through when it can).
 
 ``ct_alias.testing.StorageContract`` is the executable specification of this
 protocol: a backend that passes it works with the tracker.
@@ -37,7 +39,15 @@ from ..aliases import Alias, AliasStatus, Role
 from ..errors import ExpiryReason
 from ..timeline import TimelineEntry
 
-__all__ = ["AliasChange", "PolicyStorage", "Sealed", "SlotLookup", "Storage", "Tombstone"]
+__all__ = [
+    "AliasChange",
+    "MessageScan",
+    "PolicyStorage",
+    "Sealed",
+    "SlotLookup",
+    "Storage",
+    "Tombstone",
+]
 
 
 @frozen
@@ -186,6 +196,26 @@ class Storage(Protocol):
 
         Returns:
             How many records were updated (purged or unknown keys are skipped).
+        """
+        ...
+
+
+@runtime_checkable
+class MessageScan(Protocol):
+    """A storage that reads a store's messages by time, across its conversations (optional)."""
+
+    def store_messages(
+        self,
+        store: str,
+        *,
+        since: datetime,
+        after: tuple[datetime, int] | None = None,
+        limit: int,
+    ) -> list[TimelineEntry]:
+        """Up to ``limit`` message entries of ``store`` recorded at or after ``since``.
+
+        Ordered by (``at``, ``seq``) over all the store's conversations, and
+        after the position ``after`` when it is given (a page's last entry).
         """
         ...
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import json
 import threading
@@ -15,7 +16,7 @@ from attrs import evolve
 from .._deprecated import renamed
 from ..aliases import Alias
 from ..errors import AliasCollision, InvalidArgument
-from ..timeline import TimelineEntry
+from ..timeline import EntryKind, TimelineEntry
 from .base import AliasChange, Sealed, Tombstone, stopped_working
 
 __all__ = ["MemoryStorage"]
@@ -221,6 +222,26 @@ class MemoryStorage:
             start = 0 if after is None else bisect.bisect_right(timeline, after, key=_order)
             stop = None if limit is None else start + limit
             return timeline[start:stop]
+
+    def store_messages(
+        self,
+        store: str,
+        *,
+        since: datetime,
+        after: tuple[datetime, int] | None = None,
+        limit: int,
+    ) -> list[TimelineEntry]:
+        """See :meth:`MessageScan.store_messages` (a scan of the store's timelines)."""
+        start = (since, -1) if after is None else max(after, (since, -1))
+        with self._lock:
+            found = [
+                entry
+                for (entry_store, _), timeline in self._timelines.items()
+                if entry_store == store
+                for entry in timeline[bisect.bisect_right(timeline, start, key=_order) :]
+                if entry.kind is EntryKind.MESSAGE
+            ]
+        return heapq.nsmallest(limit, found, key=_order)
 
 
 def _numbered(entry: TimelineEntry, seq: int) -> TimelineEntry:

@@ -145,6 +145,15 @@ class Statements:
         ).order_by(t.c.at, t.c.seq)
         later = _later(t, dialect)
         limit = sa.bindparam("limit", type_=sa.Integer)
+        self.store_messages = (
+            select_entry.where(
+                t.c.store == sa.bindparam("store"),
+                t.c.kind == EntryKind.MESSAGE.value,
+                later,
+            )
+            .order_by(t.c.at, t.c.seq)
+            .limit(limit)
+        )
         self._mask_once = (
             {n: _mask_once(a, t, columns, n) for n in (0, 1)} if dialect == "postgresql" else {}
         )

@@ -433,6 +433,24 @@ class SQLStorage:
 
         return self._run("reading a timeline", work, write=False, retry_lost=True)
 
+    def store_messages(
+        self,
+        store: str,
+        *,
+        since: datetime,
+        after: tuple[datetime, int] | None = None,
+        limit: int,
+    ) -> list[TimelineEntry]:
+        """See :meth:`MessageScan.store_messages <ct_alias.storage.MessageScan.store_messages>`."""
+        at, seq = (since, -1) if after is None else max(after, (since, -1))
+        params = {"store": store, "at": at, "seq": seq, "limit": limit}
+        statement = self._sql.store_messages
+
+        def work(conn: Connection) -> list[TimelineEntry]:
+            return [entry_from_row(row) for row in conn.execute(statement, params)]
+
+        return self._run("reading a store's messages", work, write=False, retry_lost=True)
+
     def _run(
         self,
         operation: str,
