@@ -62,6 +62,7 @@ from ct_alias import (
 )
 from ct_alias.auth import AuthenticationResults
 from ct_alias.codec import COMPLEX_V1, AliasCodec
+from ct_alias.moderators import AttachmentSize, AttachmentTypes, ContactDetails
 from ct_alias.policy import Window
 from ct_alias.relay import Relay
 from ct_alias.storage.sql import SQLStorage
@@ -1005,6 +1006,64 @@ def bench_rules(cfg: Config) -> Iterable[Row]:
     )
 
 
+def bench_moderation(cfg: Config) -> Iterable[Row]:
+    """The three shipped moderators against none, on a usual message and on 48 KB of text.
+
+    The view is read once per message (the text bounded to 100,000
+    characters); a relay without moderators reads nothing for them.
+    """
+    tracker = make_tracker()
+    customer = tracker.mask("cliente@example.com.br", conversation="order-1")
+    plain = Relay(tracker, authenticator=AuthenticationResults(MTA))
+    moderated = Relay(
+        tracker,
+        authenticator=AuthenticationResults(MTA),
+        moderators=[AttachmentTypes(), AttachmentSize(), ContactDetails()],
+    )
+    usual = VERDICT.encode() + order_message(1_500, to=customer.address)
+    words = "Oi, meu pedido chegou? Me liga no (11) 98765-4321 ou fale no chat. " * 700
+    text = (
+        f"{VERDICT}From: Transportadora <rastreio@transportadora.example.net>\r\n"
+        f"To: {customer.address}\r\nSubject: Entrega\r\n"
+        "Message-ID: <text@transportadora.example.net>\r\n\r\n" + words + "\r\n"
+    ).encode()
+    sender = "rastreio@transportadora.example.net"
+
+    def handler(relay: Relay) -> Callable[[bytes], object]:
+        def handle(data: bytes) -> object:
+            (outcome,) = relay.handle(sender, [customer.address], data).outcomes
+            if not outcome.accepted:
+                raise AssertionError(outcome)
+            return relay.delivered(outcome)
+
+        return handle
+
+    n_usual, n_text = cfg.n(400), cfg.n(100)
+    usual_plain, usual_moderated, text_plain, text_moderated = interleaved(
+        cfg.rounds,
+        lambda: cfg.cpu_pass(handler(plain), [usual] * n_usual),
+        lambda: cfg.cpu_pass(handler(moderated), [usual] * n_usual),
+        lambda: cfg.cpu_pass(handler(plain), [text] * n_text),
+        lambda: cfg.cpu_pass(handler(moderated), [text] * n_text),
+    )
+    yield cfg.row(
+        f"relay.handle + delivered, 3 moderators, {kb(usual)}",
+        usual_moderated,
+        "the same, no moderator",
+        usual_plain,
+        1.5,
+        note="text part + PDF: attachment types, sizes, contact details",
+    )
+    yield cfg.row(
+        f"relay.handle + delivered, 3 moderators, {kb(text)} of text",
+        text_moderated,
+        "the same, no moderator",
+        text_plain,
+        None,
+        note="every character scanned once per pattern",
+    )
+
+
 def bench_relay_cc(cfg: Config) -> Iterable[Row]:
     """A message to 1,000 ``Cc`` addresses against the same message to one, on SQLite."""
     with tempfile.TemporaryDirectory(prefix="ct-alias-bench-") as tmp:
@@ -1199,6 +1258,7 @@ BENCHMARKS: dict[str, Callable[[Config], Iterable[Row]]] = {
     "messages": bench_messages,
     "relay": bench_relay,
     "relay-cc": bench_relay_cc,
+    "moderation": bench_moderation,
     "rules": bench_rules,
     "scale": bench_scale,
     "crypto": bench_crypto,

@@ -61,7 +61,7 @@ from attrs import evolve, field, frozen
 
 from .errors import InvalidArgument, ModeratorFailed
 from .mail import KEPT_FIELDS, HeaderField, get_first, parse_headers, split_message
-from .mail._content import Part, read_content, redact_addresses
+from .mail._content import Attachment, read_content, redact_addresses
 from .mail._headers import safe_text
 from .timeline import Direction
 from .vocabulary import ModerationEvent, Role
@@ -81,15 +81,15 @@ __all__ = [
     "moderator_name",
 ]
 
+# Its public home is this module (it is read where the MIME walk is).
+Attachment.__module__ = __name__
+
 #: A reason is cut to this many characters.
 MAX_REASON: Final = 200
 _MAX_NAME: Final = 64
 #: The placeholders that stand for addresses in a view.
 ADDRESS: Final = "[address]"
 ALIAS: Final = "[alias]"
-
-Attachment = Part
-"""A part of a message that is not its text (see :class:`ct_alias.mail._content.Part`)."""
 
 
 class Action(enum.StrEnum):
@@ -250,6 +250,10 @@ _SPELLED: Final = re.compile(
 )
 
 
+#: What every spelled address holds: a bracketed "at" or the word "arroba".
+_SPELLED_AT: Final = re.compile(r"at\s{0,2}[)\]}>]|arroba", re.IGNORECASE)
+
+
 class _Redactor:
     """Replaces addresses by placeholders and counts the ``[address]`` ones."""
 
@@ -265,6 +269,8 @@ class _Redactor:
 
     def __call__(self, text: str) -> str:
         text, _ = redact_addresses(text, self._placeholder)
+        if _SPELLED_AT.search(text) is None:  # a literal search: most text has no spelled "@"
+            return text
         return _SPELLED.sub(self._spelled, text)
 
     def _spelled(self, _: re.Match[str]) -> str:

@@ -194,6 +194,17 @@ _PHONE_RUN: Final = re.compile(
 _SEPARATOR: Final = re.compile(r"[\s().-]")
 
 
+#: Every messaging link holds one of these (lower case): a cheap test before the pattern.
+_MESSAGING_HINTS: Final = (".me", "whatsapp", "messenger.com", "wa.link", "viber", "://", ".dog")
+
+
+def _messaging(text: str) -> bool:
+    lowered = text.lower()
+    if not any(hint in lowered for hint in _MESSAGING_HINTS):
+        return False
+    return _MESSAGING.search(text) is not None
+
+
 def _is_phone(run: str) -> bool:
     """Whether a digit run reads as a phone number (Brazilian formats, or international).
 
@@ -263,9 +274,7 @@ class ContactDetails:
             found.append(Contact.EMAIL)
         if Contact.PHONE in self.kinds and (_phones(text) or _phones(links)):
             found.append(Contact.PHONE)
-        if Contact.MESSAGING in self.kinds and (
-            _MESSAGING.search(text) is not None or _MESSAGING.search(links) is not None
-        ):
+        if Contact.MESSAGING in self.kinds and (_messaging(text) or _messaging(links)):
             found.append(Contact.MESSAGING)
         return found
 

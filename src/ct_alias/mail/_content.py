@@ -2,7 +2,7 @@
 
 :func:`read_content` walks the MIME structure once (the same boundary walk as
 the timeline's summary: part bodies are located, never copied) and returns
-each leaf part that is not the message's text as a :class:`Part` (type, file
+each leaf part that is not the message's text as an :class:`Attachment` (type, file
 name, size), and the text of the text parts, decoded only up to a bound
 (:data:`MAX_TEXT` characters in all), with the link targets of HTML parts.
 Nothing in it fails on malformed bytes: what cannot be read is a defect.
@@ -27,8 +27,8 @@ __all__ = [
     "MAX_LINKS",
     "MAX_TEXT",
     "MAX_TEXT_PARTS",
+    "Attachment",
     "MessageContent",
-    "Part",
     "read_content",
     "redact_addresses",
 ]
@@ -47,7 +47,7 @@ _BASE64_LINE: Final = 78  # 76 characters and CRLF
 
 
 @frozen
-class Part:
+class Attachment:
     """A leaf part of a message that is not its text (an attachment, an inline image…).
 
     Attributes:
@@ -71,7 +71,7 @@ class MessageContent:
 
     texts: tuple[str, ...]
     links: tuple[str, ...]
-    parts: tuple[Part, ...]
+    parts: tuple[Attachment, ...]
     truncated: bool
     defects: tuple[str, ...]
 
@@ -147,7 +147,7 @@ def read_content(fields: Sequence[HeaderField], body: bytes) -> MessageContent:
     walk.entity(content_of(fields, "text/plain", defects), 0, len(body))
     texts: list[str] = []
     links: list[str] = []
-    parts: list[Part] = []
+    parts: list[Attachment] = []
     left = MAX_TEXT
     truncated = False
     for content, start, end in walk.leaves:
@@ -167,7 +167,7 @@ def read_content(fields: Sequence[HeaderField], body: bytes) -> MessageContent:
             texts.append(text)
         else:
             parts.append(
-                Part(
+                Attachment(
                     content_type=content.content_type,
                     filename=content.filename,
                     size=_decoded_size(body, start, end, content.transfer_encoding),
