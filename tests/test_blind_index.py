@@ -123,3 +123,17 @@ def test_bad_keys_are_refused(key: object) -> None:
 def test_repr_says_keyed_or_public_and_never_shows_the_key() -> None:
     assert repr(BlindIndex(INDEX_KEY)) == "<BlindIndex keyed>"
     assert repr(BlindIndex()) == "<BlindIndex public>"
+
+
+def test_owner_keys_are_known_keyed_and_kept_apart() -> None:
+    """The owner key is persisted (schema version 4): pinned, keyed, and not a slot or alias key."""
+    mine, other, public = BlindIndex(INDEX_KEY), BlindIndex(OTHER_KEY), BlindIndex()
+    assert mine.owner_key("maria@example.com") == "f60e63a34e362a8f1626c70e4405ca9e"
+    assert public.owner_key("maria@example.com") == "0b3f68cff3bcfac4f94bfb2986dbccc6"
+    assert other.owner_key("maria@example.com") not in {
+        mine.owner_key("maria@example.com"),
+        public.owner_key("maria@example.com"),
+    }
+    assert mine.owner_key("maria@example.com") != mine.alias_key("maria@example.com")
+    assert mine.owner_key("\x00".join(SLOT)) != mine.slot_key(*SLOT)
+    assert mine.owner_key("maria@example.com") != mine.owner_key("maria@example.co")

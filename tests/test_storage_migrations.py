@@ -94,8 +94,8 @@ def v1_loaded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLSto
 
 def _check_upgraded(storage: SQLStorage) -> None:
     assert storage.schema_version() == 1
-    assert storage.upgrade() == SCHEMA_VERSION == 3
-    assert storage.upgrade() == 3  # idempotent
+    assert storage.upgrade() == SCHEMA_VERSION == 4
+    assert storage.upgrade() == 4  # idempotent
     tracker = _tracker(storage)
     old_seqs = [r["seq"] for r in V1["rows"]["timeline"]]
 

@@ -1,9 +1,11 @@
-"""The ``ct-alias`` administration commands: ``purge``, ``db upgrade``, ``keys``."""
+"""The ``ct-alias`` administration commands: ``purge``, ``forget``, ``db upgrade``, ``keys``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import secrets
+import sys
 from datetime import timedelta
 from typing import Any, TextIO
 
@@ -19,7 +21,7 @@ from ._cli_config import (
 from .storage.base import Storage
 from .tracker import Rotation, Tracker
 
-__all__ = ["cmd_db_upgrade", "cmd_keys_generate", "cmd_keys_rotate", "cmd_purge"]
+__all__ = ["cmd_db_upgrade", "cmd_forget", "cmd_keys_generate", "cmd_keys_rotate", "cmd_purge"]
 
 
 def cmd_purge(args: argparse.Namespace, out: TextIO) -> int:
@@ -34,6 +36,29 @@ def cmd_purge(args: argparse.Namespace, out: TextIO) -> int:
         )
     count = tracker.purge(older_than=older_than)
     print(f"purged {count} alias(es)", file=out)
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace, out: TextIO) -> int:
+    """Forget a person; print the receipt. Status 1 when aliases could not be read."""
+    receipt = tracker_from_args(args).forget(args.address)
+    if args.json:
+        print(json.dumps(receipt.to_dict(), indent=2), file=out)
+    else:
+        print(
+            f"forgotten: {receipt.aliases} alias(es) in {receipt.stores} store(s) and "
+            f"{receipt.conversations} conversation(s); {receipt.entries} timeline "
+            "entr(y/ies) redacted",
+            file=out,
+        )
+    if receipt.unreadable:
+        print(
+            f"warning: {receipt.unreadable} stored alias(es) without an owner could not be read "
+            "(a missing address key, or altered records) and may belong to this address: "
+            "add the missing keys to --address-keys (CT_ALIAS_ADDRESS_KEYS) and run it again",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

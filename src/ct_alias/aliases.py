@@ -48,6 +48,12 @@ class Alias:
         key: the storage key, a keyed hash of ``address`` (used by stores).
         slot: the storage key of its (store, conversation, role, real address)
             slot while it is the current alias there, else ``None``.
+        owner: the storage key of the person it masks (:meth:`BlindIndex.owner_key
+            <ct_alias.blind_index.BlindIndex.owner_key>` of its real address),
+            so that :meth:`Tracker.forget <ct_alias.Tracker.forget>` finds
+            every alias of one address; ``None`` for records stored before
+            owners were kept, until they are backfilled. An index, not part of
+            the alias's identity: equality ignores it.
     """
 
     address: str
@@ -63,6 +69,7 @@ class Alias:
     revoked_at: datetime | None = None
     key: str = field(default="", repr=False)
     slot: str | None = field(default=None, repr=False)
+    owner: str | None = field(default=None, repr=False, eq=False)
 
     def status_at(self, now: datetime) -> AliasStatus:
         """The lifecycle state at ``now``, taking expiry and the end of grace into account."""

@@ -3,7 +3,9 @@
 Stores never key anything by a real address, nor by an alias address (a
 simple alias contains its real address). They key aliases by
 :meth:`BlindIndex.alias_key` and the (store, conversation, role, real address)
-slot by :meth:`BlindIndex.slot_key`, both keyed BLAKE2b hashes.
+slot by :meth:`BlindIndex.slot_key`, both keyed BLAKE2b hashes, and the
+person an alias masks by :meth:`BlindIndex.owner_key` (so that erasure finds
+every alias of one address, across stores and conversations).
 
 The index key is separate from the signing keys and the address-encryption
 keys, so rotating those never changes an index. It must never change once
@@ -31,7 +33,7 @@ class BlindIndex:
         key: the index secret (str or bytes), or ``None`` for the public default.
     """
 
-    __slots__ = ("_alias", "_keyed", "_message", "_slot")
+    __slots__ = ("_alias", "_keyed", "_message", "_owner", "_slot")
 
     def __init__(self, key: str | bytes | None = None) -> None:
         if key is None:
@@ -46,6 +48,7 @@ class BlindIndex:
         self._alias = hashlib.blake2b(key=derived, digest_size=16, person=b"ct_alias.alias")
         self._slot = hashlib.blake2b(key=derived, digest_size=16, person=b"ct_alias.slot")
         self._message = hashlib.blake2b(key=derived, digest_size=16, person=b"ct_alias.msgid")
+        self._owner = hashlib.blake2b(key=derived, digest_size=16, person=b"ct_alias.owner")
 
     @property
     def keyed(self) -> bool:
@@ -62,6 +65,18 @@ class BlindIndex:
         """The storage key of the slot an alias occupies (32 hex characters)."""
         digest = self._slot.copy()
         digest.update("\x00".join((store, conversation, role, real_key)).encode("utf-8"))
+        return digest.hexdigest()
+
+    def owner_key(self, real_key: str) -> str:
+        """The owner of an alias: the person it masks, by normalised address (32 hex characters).
+
+        ``real_key`` is :attr:`RealAddress.key <ct_alias.addresses.RealAddress.key>`
+        (the address as the tracker compares it), so every alias of one
+        address, in any store and conversation, has the same owner, and
+        nobody without the index key can tell whose it is.
+        """
+        digest = self._owner.copy()
+        digest.update(real_key.encode("utf-8", "surrogatepass"))
         return digest.hexdigest()
 
     def message_key(self, conversation: str, message_id: str) -> str:

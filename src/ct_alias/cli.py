@@ -30,7 +30,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import __version__
-from ._cli_admin import cmd_db_upgrade, cmd_keys_generate, cmd_keys_rotate, cmd_purge
+from ._cli_admin import (
+    cmd_db_upgrade,
+    cmd_forget,
+    cmd_keys_generate,
+    cmd_keys_rotate,
+    cmd_purge,
+)
 from ._cli_config import (
     DEFAULT_DB,
     FLAGS,
@@ -276,7 +282,7 @@ def _alias_commands(sub: Any) -> None:
 
 
 def _admin_commands(sub: Any) -> None:
-    """purge, db upgrade, serve, keys."""
+    """purge, forget, db upgrade, serve, keys."""
     purge = sub.add_parser("purge", help="remove addresses of aliases that stopped working")
     purge.add_argument(
         "--older-than-days",
@@ -287,6 +293,14 @@ def _admin_commands(sub: Any) -> None:
     )
     _config_flags(purge)
     purge.set_defaults(func=cmd_purge)
+
+    forget = sub.add_parser(
+        "forget", help="erase an address everywhere (its aliases, timeline texts)"
+    )
+    forget.add_argument("address", type=non_empty, help="the real e-mail address to forget")
+    forget.add_argument("--json", action="store_true", help="print the receipt as JSON")
+    _config_flags(forget)
+    forget.set_defaults(func=cmd_forget)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")

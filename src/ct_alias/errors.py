@@ -39,6 +39,7 @@ __all__ = [
     "UnknownAddressKey",
     "UnknownAlias",
     "UnrepresentableAddress",
+    "UnsupportedStorage",
 ]
 
 
@@ -64,6 +65,25 @@ class MissingExtra(ConfigurationError, ImportError):
         super().__init__(
             f"{purpose} needs the {package!r} package: "
             f"install it with `pip install 'ct-alias[{extra}]'`"
+        )
+
+
+class UnsupportedStorage(ConfigurationError, TypeError):
+    """The storage backend lacks an optional protocol that an operation needs.
+
+    Attributes:
+        operation: what was asked (``"forget"``…).
+        protocol: the protocol the storage would need (``"ErasureStorage"``…).
+        storage: the storage's class name.
+    """
+
+    def __init__(self, operation: str, protocol: str, storage: object) -> None:
+        self.operation = operation
+        self.protocol = protocol
+        self.storage = type(storage).__name__
+        super().__init__(
+            f"{operation}() needs a storage that implements ct_alias.storage.{protocol}; "
+            f"{self.storage} does not"
         )
 
 

@@ -48,6 +48,8 @@ class AliasEvent(enum.StrEnum):
     REVOKED = "alias-revoked"
     DELIVERY_REJECTED = "delivery-rejected"
     DELIVERY_FAILED = "delivery-failed"
+    FORGOTTEN = "forgotten"
+    """A person was forgotten (:meth:`Tracker.forget <ct_alias.Tracker.forget>`): counts only."""
 
 
 class Direction(enum.StrEnum):

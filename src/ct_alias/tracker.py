@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from . import _arguments as check
+from ._erasure import ErasureMethods, ErasureReceipt, OwnerBackfill
 from ._lifecycle import Changes, alias_event, ending, reactivation, retirement, revocation
 from ._policies import PolicySet, Verified
 from ._recording import TimelineMethods
@@ -44,7 +45,15 @@ from .vocabulary import DEFAULT_STORE
 if TYPE_CHECKING:
     pass
 
-__all__ = ["DEFAULT_POLICY_REFRESH", "DEFAULT_STORE", "Rotation", "Tracker", "Verified"]
+__all__ = [
+    "DEFAULT_POLICY_REFRESH",
+    "DEFAULT_STORE",
+    "ErasureReceipt",
+    "OwnerBackfill",
+    "Rotation",
+    "Tracker",
+    "Verified",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +64,7 @@ _COLLISION_RETRIES = 4
 _ZERO = timedelta(0)
 
 
-class Tracker(RulesMethods, TimelineMethods):
+class Tracker(RulesMethods, TimelineMethods, ErasureMethods):
     """Masks real addresses into aliases and resolves aliases back.
 
     Args:
@@ -273,6 +282,7 @@ class Tracker(RulesMethods, TimelineMethods):
                 existing = self._reusable(current, real, now)
                 if existing is not None:
                     return existing
+        owner = self._index.owner_key(real.key)
         for _ in range(_COLLISION_RETRIES):
             strategy, alias_address = policies.make(policy, real, expires_at)
             key = self._index.alias_key(alias_address)
@@ -287,6 +297,7 @@ class Tracker(RulesMethods, TimelineMethods):
                 expires_at=expires_at,
                 key=key,
                 slot=slot,
+                owner=owner,
             )
             sealed = self._records.seal(candidate)
             created_event = alias_event(candidate, AliasEvent.CREATED, now)
@@ -600,7 +611,9 @@ class Tracker(RulesMethods, TimelineMethods):
         and its metadata): it is never issued again, and mail to it is refused
         as expired, not unknown. Timelines keep their entries: they reference
         participants by key, never by address, but keep what was on the wire
-        of everyone else (a third party in ``Cc``), subjects and first words.
+        of everyone else (a third party in ``Cc``), subjects and first words;
+        a tombstone keeps its owner key, so that :meth:`forget` still finds
+        and redacts them.
 
         Returns:
             How many aliases were purged.

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from .._deprecated import renamed
 from .base import (
     AliasChange,
+    Erasure,
+    ErasureStorage,
     MessageScan,
     PolicyStorage,
     Sealed,
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AliasChange",
+    "Erasure",
+    "ErasureStorage",
     "MemoryStorage",
     "MessageScan",
     "PolicyStorage",

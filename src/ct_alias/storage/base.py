@@ -18,9 +18,12 @@ de-duplication key is unique per (store, conversation).
 
 A storage may also keep every store's :class:`~ct_alias.policy.Policy`
 (:class:`PolicyStorage`, a separate protocol, so a backend written without it
-keeps working: its trackers keep policies in memory, as before), and may read a
+keeps working: its trackers keep policies in memory, as before), may read a
 store's messages across its conversations by time (:class:`MessageScan`, which
-:meth:`~ct_alias.Tracker.response_times` pages through when it can).
+:meth:`~ct_alias.Tracker.response_times` pages through when it can), and may
+support erasure (:class:`ErasureStorage`, another optional protocol: finding
+every alias of one person by its owner key, and tombstoning them while
+redacting the timeline entries that name them, all or nothing).
 
 ``ct_alias.testing.StorageContract`` is the executable specification of this
 protocol: a backend that passes it works with the tracker.
@@ -32,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from attrs import frozen
+from attrs import field, frozen
 
 from .._deprecated import renamed
 from ..aliases import Alias, AliasStatus, Role
@@ -41,6 +44,8 @@ from ..timeline import TimelineEntry
 
 __all__ = [
     "AliasChange",
+    "Erasure",
+    "ErasureStorage",
     "MessageScan",
     "PolicyStorage",
     "Sealed",
@@ -62,6 +67,10 @@ class Tombstone:
         expired_at: when it stopped working.
         reason: why it stopped working.
         purged_at: when its addresses were removed.
+        owner: the owner key of the person it masked (a keyed hash), kept by a
+            purge so that a later erasure still finds the timeline entries
+            that name them; ``None`` once the person was forgotten (and for
+            records stored before owners were kept). Equality ignores it.
     """
 
     key: str
@@ -71,6 +80,7 @@ class Tombstone:
     expired_at: datetime
     reason: ExpiryReason
     purged_at: datetime
+    owner: str | None = field(default=None, repr=False, eq=False)
 
 
 @frozen
@@ -103,6 +113,24 @@ class Sealed:
     key: str
     address: str
     real_address: str
+
+
+@frozen
+class Erasure:
+    """What :meth:`ErasureStorage.erase` writes, all or nothing.
+
+    Attributes:
+        tombstones: for each alias record to forget, its tombstone. A live
+            alias under the key becomes this tombstone (addresses, slot and
+            owner removed); a tombstone already there only loses its owner.
+        redactions: timeline entries (with their ``store``, ``conversation``
+            and ``seq``) whose ``data`` replaces the stored entry's data.
+        entries: new timeline entries to append (the ``forgotten`` records).
+    """
+
+    tombstones: tuple[Tombstone, ...] = ()
+    redactions: tuple[TimelineEntry, ...] = ()
+    entries: tuple[TimelineEntry, ...] = ()
 
 
 @runtime_checkable
@@ -173,8 +201,8 @@ class Storage(Protocol):
 
         An alias stopped working at its ``revoked_at``, else the earlier of its
         ``expires_at`` and ``ends_at``. Its ``address``, ``real_address`` and
-        ``slot`` are removed; :meth:`get` then returns a :class:`Tombstone`
-        with ``purged_at=now``.
+        ``slot`` are removed (its ``owner`` stays, for a later erasure);
+        :meth:`get` then returns a :class:`Tombstone` with ``purged_at=now``.
 
         Returns:
             How many aliases were purged by this call.
@@ -246,6 +274,62 @@ class PolicyStorage(Protocol):
 
         Raises:
             StorageError: the backend failed.
+        """
+        ...
+
+
+@runtime_checkable
+class ErasureStorage(Protocol):
+    """A storage that can forget a person (optional; checked with ``isinstance``).
+
+    :meth:`Tracker.forget <ct_alias.Tracker.forget>` needs it; on a storage
+    without it, it raises :class:`~ct_alias.errors.UnsupportedStorage`.
+    Records are found by their ``owner`` (:attr:`Alias.owner
+    <ct_alias.Alias.owner>`, :attr:`Tombstone.owner`), which the storage
+    keeps as opaque text, as it keeps ``key`` and ``slot``; a purge keeps it.
+    """
+
+    def owned(self, owner: str) -> list[Alias | Tombstone]:
+        """Every record (alias or tombstone) whose owner is ``owner``, by key.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    def unowned(self, *, after: str | None, limit: int) -> list[Alias]:
+        """Up to ``limit`` aliases (not purged) without an owner, with a key after ``after``.
+
+        Pages like :meth:`Storage.scan`: by key, never short because of
+        other records, an empty page at the end and only there.
+
+        Raises:
+            StorageError: the backend failed.
+        """
+        ...
+
+    def set_owners(self, owners: Mapping[str, str]) -> int:
+        """Give aliases (storage key → owner) their owner, where they have none yet.
+
+        Returns:
+            How many records were changed (purged, unknown or already owned keys are skipped).
+
+        Raises:
+            StorageError: the backend failed; nothing was written.
+        """
+        ...
+
+    def erase(self, erasure: Erasure) -> tuple[int, int]:
+        """Tombstone, redact and append as :class:`Erasure` says, in one transaction.
+
+        Tombstones for unknown keys, and redactions of entries that are not
+        stored under their store, conversation and ``seq``, are skipped.
+
+        Returns:
+            How many alias records changed, and how many entries were redacted.
+
+        Raises:
+            StorageError: the backend failed; nothing was written.
         """
         ...
 

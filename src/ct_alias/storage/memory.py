@@ -17,7 +17,7 @@ from .._deprecated import renamed
 from ..aliases import Alias
 from ..errors import AliasCollision, InvalidArgument
 from ..timeline import EntryKind, TimelineEntry
-from .base import AliasChange, Sealed, Tombstone, stopped_working
+from .base import AliasChange, Erasure, Sealed, Tombstone, stopped_working
 
 __all__ = ["MemoryStorage"]
 
@@ -26,7 +26,9 @@ class MemoryStorage:
     """Keeps aliases and timelines in dictionaries guarded by one lock.
 
     Nothing survives the process. It implements the whole
-    :class:`~ct_alias.storage.Storage` protocol and passes
+    :class:`~ct_alias.storage.Storage` protocol (with
+    :class:`~ct_alias.storage.PolicyStorage` and
+    :class:`~ct_alias.storage.ErasureStorage`) and passes
     :class:`ct_alias.testing.StorageContract`.
     """
 
@@ -159,6 +161,7 @@ class MemoryStorage:
                     expired_at=when,
                     reason=reason,
                     purged_at=now,
+                    owner=record.owner,
                 )
                 purged += 1
         return purged
@@ -183,6 +186,71 @@ class MemoryStorage:
                     )
                     done += 1
         return done
+
+    # -- erasure -------------------------------------------------------------
+
+    def owned(self, owner: str) -> list[Alias | Tombstone]:
+        """See :meth:`ErasureStorage.owned <ct_alias.storage.ErasureStorage.owned>`."""
+        with self._lock:
+            found = [r for r in self._aliases.values() if r.owner == owner]
+        return sorted(found, key=lambda record: record.key)
+
+    def unowned(self, *, after: str | None, limit: int) -> list[Alias]:
+        """See :meth:`ErasureStorage.unowned <ct_alias.storage.ErasureStorage.unowned>`."""
+        with self._lock:
+            keys = sorted(
+                k for k, r in self._aliases.items() if isinstance(r, Alias) and r.owner is None
+            )
+            start = 0 if after is None else bisect.bisect_right(keys, after)
+            chosen = [self._aliases[k] for k in keys[start : start + limit]]
+        return [r for r in chosen if isinstance(r, Alias)]
+
+    def set_owners(self, owners: Mapping[str, str]) -> int:
+        """See :meth:`ErasureStorage.set_owners <ct_alias.storage.ErasureStorage.set_owners>`."""
+        done = 0
+        with self._lock:
+            for key, owner in owners.items():
+                current = self._aliases.get(key)
+                if isinstance(current, Alias) and current.owner is None:
+                    self._aliases[key] = evolve(current, owner=owner)
+                    done += 1
+        return done
+
+    def erase(self, erasure: Erasure) -> tuple[int, int]:
+        """See :meth:`ErasureStorage.erase <ct_alias.storage.ErasureStorage.erase>`."""
+        changed = redacted = 0
+        # JSON copies first: data that cannot be stored fails before anything changed
+        redactions = [
+            (entry, json.loads(json.dumps(dict(entry.data)))) for entry in erasure.redactions
+        ]
+        with self._lock:
+            for tomb in erasure.tombstones:
+                current = self._aliases.get(tomb.key)
+                if current is None:
+                    continue
+                if isinstance(current, Alias):
+                    if current.slot is not None and self._slots.get(current.slot) == tomb.key:
+                        del self._slots[current.slot]
+                    self._aliases[tomb.key] = evolve(tomb, owner=None)
+                else:
+                    self._aliases[tomb.key] = evolve(current, owner=None)
+                changed += 1
+            for entry, data in redactions:
+                redacted += self._redact(entry, data)
+            for entry in erasure.entries:
+                self._append(entry)
+        return changed, redacted
+
+    def _redact(self, entry: TimelineEntry, data: dict[str, Any]) -> int:
+        timeline = self._timelines.get((entry.store, entry.conversation), [])
+        for i, stored in enumerate(timeline):
+            if stored.seq is not None and stored.seq == entry.seq:
+                new = evolve(stored, data=data)
+                timeline[i] = new
+                if stored.dedup_key is not None:
+                    self._dedup[(stored.store, stored.conversation, stored.dedup_key)] = new
+                return 1
+        return 0
 
     # -- timeline ------------------------------------------------------------
 

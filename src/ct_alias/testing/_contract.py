@@ -14,7 +14,7 @@ from attrs import evolve
 
 from ..aliases import Alias, AliasStatus, Role
 from ..errors import AliasCollision, ExpiryReason
-from ..storage.base import AliasChange, Sealed, Storage, Tombstone
+from ..storage.base import AliasChange, Erasure, ErasureStorage, Sealed, Storage, Tombstone
 from ..timeline import AliasEvent, EntryKind, OrderEvent, TimelineEntry
 from ._helpers import T0, race
 
@@ -74,7 +74,10 @@ def make_entry(
 class StorageContract:
     """The behaviour every :class:`~ct_alias.storage.Storage` must have.
 
-    Subclass it (as ``Test…``) and override the ``storage`` fixture.
+    Subclass it (as ``Test…``) and override the ``storage`` fixture. The
+    erasure tests run when the storage implements
+    :class:`~ct_alias.storage.ErasureStorage` (optional), and are skipped,
+    saying so, when it does not.
     """
 
     #: Threads used by the concurrency tests.
@@ -474,3 +477,139 @@ class StorageContract:
             assert isinstance(stored, Alias)
             assert stored.address == "sealed:" + alias.key
             assert stored.real_address == "sealed-real:" + alias.key
+
+    # -- erasure (ErasureStorage, optional) ------------------------------------------
+
+    @staticmethod
+    def _erasure(storage: Storage) -> ErasureStorage:
+        if not isinstance(storage, ErasureStorage):
+            pytest.skip("the storage does not implement ErasureStorage (optional)")
+        return storage
+
+    def test_owners_are_kept_found_and_survive_a_purge(self, storage: Storage) -> None:
+        """``owner`` round-trips; ``owned`` finds a person's records anywhere, purged ones too."""
+        erasure = self._erasure(storage)
+        owner = _hex()
+        mine = [
+            make_alias(owner=owner),
+            make_alias(owner=owner, store="shop-b", conversation="order-9"),
+            make_alias(owner=owner, ttl=timedelta(days=1), conversation="order-7"),
+        ]
+        others = [make_alias(owner=_hex()), make_alias()]
+        for alias in (*mine, *others):
+            storage.get_or_create(alias, now=T0)
+        for alias in (*mine, *others):
+            stored = storage.get(alias.key)
+            assert stored == alias
+            assert stored.owner == alias.owner  # equality ignores the owner: compare it
+        found = erasure.owned(owner)
+        assert found == sorted(mine, key=lambda a: a.key)
+        assert [r.owner for r in found] == [owner] * 3
+        assert erasure.owned(_hex()) == []
+        now = T0 + timedelta(days=5)
+        assert storage.purge(before=now, now=now) == 1
+        found = erasure.owned(owner)
+        assert [r.key for r in found] == sorted(a.key for a in mine)
+        (tomb,) = [r for r in found if isinstance(r, Tombstone)]
+        assert (tomb.key, tomb.owner, tomb.purged_at) == (mine[2].key, owner, now)
+
+    def test_unowned_pages_and_set_owners(self, storage: Storage) -> None:
+        """Aliases without owner page like ``scan``; ``set_owners`` fills only those."""
+        erasure = self._erasure(storage)
+        unowned = [make_alias() for _ in range(7)]
+        owned = [make_alias(owner=_hex()) for _ in range(3)]
+        gone = make_alias(ttl=timedelta(days=1))
+        for alias in (*unowned, *owned, gone):
+            storage.get_or_create(alias, now=T0)
+        now = T0 + timedelta(days=5)
+        storage.purge(before=now, now=now)
+        expected = sorted(a.key for a in unowned)
+        for limit in (1, 2, 3, 100):
+            seen: list[str] = []
+            after = None
+            while page := erasure.unowned(after=after, limit=limit):
+                keys = [a.key for a in page]
+                assert keys == sorted(keys)
+                assert len(page) == limit or keys[-1] == expected[-1], f"a short page ({limit})"
+                assert all(a.owner is None for a in page)
+                seen += keys
+                after = keys[-1]
+            assert seen == expected, f"limit {limit}"
+        new = {a.key: _hex() for a in unowned[:4]}
+        extra = {owned[0].key: _hex(), gone.key: _hex(), _hex(): _hex()}
+        assert erasure.set_owners({**new, **extra}) == 4  # owned, purged and unknown skipped
+        assert erasure.set_owners({}) == 0
+        for key, owner in new.items():
+            stored = storage.get(key)
+            assert isinstance(stored, Alias)
+            assert stored.owner == owner
+        assert storage.get(owned[0].key) == owned[0]
+        assert [a.key for a in erasure.unowned(after=None, limit=100)] == sorted(
+            a.key for a in unowned[4:]
+        )
+
+    def test_erase_tombstones_redacts_and_appends_together(self, storage: Storage) -> None:
+        """An erasure tombstones, unlinks, redacts in place and appends; others are untouched."""
+        erasure = self._erasure(storage)
+        owner = _hex()
+        live = make_alias(owner=owner)
+        purged = make_alias(owner=owner, ttl=timedelta(days=1), conversation="order-2")
+        bystander = make_alias(role=Role.STORE)
+        for alias in (live, purged, bystander):
+            storage.get_or_create(alias, now=T0)
+        later = T0 + timedelta(days=3)
+        storage.purge(before=later, now=later)
+        named, _ = storage.append(
+            make_entry(kind=EntryKind.MESSAGE, name="inbound", dedup_key="mid:n", data={"s": "x"})
+        )
+        kept, _ = storage.append(make_entry(data={"s": "kept"}))
+        elsewhere, _ = storage.append(make_entry("order-2", data={"s": "y"}))
+        now = T0 + timedelta(days=4)
+        erased = Tombstone(
+            key=live.key,
+            conversation=live.conversation,
+            store=live.store,
+            role=live.role,
+            expired_at=now,
+            reason=ExpiryReason.REVOKED,
+            purged_at=now,
+        )
+        old = storage.get(purged.key)
+        assert isinstance(old, Tombstone)
+        forgotten = make_entry(name=AliasEvent.FORGOTTEN.value, at=now, data={"aliases": 1})
+        changed, redacted = erasure.erase(
+            Erasure(
+                tombstones=(erased, old, evolve(erased, key=_hex())),
+                redactions=(
+                    evolve(named, data={"s": "[redacted]", "redacted": True}),
+                    evolve(elsewhere, store="shop-b", data={"s": "no"}),  # not its place
+                ),
+                entries=(forgotten,),
+            )
+        )
+        assert (changed, redacted) == (2, 1)
+        assert storage.get(live.key) == erased
+        assert storage.get(purged.key) == old
+        for key in (live.key, purged.key):
+            record = storage.get(key)
+            assert isinstance(record, Tombstone)
+            assert record.owner is None, "an erased record keeps no owner"
+        assert storage.get(bystander.key) == bystander
+        assert erasure.owned(owner) == []
+        assert old.owner == owner  # the purge had kept it
+        assert storage.aliases("order-1", store="shop") == [bystander]
+        assert live.key not in {a.key for a in storage.scan(after=None, limit=100)}
+        timeline = storage.entries("order-1", store="shop")
+        assert [e.seq for e in timeline[:2]] == [named.seq, kept.seq]
+        assert timeline[0] == evolve(named, data={"s": "[redacted]", "redacted": True})
+        assert timeline[1] == kept
+        assert timeline[2].name == AliasEvent.FORGOTTEN.value
+        assert timeline[2].data == {"aliases": 1}
+        assert storage.entries("order-2", store="shop") == [elsewhere]
+        again, new = storage.append(make_entry(kind=EntryKind.MESSAGE, dedup_key="mid:n"))
+        assert not new
+        assert again == timeline[0]  # de-duplication answers with the redacted entry
+        assert live.slot is not None
+        fresh = make_alias(slot=live.slot, created_at=now)
+        assert storage.get_or_create(fresh, now=now) == (fresh, True)  # the slot is free
+        assert erasure.erase(Erasure()) == (0, 0)

@@ -13,7 +13,7 @@ from ..aliases import Alias
 from ..clock import Clock, FrozenClock
 from ..errors import StorageError
 from ..policy import Policy
-from ..storage.base import AliasChange, Sealed, Storage, Tombstone
+from ..storage.base import AliasChange, Erasure, Sealed, Storage, Tombstone
 from ..storage.memory import MemoryStorage
 from ..timeline import TimelineEntry
 from ..tracker import Tracker
@@ -143,6 +143,26 @@ class CountingStorage(MemoryStorage):
         """Count, then see :meth:`Storage.reseal <ct_alias.Storage.reseal>`."""
         self.called("reseal")
         return super().reseal(records)
+
+    def owned(self, owner: str) -> list[Alias | Tombstone]:
+        """Count, then see :meth:`ErasureStorage.owned <ct_alias.storage.ErasureStorage.owned>`."""
+        self.called("owned")
+        return super().owned(owner)
+
+    def unowned(self, *, after: str | None, limit: int) -> list[Alias]:
+        """Count, then see :meth:`ct_alias.storage.ErasureStorage.unowned`."""
+        self.called("unowned")
+        return super().unowned(after=after, limit=limit)
+
+    def set_owners(self, owners: Mapping[str, str]) -> int:
+        """Count, then see :meth:`ct_alias.storage.ErasureStorage.set_owners`."""
+        self.called("set_owners")
+        return super().set_owners(owners)
+
+    def erase(self, erasure: Erasure) -> tuple[int, int]:
+        """Count, then see :meth:`ErasureStorage.erase <ct_alias.storage.ErasureStorage.erase>`."""
+        self.called("erase")
+        return super().erase(erasure)
 
 
 class FailingStorage(CountingStorage):

@@ -245,8 +245,10 @@ def _reindex_aliases(conn: Connection, tables: SQLTables) -> None:
     old = f"{prefix}aliases_conversation_ix"
     if old in existing:
         conn.execute(sa.schema.DropIndex(_old_index(aliases, old, "conversation")))
+    columns = {c["name"] for c in sa.inspect(conn).get_columns(aliases.name, schema=aliases.schema)}
     for index in aliases.indexes:
-        if index.name not in existing:
+        # an index of a later version's column is made by that version's step
+        if index.name not in existing and {c.name for c in index.columns} <= columns:
             index.create(conn)
 
 
@@ -255,11 +257,33 @@ def _create_policies(conn: Connection, tables: SQLTables) -> None:
     tables.metadata.create_all(conn, tables=[tables.policies], checkfirst=True)
 
 
+def _add_owners(conn: Connection, tables: SQLTables) -> None:
+    """Version 4: each alias names its owner (the person it masks), indexed, for erasure.
+
+    The column is added empty: its value is a keyed hash of the real address,
+    which needs the index key (and, for sealed addresses, the address keys)
+    that a schema upgrade does not have. The tracker fills it in
+    (:meth:`Tracker.backfill_owners <ct_alias.Tracker.backfill_owners>`,
+    which :meth:`Tracker.forget <ct_alias.Tracker.forget>` runs first).
+    Aliases purged before this version have no address left to hash: they
+    keep no owner.
+    """
+    aliases = tables.aliases
+    inspector = sa.inspect(conn)
+    columns = {c["name"] for c in inspector.get_columns(aliases.name, schema=aliases.schema)}
+    if "owner" not in columns:
+        quoted = conn.dialect.identifier_preparer.format_table(aliases)
+        column = aliases.c.owner.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {quoted} ADD COLUMN owner {column} NULL"))
+    _reindex_aliases(conn, tables)
+
+
 #: Every migration step, oldest first. Never edit a released step: append a new one.
 STEPS: tuple[MigrationStep, ...] = (
     MigrationStep(1, "create the alias and timeline tables", _create_tables),
     MigrationStep(2, "key conversations by store and conversation", _conversations_per_store),
     MigrationStep(3, "keep the stores' policies", _create_policies),
+    MigrationStep(4, "name each alias's owner, for erasure", _add_owners),
 )
 
 #: The schema version this release of ct_alias writes and reads.

@@ -7,7 +7,9 @@ Four tables, named with a configurable prefix (``ct_alias_`` by default):
     address) is unique and never reused, ``slot`` (the blind index of the
     store, conversation, role and real address) is unique while the alias is
     the current one of its slot. A purged alias keeps its row, without its
-    addresses, as a tombstone.
+    addresses, as a tombstone. ``owner`` (the blind index of the real address
+    alone, schema version 4) is indexed, so that erasure finds every alias of
+    one person; a purge keeps it, an erasure removes it.
 ``<prefix>timeline``
     The conversations' entries, each under its ``(store, conversation)``;
     ``seq`` orders entries with equal times, and ``(store, conversation,
@@ -250,10 +252,12 @@ def build_tables(prefix: str = DEFAULT_PREFIX, schema: str | None = None) -> SQL
         Column("purged_at", UTCDateTime(), nullable=True),
         Column("expired_at", UTCDateTime(), nullable=True),
         Column("expiry_reason", String(_STATUS), nullable=True),
+        Column("owner", _hex_key(), nullable=True),
         UniqueConstraint("key", name=f"{prefix}aliases_key_uq"),
         UniqueConstraint("slot", name=f"{prefix}aliases_slot_uq"),
         Index(f"{prefix}aliases_place_ix", "store", "conversation"),
         Index(f"{prefix}aliases_expires_at_ix", "expires_at"),
+        Index(f"{prefix}aliases_owner_ix", "owner"),
         **table_options,
     )
     timeline = Table(

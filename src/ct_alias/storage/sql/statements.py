@@ -59,6 +59,7 @@ _ALIAS_COLUMNS: Final = (
     "purged_at",
     "expired_at",
     "expiry_reason",
+    "owner",
 )
 #: The columns a new alias record is written with (the others start NULL).
 NEW_ALIAS_COLUMNS: Final = (
@@ -75,6 +76,7 @@ NEW_ALIAS_COLUMNS: Final = (
     "status",
     "ends_at",
     "revoked_at",
+    "owner",
 )
 #: The columns a new timeline entry is written with (``seq`` is generated).
 NEW_ENTRY_COLUMNS: Final = ("conversation", "store", "at", "kind", "name", "data", "dedup_key")
@@ -129,6 +131,29 @@ class Statements:
         )
         self.reseal = sa.update(a).where(a.c.key == sa.bindparam("b_key"), a.c.purged_at.is_(None))
         self._insert_alias = InsertOnce(a, a.c.id, dialect)
+        # erasure
+        self.by_owner = select_alias.where(a.c.owner == sa.bindparam("owner")).order_by(a.c.key)
+        unowned = live.where(a.c.owner.is_(None))
+        self.unowned_first = unowned.limit(sa.bindparam("limit", type_=sa.Integer))
+        self.unowned_after = unowned.where(a.c.key > sa.bindparam("after")).limit(
+            sa.bindparam("limit", type_=sa.Integer)
+        )
+        self.set_owner = sa.update(a).where(
+            a.c.key == sa.bindparam("b_key"), a.c.purged_at.is_(None), a.c.owner.is_(None)
+        )
+        self.erase_alias = sa.update(a).where(
+            a.c.key == sa.bindparam("b_key"), a.c.purged_at.is_(None)
+        )
+        self.erase_tombstone = (
+            sa.update(a)
+            .where(a.c.key == sa.bindparam("b_key"), a.c.purged_at.is_not(None))
+            .values(owner=None)
+        )
+        self.redact = sa.update(t).where(
+            t.c.seq == sa.bindparam("b_seq", type_=sa.BigInteger),
+            t.c.store == sa.bindparam("b_store"),
+            t.c.conversation == sa.bindparam("b_conversation"),
+        )
 
         entry_columns = [t.c[name] for name in _ENTRY_COLUMNS]
         select_entry = sa.select(*entry_columns)
@@ -401,6 +426,7 @@ def alias_values(alias: Alias) -> dict[str, Any]:
         "status": alias.status.value,
         "ends_at": alias.ends_at,
         "revoked_at": alias.revoked_at,
+        "owner": alias.owner,
     }
 
 
@@ -420,6 +446,7 @@ def alias_from_row(row: DbRow) -> Alias:
         revoked_at=row[12],
         key=row[0],
         slot=row[1],
+        owner=row[16],
     )
 
 
@@ -435,6 +462,7 @@ def record_from_row(row: DbRow) -> Alias | Tombstone:
         expired_at=row[14],
         reason=ExpiryReason(row[15]),
         purged_at=row[13],
+        owner=row[16],
     )
 
 

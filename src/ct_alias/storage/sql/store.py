@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL
 from ...aliases import Alias
 from ...errors import AliasCollision, ConfigurationError, InvalidArgument, StorageError
 from ...timeline import TimelineEntry
-from ..base import AliasChange, Sealed, Tombstone
+from ..base import AliasChange, Erasure, Sealed, Tombstone
 from .engine import create_engine, is_memory, transaction_isolation
 from .migrations import Migrator
 from .schema import DEFAULT_PREFIX, SQLTables, build_tables
@@ -383,6 +383,80 @@ class SQLStorage:
             return done
 
         return self._run("resealing aliases", work, write=True, retry_lost=True)
+
+    # -- erasure ---------------------------------------------------------------
+
+    def owned(self, owner: str) -> list[Alias | Tombstone]:
+        """See :meth:`ErasureStorage.owned <ct_alias.storage.ErasureStorage.owned>`."""
+        statement = self._sql.by_owner
+        params = {"owner": owner}
+
+        def work(conn: Connection) -> list[Alias | Tombstone]:
+            return [record_from_row(row) for row in conn.execute(statement, params)]
+
+        return self._run("finding a person's aliases", work, write=False, retry_lost=True)
+
+    def unowned(self, *, after: str | None, limit: int) -> list[Alias]:
+        """See :meth:`ErasureStorage.unowned <ct_alias.storage.ErasureStorage.unowned>`."""
+        params: dict[str, Any] = {"limit": limit}
+        statement = self._sql.unowned_first
+        if after is not None:
+            statement = self._sql.unowned_after
+            params["after"] = after
+
+        def work(conn: Connection) -> list[Alias]:
+            return [alias_from_row(row) for row in conn.execute(statement, params)]
+
+        return self._run("scanning aliases without owner", work, write=False, retry_lost=True)
+
+    def set_owners(self, owners: Mapping[str, str]) -> int:
+        """See :meth:`ErasureStorage.set_owners <ct_alias.storage.ErasureStorage.set_owners>`."""
+        if not owners:
+            return 0
+        statement = self._sql.set_owner
+
+        def work(conn: Connection) -> int:
+            return sum(
+                conn.execute(statement, {"b_key": key, "owner": owner}).rowcount
+                for key, owner in owners.items()
+            )
+
+        return self._run("backfilling owners", work, write=True, retry_lost=True)
+
+    def erase(self, erasure: Erasure) -> tuple[int, int]:
+        """See :meth:`ErasureStorage.erase <ct_alias.storage.ErasureStorage.erase>`."""
+        sql = self._sql
+
+        def work(conn: Connection) -> tuple[int, int]:
+            changed = redacted = 0
+            for tomb in erasure.tombstones:
+                params = {
+                    "b_key": tomb.key,
+                    "address": None,
+                    "real_address": None,
+                    "slot": None,
+                    "owner": None,
+                    "purged_at": tomb.purged_at,
+                    "expired_at": tomb.expired_at,
+                    "expiry_reason": tomb.reason.value,
+                }
+                done = conn.execute(sql.erase_alias, params).rowcount
+                if not done:
+                    done = conn.execute(sql.erase_tombstone, {"b_key": tomb.key}).rowcount
+                changed += done
+            for entry in erasure.redactions:
+                redaction: dict[str, Any] = {
+                    "b_seq": entry.seq,
+                    "b_store": entry.store,
+                    "b_conversation": entry.conversation,
+                    "data": entry.data,
+                }
+                redacted += conn.execute(sql.redact, redaction).rowcount
+            for entry in erasure.entries:
+                self._append(conn, entry)
+            return changed, redacted
+
+        return self._run("erasing a person", work, write=True, retry_lost=False)
 
     # -- timeline --------------------------------------------------------------
 
