@@ -159,6 +159,17 @@ def test_verdicts_need_a_readable_reason_without_addresses() -> None:
             Verdict.flag(bad)  # type: ignore[arg-type]
 
 
+def test_a_verdict_made_directly_is_cleaned_too() -> None:
+    """No line break from a moderator ever reaches an SMTP reply."""
+    injected = Verdict(Action.REFUSE, "spam\r\n250 2.0.0 OK\r\nRCPT TO:<x@example.org>")
+    assert injected.reason == f"spam 250 2.0.0 OK RCPT TO:<{ADDRESS}>"
+    assert Verdict("flag", "ok").action is Action.FLAG
+    with pytest.raises(InvalidArgument):
+        Verdict(Action.FLAG)
+    with pytest.raises(InvalidArgument):
+        Verdict("drop", "x")
+
+
 def test_moderate_collects_flags_and_stops_at_the_first_refusal() -> None:
     calls: list[str] = []
 

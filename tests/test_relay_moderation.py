@@ -9,7 +9,7 @@ import pytest
 from ct_alias import Alias, InvalidArgument, Role, TimelineEntry, Tracker
 from ct_alias.auth import AuthenticationResults
 from ct_alias.mail import split_message
-from ct_alias.moderation import MessageView, Verdict
+from ct_alias.moderation import Action, MessageView, Verdict
 from ct_alias.moderators import AttachmentSize, AttachmentTypes, ContactDetails
 from ct_alias.relay import Relay
 from ct_alias.vocabulary import ModerationEvent
@@ -135,6 +135,18 @@ def test_the_reason_in_the_reply_is_ascii_and_the_timeline_keeps_it_whole(
     assert outcome.reply == "550 5.7.1 message refused: nao e permitido enviar anexos"
     (event,) = refusals(tracker)
     assert event.data["reason"] == "não é permitido enviar anexos"
+
+
+def test_a_reason_cannot_inject_smtp_lines(tracker: Tracker, customer: Alias, shop: Alias) -> None:
+    def sneaky(view: MessageView) -> Verdict:
+        return Verdict(Action.REFUSE, "no\r\n250 2.0.0 OK")
+
+    (outcome,) = (
+        relay_with(tracker, sneaky)
+        .handle(CUSTOMER, [shop.address], from_customer(shop, plain("oi")))
+        .outcomes
+    )
+    assert outcome.reply == "550 5.7.1 message refused: no 250 2.0.0 OK"
 
 
 def test_contact_details_can_refuse(tracker: Tracker, customer: Alias, shop: Alias) -> None:

@@ -100,14 +100,27 @@ class Action(enum.StrEnum):
     REFUSE = "refuse"
 
 
-def clean_reason(reason: object) -> str:
+def _reason(reason: object) -> str:
+    """``reason`` on one line, without control characters or addresses, cut to 200."""
     if not isinstance(reason, str):
         raise InvalidArgument("reason", f"expected a str, not {type(reason).__name__}")
     text = " ".join(safe_text(reason).split())
     text, _ = redact_addresses(text, lambda _: ADDRESS)
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "\u2026"
+
+
+def clean_reason(reason: object) -> str:
+    """:func:`_reason`, and never empty (a flag or a refusal says why)."""
+    text = _reason(reason)
     if not text:
         raise InvalidArgument("reason", "a flag or a refusal needs a reason a person can read")
-    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "\u2026"
+    return text
+
+
+def _action_of(value: object) -> Action:
+    if isinstance(value, str) and value in Action._value2member_map_:
+        return Action(value)
+    raise InvalidArgument("action", "must be allow, flag or refuse")
 
 
 @frozen
@@ -117,12 +130,21 @@ class Verdict:
     Attributes:
         action: allow, flag or refuse.
         reason: why (empty for allow): one line, at most 200 characters, any
-            address in it replaced by ``[address]``. It is shown to the
-            sender in a refusal and to the store on the timeline.
+            address in it replaced by ``[address]``, however the verdict was
+            made (no line break ever reaches an SMTP reply). It is shown to
+            the sender in a refusal and to the store on the timeline.
+
+    Raises:
+        InvalidArgument: an unknown action, or a flag or refusal without a reason.
     """
 
-    action: Action
-    reason: str = ""
+    action: Action = field(converter=_action_of)
+    reason: str = field(default="", converter=_reason)
+
+    def __attrs_post_init__(self) -> None:
+        """A flag or a refusal made directly (not by its class method) says why too."""
+        if self.action is not Action.ALLOW and not self.reason:
+            raise InvalidArgument("reason", "a flag or a refusal needs a reason a person can read")
 
     @classmethod
     def allow(cls) -> Verdict:
