@@ -27,6 +27,8 @@ import json
 import math
 import os
 import platform
+import smtplib
+import socket
 import statistics
 import subprocess
 import sys
@@ -349,10 +351,13 @@ def bench_mask(cfg: Config) -> Iterable[Row]:
 
 def bench_unmask(cfg: Config) -> Iterable[Row]:
     n = cfg.n(10_000)
+    # the figure on a plain MemoryStorage; the refusals on one that counts its lookups
     store = CountingStorage()
     clock = FrozenClock(START)
     tracker = make_tracker(store, clock)
+    plain = make_tracker(MemoryStorage(), clock)
     aliases = [tracker.mask(a, conversation="order-1").address for a in addresses(n)]
+    plain_aliases = [plain.mask(a, conversation="order-1").address for a in addresses(n)]
 
     key = os.urandom(32)
     table = {}
@@ -371,7 +376,7 @@ def bench_unmask(cfg: Config) -> Iterable[Row]:
     floor_name = "HMAC-SHA256 verify + dict lookup"
     project, floor = interleaved(
         cfg.rounds,
-        lambda: cfg.cpu_pass(tracker.unmask, aliases),
+        lambda: cfg.cpu_pass(plain.unmask, plain_aliases),
         lambda: cfg.cpu_pass(floor_fn, messages),
     )
     yield cfg.row("unmask (memory)", project, floor_name, floor, 2.5)
@@ -1114,6 +1119,172 @@ def bench_relay_cc(cfg: Config) -> Iterable[Row]:
     )
 
 
+# -- the relay on the wire ----------------------------------------------------------------
+
+PEERS = Path(__file__).with_name("smtp_peers.py")
+SERVE_CLIENTS = 8
+SERVE_KEYS = "kwzgX0ycK73qBMPlbkOCXl3FB8CvQ-VDNT3YUD9wVBI"
+SERVE_INDEX_KEY = "RlVDtbvVeYHoXaoJjbCQ7pE_XLqAg_FTFCaeviUGsO4"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {port}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system, every thread) a process has used so far, from /proc."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wire_message(to: str, number: int) -> bytes:
+    """A 1 KB carrier e-mail to ``to``, authenticated by the trusted MTA, with its own id."""
+    body = "Sua entrega chega amanha entre 8h e 18h. Acompanhe pelo codigo de rastreio.\r\n" * 10
+    return (
+        f"{VERDICT}From: Transportadora <rastreio@transportadora.example.net>\r\n"
+        f"To: {to}\r\nSubject: Entrega do pedido\r\n"
+        f"Message-ID: <{number}.{os.urandom(6).hex()}@transportadora.example.net>\r\n"
+        f"Date: Thu, 01 Jan 2026 12:00:00 +0000\r\n\r\n{body}"
+    ).encode()
+
+
+def send_all(port: int, rcpt: str, messages: list[bytes]) -> float:
+    """Send ``messages`` through the server on ``port`` from 8 clients at once; the seconds."""
+
+    def client(i: int) -> None:
+        with smtplib.SMTP("127.0.0.1", port, local_hostname="client", timeout=60) as smtp:
+            for data in messages[i::SERVE_CLIENTS]:
+                smtp.sendmail("rastreio@transportadora.example.net", [rcpt], data)
+
+    return in_threads(SERVE_CLIENTS, client)
+
+
+def bench_serve(cfg: Config) -> Iterable[Row]:
+    """``ct-alias serve`` against a bare aiosmtpd forwarder: the same sink, client and messages."""
+    n = max(SERVE_CLIENTS, cfg.n(400)) // SERVE_CLIENTS * SERVE_CLIENTS
+    processes: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="ct-alias-bench-") as tmp:
+        db = f"sqlite:///{Path(tmp) / 'serve.db'}"
+        storage = SQLStorage(db)
+        storage.upgrade()
+        tracker = Tracker(
+            storage=storage,
+            keys=[SERVE_KEYS],
+            default_policy=Policy(domain=DOMAIN),
+            index_key=SERVE_INDEX_KEY,
+        )
+        customer = tracker.mask("cliente@example.com.br", conversation="order-1").address
+        storage.close()
+        sink_port, serve_port, floor_port = free_port(), free_port(), free_port()
+        log = Path(tmp) / "serve.log"
+        env = {
+            **os.environ,
+            "CT_ALIAS_DB": db,
+            "CT_ALIAS_KEYS": SERVE_KEYS,
+            "CT_ALIAS_INDEX_KEY": SERVE_INDEX_KEY,
+            "CT_ALIAS_DOMAIN": DOMAIN,
+        }
+        try:
+            with log.open("wb") as log_file:
+                peers = [sys.executable, str(PEERS)]
+                sink = subprocess.Popen([*peers, "sink", str(sink_port)])
+                processes.append(sink)
+                wait_for_port(sink_port, sink, "the sink")
+                serve = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "ct_alias",
+                        "serve",
+                        f"--listen=127.0.0.1:{serve_port}",
+                        f"--deliver=smtp://127.0.0.1:{sink_port}",
+                        "--hostname=bench",
+                        f"--authserv-id={MTA}",
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log_file,
+                )
+                processes.append(serve)
+                floor = subprocess.Popen([*peers, "forwarder", str(floor_port), str(sink_port)])
+                processes.append(floor)
+                wait_for_port(serve_port, serve, "ct-alias serve")
+                wait_for_port(floor_port, floor, "the forwarder")
+                numbers = iter(range(10**9))
+                log_bytes: list[float] = []
+                rates: dict[str, list[float]] = {"serve": [], "floor": []}
+                cpu: dict[str, list[float]] = {"serve": [], "floor": []}
+
+                def one_round(name: str, port: int, pid: int) -> float:
+                    messages = [wire_message(customer, next(numbers)) for _ in range(n)]
+                    logged = log.stat().st_size
+                    before = cpu_seconds(pid)
+                    seconds = send_all(port, customer, messages)
+                    used = cpu_seconds(pid) - before
+                    rates[name].append(n / seconds)
+                    cpu[name].append(used / n * 1e3)
+                    if name == "serve":
+                        log_bytes.append((log.stat().st_size - logged) / n)
+                    return seconds
+
+                interleaved(
+                    cfg.rounds,
+                    lambda: one_round("serve", serve_port, serve.pid),
+                    lambda: one_round("floor", floor_port, floor.pid),
+                )
+                # interleaved() ran one more (warm-up) pass of each: drop it
+                for name in ("serve", "floor"):
+                    rates[name] = rates[name][1:]
+                    cpu[name] = cpu[name][1:]
+                log_bytes = log_bytes[1:]
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    floor_name = "bare aiosmtpd forwarder, same sink"
+    note = f"1 KB messages, {SERVE_CLIENTS} clients, SQLite; {n} messages a round"
+    yield compare(
+        "ct-alias serve, messages/s",
+        rates["serve"],
+        floor_name,
+        rates["floor"],
+        0.7,
+        unit="msg/s",
+        higher_is_better=True,
+        note=note,
+    )
+    yield compare(
+        "ct-alias serve, server CPU per message",
+        cpu["serve"],
+        floor_name,
+        cpu["floor"],
+        2.0,
+        unit="ms",
+        note=f"CPU of the server process; serve logged {median(log_bytes):,.0f} bytes a message",
+    )
+
+
 # -- how costs grow ----------------------------------------------------------------------
 
 
@@ -1258,6 +1429,7 @@ BENCHMARKS: dict[str, Callable[[Config], Iterable[Row]]] = {
     "messages": bench_messages,
     "relay": bench_relay,
     "relay-cc": bench_relay_cc,
+    "serve": bench_serve,
     "moderation": bench_moderation,
     "rules": bench_rules,
     "scale": bench_scale,

@@ -32,6 +32,7 @@ from aiosmtpd.controller import Controller
 from ct_alias import FrozenClock, InvalidAddress, MemoryStorage, Policy, Relay, Tracker
 from ct_alias.cli import main
 from ct_alias.errors import ExpiryReason, StorageError, UnsupportedStorage
+from ct_alias.moderation import MessageView, Verdict
 from ct_alias.storage import Erasure, ErasureStorage, Storage, Tombstone
 from ct_alias.storage.sql import SCHEMA_VERSION, SQLStorage
 from ct_alias.testing import T0, make_tracker
@@ -624,3 +625,26 @@ def test_rule_events_naming_her_alias_lose_their_reason() -> None:
     assert blocked.data["ref"] == alias.key
     assert isinstance(blocked.data["slot"], str)
     assert "[redacted]" not in blocked.data["slot"]
+
+
+def test_a_moderation_refusal_of_mail_to_her_loses_its_reason() -> None:
+    """A moderator's reason is free text: on an event naming her alias, it is redacted."""
+    clock = FrozenClock(T0)
+    tracker = _tracker(MemoryStorage(), clock, sealed=True)
+    alias = tracker.mask(ANA, conversation="1001", store="shop-a")
+
+    def no_links(view: MessageView) -> Verdict:
+        del view
+        return Verdict.refuse("links are not allowed for this customer")
+
+    relay = Relay(tracker, moderators=[no_links])
+    mail = f"From: <{CARRIER}>\r\nTo: {alias.address}\r\nSubject: x\r\n\r\nHi\r\n".encode()
+    (refused,) = relay.handle(CARRIER, [alias.address], mail).outcomes
+    assert (refused.code, refused.status) == (550, "5.7.1")
+    receipt = tracker.forget(ANA)
+    assert (receipt.aliases, receipt.entries) == (1, 1)
+    (event,) = [
+        e for e in tracker.timeline("1001", store="shop-a").events if e.name == "message-refused"
+    ]
+    assert event.data["reason"] == "[redacted]"
+    assert (event.data["code"], event.data["ref"]) == (550, alias.key)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 
 import pytest
@@ -354,14 +353,16 @@ def test_links_in_html_are_checked() -> None:
 # -- hostile input ------------------------------------------------------------------
 
 
-def _fast(data: bytes, budget: float = 2.0) -> MessageView:
-    """The view and every shipped verdict of ``data``, within ``budget`` seconds."""
-    started = time.perf_counter()
+def _fast(data: bytes) -> MessageView:
+    """The view of ``data``, after every shipped moderator has judged it.
+
+    What bounds the work is structural (the view reads at most so many
+    characters, parts and levels: the tests assert it); what it costs is the
+    ``moderation`` benchmark's business, not a timed assertion here.
+    """
     view = view_of(data)
     for moderator in (AttachmentTypes(), AttachmentSize(), ContactDetails()):
-        moderator(view)
-    elapsed = time.perf_counter() - started
-    assert elapsed < budget, f"{elapsed:.2f} s"
+        assert moderator(view).reason.isprintable()
     return view
 
 
@@ -382,7 +383,7 @@ def _fast(data: bytes, budget: float = 2.0) -> MessageView:
     ],
     ids=lambda b: repr(b[:12]),
 )
-def test_adversarial_text_is_scanned_in_bounded_time(body: bytes) -> None:
+def test_adversarial_text_is_read_only_so_far(body: bytes) -> None:
     view = _fast(mail("Subject: x", body=body))
     assert view.truncated  # at most 100,000 characters were read
 
@@ -426,7 +427,7 @@ def test_bad_encodings_do_not_break_the_view() -> None:
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
 def test_corpus(path: Path) -> None:
     data = path.read_bytes()
-    view = _fast(data, budget=5.0)
+    view = _fast(data)
     for moderator in (AttachmentTypes(), AttachmentSize(), ContactDetails()):
         verdict = moderator(view)
         assert verdict.reason.isprintable()

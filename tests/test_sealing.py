@@ -12,16 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import pytest
 import sqlalchemy as sa
 from attrs import evolve
 
-from ct_alias import Alias, FrozenClock, OrderEvent, Policy, Role, Tracker
+from ct_alias import Alias, AliasStatus, FrozenClock, OrderEvent, Policy, Role, Tracker, _sealing
 from ct_alias.cli import main
 from ct_alias.crypto import PREFIX, PREFIX_V2, AddressCipher, record_context
 from ct_alias.errors import CorruptRecord
 from ct_alias.storage import MemoryStorage, Storage
 from ct_alias.storage.sql import SQLStorage
+from ct_alias.testing import T0, make_alias
 
 from .conftest import DOMAIN, START
 from .sql_servers import clear
@@ -352,3 +354,29 @@ def test_without_address_keys_timeline_text_is_kept_as_it_came() -> None:
     )
     (stored,) = [e for e in storage.entries("1001", store="shop-a") if e.kind.value == "message"]
     assert stored.data["subject"] == "Pedido da Zelda Quintanilha"
+
+
+def test_records_get_their_addresses_with_every_other_field_kept() -> None:
+    # _sealing copies an alias field by field to swap its addresses; a new field must be copied.
+    assert [f.name for f in attrs.fields(Alias)] == [
+        "address",
+        "real_address",
+        "conversation",
+        "store",
+        "role",
+        "strategy",
+        "created_at",
+        "expires_at",
+        "status",
+        "ends_at",
+        "revoked_at",
+        "key",
+        "slot",
+        "owner",
+    ]
+    record = make_alias(ends_at=T0, revoked_at=T0, status=AliasStatus.REVOKED, owner="o")
+    swapped = _sealing._with_addresses(record, "a", "b")
+    expected = attrs.evolve(record, address="a", real_address="b")
+    assert swapped == expected
+    # a field left out of eq must be copied too
+    assert attrs.asdict(swapped) == attrs.asdict(expected)

@@ -26,6 +26,10 @@ __all__ = ["BOUNCED", "count_hard_bounce", "notice", "record_report"]
 
 logger = logging.getLogger(__name__)
 
+#: How many characters of an alias's storage key name it in log lines (not its address: a
+#: simple alias contains the real address).
+_REF = 12
+
 #: The reason recorded when hard bounces revoke an alias.
 BOUNCED: Final = "bounced"
 
@@ -38,9 +42,7 @@ def record_report(tracker: Tracker, alias: Alias, report: Report, *, signed: boo
     null sender to it, and must not be able to end it so.
     """
     if not report.failed:
-        logger.info(
-            "a %s report for alias %s recorded nothing", report.kind or "non-", alias.address
-        )
+        logger.info("a %s report for %s recorded nothing", report.kind or "non-", alias.key[:_REF])
         return
     data: dict[str, object] = {
         "status": report.status,
@@ -80,7 +82,7 @@ def count_hard_bounce(tracker: Tracker, alias: Alias) -> bool:
     if hard < policy.bounce_limit or not alias.usable_at(tracker.clock.now()):
         return False
     tracker.revoke(alias, reason=BOUNCED)
-    logger.info("alias %s revoked after %d hard bounces", alias.address, hard)
+    logger.info("alias %s revoked after %d hard bounces", alias.key[:_REF], hard)
     return True
 
 

@@ -79,7 +79,7 @@ class RecordSealer:
         real = self._sealer.seal(alias.real_address, context=_context(alias, "real", alias.address))
         if address is alias.address and real is alias.real_address:
             return alias
-        return evolve(alias, address=address, real_address=real)
+        return _with_addresses(alias, address, real)
 
     def present(
         self, record: Alias, address: str | None = None, *, migrating: bool = False
@@ -97,7 +97,15 @@ class RecordSealer:
             CorruptRecord: its sealed addresses do not authenticate.
         """
         if not self._keyed:
-            return self._present_cleartext(record, address)
+            # Cleartext opens nothing: it returns a value as it is and refuses a sealed one
+            # (keys are missing), so only a sealed value is handed to it, without a context.
+            if address is None:
+                address = record.address
+                if is_sealed(address):
+                    self._sealer.open(address, context="")  # raises: keys are missing
+            if is_sealed(record.real_address):
+                self._sealer.open(record.real_address, context="")  # raises: keys are missing
+            return record if address == record.address else evolve(record, address=address)
         plaintext = migrating or self._allow_plaintext
         if address is None:
             address = self._sealer.open(
@@ -116,23 +124,7 @@ class RecordSealer:
         )
         if real == record.real_address and address == record.address:
             return record
-        return evolve(record, address=address, real_address=real)
-
-    def _present_cleartext(self, record: Alias, address: str | None) -> Alias:
-        """:meth:`present` without address keys (the sealer is :class:`~ct_alias.crypto.Cleartext`).
-
-        Cleartext opens nothing: it returns a value as it is, and refuses a
-        sealed one (keys are missing), so only a sealed value is handed to it.
-        """
-        if address is None:
-            address = record.address
-            if is_sealed(address):
-                self._sealer.open(address, context="")  # raises: keys are missing
-        if is_sealed(record.real_address):
-            self._sealer.open(record.real_address, context="")  # raises: keys are missing
-        if address == record.address:
-            return record
-        return evolve(record, address=address)
+        return _with_addresses(record, address, real)
 
     def seal_entry(self, entry: TimelineEntry) -> TimelineEntry:
         """A message entry as storage keeps it: its personal texts sealed (with address keys).
@@ -262,6 +254,26 @@ def _person(person: object, field: str, change: Callable[[object, str], object])
             if part in person
         },
     }
+
+
+def _with_addresses(record: Alias, address: str, real_address: str) -> Alias:
+    """``evolve(record, address=..., real_address=...)`` without its per-call introspection."""
+    return Alias(
+        address,
+        real_address,
+        record.conversation,
+        record.store,
+        record.role,
+        record.strategy,
+        record.created_at,
+        record.expires_at,
+        record.status,
+        record.ends_at,
+        record.revoked_at,
+        record.key,
+        record.slot,
+        record.owner,
+    )
 
 
 def _entry_context(entry: TimelineEntry, field: str) -> str:

@@ -62,6 +62,11 @@ def is_sealed(value: str) -> bool:
     return value.startswith(_PREFIXES) and "@" not in value
 
 
+#: What ``json.dumps(parts, ensure_ascii=False, separators=(",", ":"))`` builds on every
+#: call, built once (an encoder keeps no state between calls).
+_CONTEXT_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def record_context(
     *, store: str, conversation: str, role: str, key: str, field: str, address: str = ""
 ) -> str:
@@ -72,7 +77,7 @@ def record_context(
     address only: the alias field is bound to ``key``, its keyed hash.
     """
     parts = ["ct_alias.record.v2", store, conversation, role, key, field, address]
-    return json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
+    return _CONTEXT_JSON.encode(parts)
 
 
 def _key_id_of(stored: str) -> str:

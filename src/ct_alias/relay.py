@@ -81,6 +81,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: How many characters of an alias's storage key name it in log lines (its address may not:
+#: a simple alias contains the real address).
+_REF = 12
+
 # Their public home is this module (they are kept in ``_outcomes`` with their helpers).
 Outcome.__module__ = RelayResult.__module__ = __name__
 
@@ -421,11 +425,13 @@ class Relay(RelayRecords, RelayModeration):
         details = outgoing.notes()
         if flags:
             details["moderation"] = [finding.to_dict() for finding in flags]
+        # One short line per message, formatted only if INFO is on. Aliases are named by
+        # their storage key's first characters: a simple alias spells its real address.
         logger.info(
-            "accepted for alias %s of conversation %r (sender %s)",
-            alias.address,
+            "accepted %s in %r from %s",
+            alias.key[:_REF],
             conversation,
-            "unverified" if outgoing.sender is None else outgoing.sender.address,
+            "unverified" if outgoing.sender is None else outgoing.sender.key[:_REF],
         )
         return Outcome(
             recipient,
@@ -479,9 +485,9 @@ class Relay(RelayRecords, RelayModeration):
         report = message.report or Report(kind="")
         record_report(self.tracker, alias, report, signed=signed)
         logger.info(
-            "consumed a %s report for alias %s of conversation %r (%s)",
+            "consumed a %s report for %s in %r (%s)",
             report.kind or "non-",
-            alias.address,
+            alias.key[:_REF],
             alias.conversation,
             report.status or report.action or "no status",
         )

@@ -382,8 +382,8 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods):
         """
         if reason is not None:
             reason = check.text("reason", reason, check.MAX_REASON)
-        canonical, expires_at = self._policies.expiry(alias)
         now = self._clock.now()
+        canonical, expires_at = self._policies_at(now).expiry(alias)
         if now >= expires_at:
             raise ExpiredAlias(canonical, expires_at, ExpiryReason.TTL)
         record = self._stored_alias(canonical)
