@@ -7,7 +7,10 @@ are seen through SQLAlchemy's ``before_cursor_execute`` event; transaction
 ends through the ``begin``/``commit``/``rollback`` events and the pool's
 ``reset`` event, each counted only when the driver really talks to the server
 then (psycopg skips ``COMMIT``/``ROLLBACK`` on an idle connection and sends no
-``BEGIN`` in autocommit mode; PyMySQL sends no ``BEGIN`` at all).
+``BEGIN`` in autocommit mode; PyMySQL sends no ``BEGIN`` at all). Reads the
+SQL store sends straight on a pooled driver connection (PostgreSQL's read by
+key, see :mod:`ct_alias.storage.sql.direct`) are counted through
+:func:`~ct_alias.storage.sql.direct.observe`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
+
+from ..storage.sql import direct
 
 __all__ = ["RoundTrips"]
 
@@ -58,6 +63,7 @@ class RoundTrips:
         event.listen(engine, "commit", self._commit)
         event.listen(engine, "rollback", self._rollback)
         event.listen(engine.pool, "reset", self._reset)
+        direct.observe(engine, self.sent.append)
         dialect: Any = engine.dialect
         self._ping = dialect.do_ping
         ping = self._ping
@@ -81,6 +87,7 @@ class RoundTrips:
         event.remove(engine, "commit", self._commit)
         event.remove(engine, "rollback", self._rollback)
         event.remove(engine.pool, "reset", self._reset)
+        direct.unobserve(engine, self.sent.append)
         dialect: Any = engine.dialect
         del dialect.do_ping  # the class's method again
 

@@ -430,7 +430,7 @@ def alias_values(alias: Alias) -> dict[str, Any]:
     }
 
 
-def alias_from_row(row: DbRow) -> Alias:
+def alias_from_row(row: Sequence[Any]) -> Alias:
     """The alias record of an alias row that is not purged."""
     return Alias(
         address=row[2],
@@ -450,7 +450,7 @@ def alias_from_row(row: DbRow) -> Alias:
     )
 
 
-def record_from_row(row: DbRow) -> Alias | Tombstone:
+def record_from_row(row: Sequence[Any]) -> Alias | Tombstone:
     """The alias record of an alias row, or its tombstone if purged."""
     if row[13] is None:
         return alias_from_row(row)

@@ -113,6 +113,9 @@ class SQLStorage:
             begin_writing=self._transactions.begin_writing,
         )
         self._sql = Statements(self._tables, self._dialect)
+        # The hot read by key, as SQL text for the direct path (PostgreSQL).
+        direct = self._transactions.direct
+        self._by_key = direct.compile(self._sql.by_key) if direct.possible else ""
         self._sqlite_file = _sqlite_file(engine.url)
 
     def __repr__(self) -> str:
@@ -299,7 +302,11 @@ class SQLStorage:
 
     def get(self, key: str) -> Alias | Tombstone | None:
         """See :meth:`Storage.get`."""
-        row = self._run("reading an alias", self._sql.read_key(key), write=False, retry_lost=True)
+        operation = "reading an alias"
+        self._check_file(operation)
+        row = self._transactions.fetch_one(
+            operation, self._by_key, {"key": key}, self._sql.read_key(key)
+        )
         return None if row is None else record_from_row(row)
 
     def aliases(self, conversation: str, *, store: str) -> list[Alias]:
@@ -541,16 +548,21 @@ class SQLStorage:
         Only ``upgrade()`` (``creates``) may create a SQLite file: any other
         operation on a missing file fails without leaving an empty one behind.
         """
-        if not creates and self._sqlite_file is not None and not self._sqlite_file.exists():
+        if not creates:
+            self._check_file(operation)
+        return self._transactions.run(
+            operation, work, write=write, retry_lost=retry_lost, begin=begin, single=single
+        )
+
+    def _check_file(self, operation: str) -> None:
+        """Refuse to work on a SQLite file that does not exist (rather than create it)."""
+        if self._sqlite_file is not None and not self._sqlite_file.exists():
             raise StorageError(
                 operation,
                 detail=f"the SQLite file {str(self._sqlite_file)!r} does not exist",
                 transient=False,
                 schema_missing=True,
             )
-        return self._transactions.run(
-            operation, work, write=write, retry_lost=retry_lost, begin=begin, single=single
-        )
 
 
 def _sqlite_file(url: URL) -> Path | None:

@@ -16,14 +16,15 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
-from typing import Final, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
 
 from ...errors import StorageError, driver_message
 from ...vocabulary import MYSQL_DIALECTS
+from .direct import DirectReads
 from .engine import is_memory
 
 __all__ = [
@@ -70,6 +71,7 @@ class Transactions:
         self._reader: Engine = engine  # reads; on server databases, autocommit
         self._writer: Engine = engine
         self._server = _server(engine)
+        self.direct = DirectReads(engine)
         # Server databases: autocommit connections (the engine's own mode if it has it,
         # else a view switching at checkout), transactions begun by an explicit BEGIN.
         self._manual = self.dialect == "postgresql" or self.dialect in MYSQL_DIALECTS
@@ -136,11 +138,50 @@ class Transactions:
         else:
             engine, guard = self._writer, self._write_guard
             transaction = not (single and self._manual)
+
+        def once(progress: _Progress) -> T:
+            return self._once(engine, guard, work, transaction=transaction, progress=progress)
+
+        return self._retrying(operation, once, retry_lost=retry_lost, transaction=transaction)
+
+    def fetch_one(
+        self,
+        operation: str,
+        sql: str,
+        params: Mapping[str, Any],
+        work: Callable[[Connection], Any],
+    ) -> Sequence[Any] | None:
+        """A one-row read: the first row of ``sql``, or ``None``; retried like any read.
+
+        Sent directly on a pooled driver connection where :class:`DirectReads`
+        is usable (PostgreSQL); elsewhere ``work`` (the same read through
+        SQLAlchemy) runs as :meth:`run` would.
+        """
+        direct = self.direct
+        if not direct.usable():
+            row: Sequence[Any] | None = self.run(operation, work, write=False, retry_lost=True)
+            return row
+
+        def once(progress: _Progress) -> Sequence[Any] | None:
+            del progress
+            return direct.fetch_one(sql, params)
+
+        return self._retrying(operation, once, retry_lost=True, transaction=False)
+
+    def _retrying(
+        self,
+        operation: str,
+        once: Callable[[_Progress], T],
+        *,
+        retry_lost: bool,
+        transaction: bool,
+    ) -> T:
+        """Run attempts of ``once`` under the retry rules of :meth:`run`."""
         attempt = 1
         while True:
             progress = _Progress()
             try:
-                return self._once(engine, guard, work, transaction=transaction, progress=progress)
+                return once(progress)
             except Contention:
                 outcome = Fate.RETRY
                 cause: BaseException | None = None
