@@ -13,6 +13,7 @@ from ._render import render_timeline
 from .aliases import Alias, Role
 from .auth import AuthenticationResults
 from .clock import FrozenClock
+from .moderators import ContactDetails
 from .policy import Policy
 from .relay import Outcome, Relay
 from .storage.registry import storage_from_url
@@ -98,7 +99,11 @@ class _Demo:
         self.tracker.set_policy("loja-simples", Policy(domain=DOMAIN, strategy="simple"))
         # the complex store enforces conversation rules (states, blocked senders)
         self.tracker.set_policy("loja-complexa", Policy(domain=DOMAIN, conversation_rules=True))
-        self.relay = Relay(self.tracker, authenticator=AuthenticationResults(MTA))
+        # a moderator flags contact details shared outside the conversation
+        self.relay = Relay(
+            self.tracker, authenticator=AuthenticationResults(MTA), moderators=[ContactDetails()]
+        )
+        self.started = self.clock.now()
         self.customers: dict[str, Alias] = {}
 
     def say(self, text: str = "") -> None:
@@ -118,6 +123,7 @@ class _Demo:
         self.simple_store(ORDERS["loja-simples"])
         self.forged_store(ORDERS["loja-complexa"])
         self.blocked_sender(ORDERS["loja-complexa"])
+        self.moderated_and_answered(ORDERS["loja-complexa"])
         self.refusals(ORDERS["loja-complexa"])
         self.show_timelines()
         self.say()
@@ -226,6 +232,53 @@ class _Demo:
         )
         self.say(f"block     {CARRIER} in order {order} only")
         self.say(f"relay     {self.relay_one(CARRIER, customer.address, again).reply}")
+
+    def moderated_and_answered(self, order: str) -> None:
+        tracker, customer, shop = self.tracker, self.customers[order], STORE_OF[order]
+        sender = f"vendas@{shop}.example.com"
+        store_alias = next(
+            a
+            for a in tracker.aliases(order, store=shop)
+            if a.role is Role.STORE and a.usable_at(self.clock.now())
+        )
+        self.say("\n== the customer asks the store and leaves her phone number (moderated) ==")
+        question = _mail(
+            f"Maria <{CUSTOMER}>",
+            store_alias.address,
+            "Dúvida sobre a entrega",
+            "Podem me ligar? (11) 98765-4321",
+            "ask-1@example.com.br",
+            passed="example.com.br",
+        )
+        outcome = self.relay_one(CUSTOMER, store_alias.address, question)
+        flags = (outcome.details or {}).get("moderation") or []
+        self.say(f"relay     {outcome.reply}: delivered to the store, and flagged:")
+        for flag in flags if isinstance(flags, list) else []:
+            self.say(f"          {flag.get('moderator')}: {flag.get('reason')}")
+
+        self.clock.advance(timedelta(hours=2))
+        answer = _mail(
+            f"Loja <{sender}>",
+            customer.address,
+            "Re: Dúvida sobre a entrega",
+            "Ligaremos hoje à tarde.",
+            "answer-1@loja-complexa.example.com",
+            passed=f"{shop}.example.com",
+        )
+        self.say(
+            f"relay     {self.relay_one(sender, customer.address, answer).reply}: "
+            "the store answers two hours later"
+        )
+        metrics = tracker.timeline(order, store=shop).metrics()
+        times = tracker.response_times(store=shop, since=self.started)
+        self.say(
+            f"metrics   time to the store's first reply: {metrics.time_to_first_reply}; "
+            f"awaiting a reply: {'yes' if metrics.awaiting_reply else 'no'}"
+        )
+        self.say(
+            f"          the store's median reply time: {times.median} "
+            f"over {times.replies} answered turn(s)"
+        )
 
     def simple_store(self, order: str) -> None:
         self.say(f"\n== the simple store's order {order}: readable aliases route the same ==")
