@@ -17,9 +17,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Final
 
+from ._key_tokens import KeyToken
 from .codec import AliasCodec, TokenFormat
-from .errors import MalformedAlias
-from .vocabulary import MAX_ADDRESS
 
 __all__ = [
     "UNSUBSCRIBE_TTL",
@@ -33,11 +32,9 @@ __all__ = [
 UNSUBSCRIBE_V1: Final = TokenFormat(version=4, id_size=16, mac_size=9, name="unsubscribe-v1")
 #: How long an unsubscribe address (or link) works after the notification that carried it.
 UNSUBSCRIBE_TTL: Final = timedelta(days=90)
-_BIND: Final = b"ct_alias.unsubscribe\x00"
-
-
-def _bind(domain: str) -> bytes:
-    return _BIND + domain.encode("ascii", "replace")
+_UNSUBSCRIBE: Final = KeyToken(
+    UNSUBSCRIBE_V1, UNSUBSCRIBE_TTL, b"ct_alias.unsubscribe\x00", "an unsubscribe token"
+)
 
 
 def make_unsubscribe_token(
@@ -49,18 +46,12 @@ def make_unsubscribe_token(
         The token, or ``None`` when the key is not a 16-byte hex storage key or
         ``<token>@<domain>`` would be longer than 254 octets.
     """
-    try:
-        key = bytes.fromhex(alias_key)
-    except ValueError:
-        return None
-    if len(key) != UNSUBSCRIBE_V1.id_size or UNSUBSCRIBE_V1.length + 1 + len(domain) > MAX_ADDRESS:
-        return None
-    return codec.encode(UNSUBSCRIBE_V1, now + UNSUBSCRIBE_TTL, bind=_bind(domain), token_id=key)
+    return _UNSUBSCRIBE.make(codec, alias_key, domain, now)
 
 
 def looks_like_unsubscribe(local: str) -> bool:
     """Whether a local part has the shape of an unsubscribe token (not whether it verifies)."""
-    return len(local) == UNSUBSCRIBE_V1.length and local[:1].lower() == UNSUBSCRIBE_V1.marker
+    return _UNSUBSCRIBE.looks_like(local)
 
 
 def read_unsubscribe_token(codec: AliasCodec, token: str, domain: str) -> tuple[str, datetime]:
@@ -71,7 +62,4 @@ def read_unsubscribe_token(codec: AliasCodec, token: str, domain: str) -> tuple[
         ForgedAlias: its MAC does not verify with any current key, or it was
             made for another alias domain.
     """
-    if not looks_like_unsubscribe(token):
-        raise MalformedAlias(token, "not an unsubscribe token")
-    decoded = codec.decode(UNSUBSCRIBE_V1, token, bind=_bind(domain))
-    return decoded.id.hex(), decoded.expires_at
+    return _UNSUBSCRIBE.read(codec, token, domain)

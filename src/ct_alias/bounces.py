@@ -21,9 +21,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Final
 
+from ._key_tokens import KeyToken
 from .codec import AliasCodec, TokenFormat
-from .errors import MalformedAlias
-from .vocabulary import MAX_ADDRESS
 
 __all__ = [
     "BOUNCE_TTL",
@@ -39,11 +38,7 @@ BOUNCE_V1: Final = TokenFormat(version=3, id_size=16, mac_size=9, name="bounce-v
 #: How long a bounce address is accepted: longer than any MTA's queue lifetime
 #: (Postfix's default is 5 days).
 BOUNCE_TTL: Final = timedelta(days=7)
-_BIND: Final = b"ct_alias.bounce\x00"
-
-
-def _bind(domain: str) -> bytes:
-    return _BIND + domain.encode("ascii", "replace")
+_BOUNCE: Final = KeyToken(BOUNCE_V1, BOUNCE_TTL, b"ct_alias.bounce\x00", "a bounce address")
 
 
 def make_bounce_address(
@@ -55,19 +50,13 @@ def make_bounce_address(
         ``<token>@<domain>``, or ``None`` when the key is not a 16-byte hex
         storage key or the address would be longer than 254 octets.
     """
-    try:
-        key = bytes.fromhex(alias_key)
-    except ValueError:
-        return None
-    if len(key) != BOUNCE_V1.id_size or BOUNCE_V1.length + 1 + len(domain) > MAX_ADDRESS:
-        return None
-    token = codec.encode(BOUNCE_V1, now + BOUNCE_TTL, bind=_bind(domain), token_id=key)
-    return f"{token}@{domain}"
+    token = _BOUNCE.make(codec, alias_key, domain, now)
+    return None if token is None else f"{token}@{domain}"
 
 
 def looks_like_bounce_address(local: str) -> bool:
     """Whether a local part has the shape of a bounce token (not whether it verifies)."""
-    return len(local) == BOUNCE_V1.length and local[:1].lower() == BOUNCE_V1.marker
+    return _BOUNCE.looks_like(local)
 
 
 def read_bounce_address(codec: AliasCodec, address: str, domain: str) -> tuple[str, datetime]:
@@ -78,7 +67,4 @@ def read_bounce_address(codec: AliasCodec, address: str, domain: str) -> tuple[s
         ForgedAlias: its MAC does not verify with any current key.
     """
     local, _, _ = address.rpartition("@")
-    if not looks_like_bounce_address(local):
-        raise MalformedAlias(address, "not a bounce address")
-    token = codec.decode(BOUNCE_V1, local, bind=_bind(domain))
-    return token.id.hex(), token.expires_at
+    return _BOUNCE.read(codec, local, domain, shown=address)
