@@ -249,6 +249,31 @@ def test_a_blocked_sender_is_refused_in_that_conversation_only(
     assert names.count(RuleEvent.SENDER_BLOCKED) == names.count(RuleEvent.SENDER_UNBLOCKED) == 1
 
 
+def test_a_blocked_sender_is_refused_unauthenticated_too(
+    tracker: Tracker, relay: Relay, customer: Alias
+) -> None:
+    """Mail claiming a blocked sender's address is refused even when it does not authenticate.
+
+    Otherwise a blocked sender would only have to send without DKIM/SPF to be
+    relayed again (as an unverified sender).
+    """
+    assert send(relay, CARRIER, customer).accepted
+    carrier = next(a for a in tracker.aliases(ORDER, store="shop") if a.role is Role.CONTACT)
+    tracker.block(ORDER, carrier, store="shop")
+
+    def unauthenticated(author: str) -> Outcome:
+        data = mail(author, customer.address).split(b"\r\n", 1)[1]  # no Authentication-Results
+        (outcome,) = relay.handle(author, [customer.address], data).outcomes
+        return outcome
+
+    outcome = unauthenticated(CARRIER.upper())
+    assert (outcome.code, outcome.status) == (550, "5.7.1")
+    assert outcome.reason == "this sender was blocked in this conversation"
+    assert unauthenticated(OTHER).accepted  # another unverified sender still gets through
+    tracker.unblock(ORDER, carrier, store="shop")
+    assert unauthenticated(CARRIER).accepted
+
+
 def test_block_what_the_customer_clicked(
     tracker: Tracker, relay: Relay, customer: Alias, clock: FrozenClock
 ) -> None:

@@ -150,6 +150,8 @@ class Outgoing:
         self._own = wire_key(recipient.real_address)
         self.dropped: Counter[str] = Counter()
         self.sender: Alias | None = None
+        #: The author's address when it is not verified (what a block is also checked against).
+        self.claimed: str | None = None
         self.minted = 0
 
     # -- who is speaking -------------------------------------------------------
@@ -223,6 +225,7 @@ class Outgoing:
                 logger.info("an authenticated author's address cannot be masked")
             else:
                 return format_address(author.name, self.sender.address)
+        self.claimed = author.address if author is not None else None
         if self._policy.unauthenticated is UnauthenticatedMail.REFUSE:
             raise Refusal(550, "5.7.1", "the sender's domain did not authenticate this message")
         name = author.name if author is not None else ""

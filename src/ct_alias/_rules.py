@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -228,6 +228,7 @@ class RulesMethods:
         sender: Alias | None,
         *,
         replied_ids: Sequence[str] = (),
+        claimed: str | None = None,
     ) -> RuleRefusal | None:
         """Whether the conversation rules refuse a message to ``recipient``; None: it may go.
 
@@ -240,6 +241,10 @@ class RulesMethods:
                 (``None``: not verified).
             replied_ids: the message ids its ``In-Reply-To`` and
                 ``References`` name (a reply is not refused by a window).
+            claimed: the author's address when the sender is not verified: a
+                blocked sender's mail is refused whether or not it
+                authenticates (a claim can only make a refusal more likely,
+                never let a blocked sender through).
         """
         policy = self.policy_for(recipient.store)
         if not policy.relay_rules:
@@ -249,9 +254,7 @@ class RulesMethods:
                 fold,
                 policy,
                 to_customer=recipient.role not in _INBOUND_ROLES,
-                sender_slot=None
-                if sender is None or not fold.blocked
-                else self._sender_slot(sender),
+                sender_slot=self._blocked_slot(recipient, sender, claimed, fold.blocked),
                 support_involved=_is_support(policy, recipient, sender),
                 replied_ids=replied_ids,
                 now=self._clock.now(),
@@ -332,6 +335,29 @@ class RulesMethods:
         ):
             raise InvalidArgument("contact", "not a participant of this conversation")
         return record
+
+    def _blocked_slot(
+        self, recipient: Alias, sender: Alias | None, claimed: str | None, blocked: Set[str]
+    ) -> str | None:
+        """The sender's slot to check against ``blocked`` (computed only when someone is).
+
+        A verified sender is known by its alias; an unverified one by the
+        address it claims, under any role a blocked participant may have had.
+        """
+        if not blocked:
+            return None
+        if sender is not None:
+            return self._sender_slot(sender)
+        if claimed is None:
+            return None
+        from .mail._addresses import wire_key  # noqa: PLC0415 - mail parsing stays lazy
+
+        key = wire_key(claimed)
+        for role in Role:
+            slot = self._index.slot_key(recipient.store, recipient.conversation, role.value, key)
+            if slot in blocked:
+                return slot
+        return None
 
     def _sender_slot(self, alias: Alias) -> str:
         """The same key for every alias a sender has in a conversation under one role."""

@@ -466,7 +466,7 @@ class Relay(RelayRecords, RelayModeration):
                     recipient, 550, "5.1.7", "the sender's address cannot be masked", conversation
                 )
             ) from None
-        self._check_rules(recipient, alias, outgoing.sender, message)
+        self._check_rules(recipient, alias, outgoing, message)
         direction = Direction.INBOUND if alias.role in _INBOUND_ROLES else Direction.OUTBOUND
         details = outgoing.notes()
         if flags:
@@ -496,10 +496,13 @@ class Relay(RelayRecords, RelayModeration):
         )
 
     def _check_rules(
-        self, recipient: str, alias: Alias, sender: Alias | None, message: _Message
+        self, recipient: str, alias: Alias, outgoing: Outgoing, message: _Message
     ) -> None:
         """Raise :class:`Refused` when the conversation rules refuse this message (see rules)."""
-        rule = self.tracker.check_rules(alias, sender, replied_ids=message.replied_ids)
+        sender = outgoing.sender
+        rule = self.tracker.check_rules(
+            alias, sender, replied_ids=message.replied_ids, claimed=outgoing.claimed
+        )
         if rule is not None:
             raise Refused(
                 reject(recipient, rule.code, rule.status, rule.reason, alias.conversation),
