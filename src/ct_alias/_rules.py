@@ -129,7 +129,8 @@ class RulesMethods:
         sender authentication knows it: its mail to anyone in this
         conversation is refused, whatever alias it is shown under later (a
         fresh one after expiry included); other conversations are not
-        affected. Unverified mail names nobody, so it is never matched.
+        affected. Unverified mail that claims the sender's address is
+        refused too (a claim can only add refusals).
 
         Args:
             conversation: the conversation.
