@@ -68,6 +68,7 @@ from ct_alias.moderators import AttachmentSize, AttachmentTypes, ContactDetails
 from ct_alias.policy import Window
 from ct_alias.relay import Relay
 from ct_alias.storage.sql import SQLStorage
+from ct_alias.storage.sql.statements import alias_values
 
 T = TypeVar("T")
 
@@ -556,23 +557,6 @@ def bench_sql_unmask(cfg: Config) -> Iterable[Row]:
                 sql_drop(store)
 
 
-def alias_row(alias: Alias) -> dict[str, Any]:
-    """``alias`` as a row of the aliases table."""
-    return {
-        "key": alias.key,
-        "slot": alias.slot,
-        "address": alias.address,
-        "real_address": alias.real_address,
-        "conversation": alias.conversation,
-        "store": alias.store,
-        "role": alias.role.value,
-        "strategy": alias.strategy,
-        "created_at": alias.created_at,
-        "expires_at": alias.expires_at,
-        "status": alias.status.value,
-    }
-
-
 def insert_floor(
     bare: sa.Engine, table: sa.Table, n: int, threads: int, turns: threading.Lock | None
 ) -> Callable[[], float]:
@@ -584,7 +568,7 @@ def insert_floor(
     per_thread = n // threads
 
     def inserts() -> float:
-        rows = [alias_row(bench_alias(f"bare-{i}")) for i in range(n)]
+        rows = [alias_values(bench_alias(f"bare-{i}")) for i in range(n)]
 
         def work(i: int) -> None:
             for row in rows[i * per_thread : (i + 1) * per_thread]:
@@ -604,12 +588,12 @@ def raw_insert_floor(raws: list[Any], table: sa.Table, n: int) -> Callable[[], f
     """Like :func:`insert_floor`, on raw psycopg connections in autocommit mode."""
     threads = len(raws)
     per_thread = n // threads
-    columns = list(alias_row(bench_alias("x")))
+    columns = list(alias_values(bench_alias("x")))
     marks = ", ".join(["%s"] * len(columns))
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
 
     def inserts() -> float:
-        rows = [list(alias_row(bench_alias(f"raw-{i}")).values()) for i in range(n)]
+        rows = [list(alias_values(bench_alias(f"raw-{i}")).values()) for i in range(n)]
 
         def work(i: int) -> None:
             for row in rows[i * per_thread : (i + 1) * per_thread]:
@@ -1332,7 +1316,7 @@ def _sql_scale(cfg: Config, sizes: list[int], n: int) -> Iterable[Row]:
                         table.insert(),
                         [
                             {
-                                **alias_row(template),
+                                **alias_values(template),
                                 "key": os.urandom(16).hex(),
                                 "slot": None,
                                 "conversation": f"f{i % 997}",

@@ -62,21 +62,8 @@ _ALIAS_COLUMNS: Final = (
     "owner",
 )
 #: The columns a new alias record is written with (the others start NULL).
-NEW_ALIAS_COLUMNS: Final = (
-    "key",
-    "slot",
-    "address",
-    "real_address",
-    "conversation",
-    "store",
-    "role",
-    "strategy",
-    "created_at",
-    "expires_at",
-    "status",
-    "ends_at",
-    "revoked_at",
-    "owner",
+NEW_ALIAS_COLUMNS: Final = tuple(
+    c for c in _ALIAS_COLUMNS if c not in {"purged_at", "expired_at", "expiry_reason"}
 )
 #: The columns a new timeline entry is written with (``seq`` is generated).
 NEW_ENTRY_COLUMNS: Final = ("conversation", "store", "at", "kind", "name", "data", "dedup_key")
