@@ -58,11 +58,8 @@ class RoundTrips:
 
     def __enter__(self) -> Self:
         engine = self._engine
-        event.listen(engine, "before_cursor_execute", self._statement)
-        event.listen(engine, "begin", self._begin)
-        event.listen(engine, "commit", self._commit)
-        event.listen(engine, "rollback", self._rollback)
-        event.listen(engine.pool, "reset", self._reset)
+        for target, name, listener in self._listeners():
+            event.listen(target, name, listener)
         direct.observe(engine, self.sent.append)
         dialect: Any = engine.dialect
         self._ping = dialect.do_ping
@@ -82,16 +79,24 @@ class RoundTrips:
         tb: TracebackType | None,
     ) -> None:
         engine = self._engine
-        event.remove(engine, "before_cursor_execute", self._statement)
-        event.remove(engine, "begin", self._begin)
-        event.remove(engine, "commit", self._commit)
-        event.remove(engine, "rollback", self._rollback)
-        event.remove(engine.pool, "reset", self._reset)
+        for target, name, listener in self._listeners():
+            event.remove(target, name, listener)
         direct.unobserve(engine, self.sent.append)
         dialect: Any = engine.dialect
         del dialect.do_ping  # the class's method again
 
     # -- listeners -----------------------------------------------------------
+
+    def _listeners(self) -> list[tuple[Any, str, Callable[..., None]]]:
+        """The events counted: (target, event name, listener), added and removed alike."""
+        engine = self._engine
+        return [
+            (engine, "before_cursor_execute", self._statement),
+            (engine, "begin", self._begin),
+            (engine, "commit", self._commit),
+            (engine, "rollback", self._rollback),
+            (engine.pool, "reset", self._reset),
+        ]
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         del conn, cursor, args
