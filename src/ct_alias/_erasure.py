@@ -20,6 +20,7 @@ an order's history keeps its shape.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -204,7 +205,7 @@ class ErasureMethods:
         now = self._clock.now()
         records = storage.owned(self._index.owner_key(real.key))
         person = _Person.of(real, address, {r.key for r in records})
-        aliases_in = _count((r.store, r.conversation) for r in records)
+        aliases_in = Counter((r.store, r.conversation) for r in records)
         timelines = {place: self._opened_entries(*place) for place in sorted(aliases_in)}
         for timeline in timelines.values():
             person.learn_names(timeline)
@@ -259,13 +260,6 @@ def _forgotten(place: tuple[str, str], at: datetime, **counts: int) -> TimelineE
 
 #: Marks, during an erasure, an entry whose sealed texts do not open: it is redacted.
 _UNREADABLE: Final = "\x00unreadable"
-
-
-def _count(items: Iterable[Any]) -> dict[Any, int]:
-    counts: dict[Any, int] = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return counts
 
 
 def _tombstone(record: Alias | Tombstone, now: datetime) -> Tombstone:
