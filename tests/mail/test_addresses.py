@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.utils import getaddresses
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -13,6 +15,8 @@ from ct_alias.mail import (
     parse_headers,
     rewrite_headers,
 )
+from ct_alias.mail._addresses import _plain, parse_addresses
+from ct_alias.mail._headers import safe_text
 
 from .support import CONTROL, clean
 
@@ -43,6 +47,92 @@ def test_addresses_of_a_thousand_recipients() -> None:
     found = addresses(value)
     assert len(found) == 1000
     assert found[999] == ("Person 999", "person999@example.org")
+
+
+#: Plain address lists (see ``_plain``): dot-atoms of RFC 5322 atext, plain-word phrases, blanks.
+_ATOM = st.text(alphabet="abZ09!#$%&'*+/=?^_`{|}~-", min_size=1, max_size=4)
+_ADDRESS = st.builds(
+    "{}@{}".format,
+    st.lists(_ATOM, min_size=1, max_size=3).map(".".join),
+    st.lists(_ATOM, min_size=1, max_size=3).map(".".join),
+)
+_BLANKS = st.text(alphabet=" \t", max_size=2)
+_ENTRY = st.one_of(
+    st.builds("{}{}{}".format, _BLANKS, _ADDRESS, _BLANKS),
+    st.builds(
+        "{}{}{}<{}>{}".format,
+        _BLANKS,
+        st.lists(_ATOM, min_size=1, max_size=3).map(" ".join),
+        _BLANKS,
+        _ADDRESS,
+        _BLANKS,
+    ),
+)
+_PLAIN_LIST = st.lists(_ENTRY, min_size=1, max_size=4).map(",".join)
+#: One character of a plain list replaced by one that may make it not plain.
+_NEAR_PLAIN = st.builds(
+    lambda value, at, char: value[:at] + char + value[at + 1 :],
+    _PLAIN_LIST,
+    st.integers(0, 60),
+    st.sampled_from([*' \t.@<>,"()[]:;\\\r\n\x00=?é', ""]),
+)
+
+
+@given(st.one_of(_PLAIN_LIST, _NEAR_PLAIN))
+@example("a@b, Maria Silva <m.s@example.com>,\tx.y@z")
+@example("=?utf-8?q?Jo=C3=A3o?= <joao@example.com>")
+@example("a..b@example.com")  # not a dot-atom: the stdlib parser's business
+@example("a@b,")
+def test_plain_address_lists_read_as_the_stdlib_parser_reads_them(value: str) -> None:
+    """The fast path gives exactly :func:`getaddresses`'s pairs, or declines."""
+    plain = _plain(value)
+    if plain is not None:
+        assert plain == getaddresses([safe_text(value)])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"Silva, Maria" <maria@example.com>',
+        "(comment) carlos@example.com",
+        "Team: ana@example.com;",
+        "a@b, , c@d",
+        "a@b,",
+        "Jos\u00e9 <jose@example.com>",
+        "jos\u00e9@example.com",
+        "a@[127.0.0.1]",
+        "a@b\r\nBcc: c@d",
+        "Maria <m@example.com",
+        "a@b@c",
+        "< a@b >",
+        "",
+    ],
+)
+def test_plain_declines_what_is_not_plain(value: str) -> None:
+    assert _plain(value) is None
+
+
+def test_a_long_cc_list_is_read_without_the_stdlib_parser() -> None:
+    value = ", ".join(f"pessoa{i}.x@example.org" for i in range(1000))
+    assert _plain(value) == [("", f"pessoa{i}.x@example.org") for i in range(1000)]
+    assert parse_addresses(value) == (_plain(value), 0)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a" * 200_000,
+        "a" * 200_000 + "@",
+        "a " * 100_000 + "<",
+        " " * 200_000 + "x",
+        "a." * 100_000 + "@b",
+        "a@" + "b." * 100_000,
+        "a\t" * 100_000 + "<a@b",
+    ],
+)
+def test_plain_is_linear_on_hostile_values(value: str) -> None:
+    # a backtracking pattern would take hours here; each entry is matched once, left to right
+    assert _plain(value) is None or _plain(value) == getaddresses([safe_text(value)])
 
 
 @given(st.text(max_size=200))

@@ -33,6 +33,16 @@ _UTF8: Final = Charset("utf-8")
 _WHITESPACE: Final = re.compile(r"\s")
 #: How many recently parsed address fields are kept (a message has a few).
 _CACHED_FIELDS: Final = 32
+#: RFC 5322 ``atext`` (ASCII only): what the words of a dot-atom and of a plain phrase are made of.
+_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM: Final = rf"{_ATEXT}(?:\.{_ATEXT})*"
+#: One entry of a plain address list: ``local@domain`` or ``Plain Words <local@domain>``,
+#: both dot-atoms, blanks around. An entry has no comma, quote, comment, group or route,
+#: so :func:`email.utils.getaddresses` reads it as these groups say (see ``_plain``).
+_PLAIN_ENTRY: Final = re.compile(
+    rf"[ \t]*(?:({_DOT_ATOM}@{_DOT_ATOM})"  # a bare address
+    rf"|({_ATEXT}(?:[ \t]+{_ATEXT})*)[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>)[ \t]*"  # words <address>
+)
 
 
 def address_problem(address: object, *, exact: bool = True) -> str | None:
@@ -77,10 +87,12 @@ def parse_addresses(value: str) -> tuple[list[tuple[str, str]], int]:
 def _parsed(value: str) -> tuple[tuple[tuple[str, str], ...], int]:
     pairs: list[tuple[str, str]] = []
     unusable = 0
-    try:
-        parsed = getaddresses([safe_text(value)])
-    except RecursionError:  # comments nested hundreds deep: the stdlib parser recurses
-        raise MalformedMessage("an address field is nested too deeply to read") from None
+    parsed = _plain(value)
+    if parsed is None:
+        try:
+            parsed = getaddresses([safe_text(value)])
+        except RecursionError:  # comments nested hundreds deep: the stdlib parser recurses
+            raise MalformedMessage("an address field is nested too deeply to read") from None
     for name, address in parsed:
         address = address.strip()  # noqa: PLW2901
         if not address:
@@ -89,6 +101,33 @@ def _parsed(value: str) -> tuple[tuple[tuple[str, str], ...], int]:
             unusable += 1
         pairs.append((" ".join(safe_text(decode_words(name)).split()), address))
     return tuple(pairs), unusable
+
+
+def _plain(value: str) -> list[tuple[str, str]] | None:
+    """The mailboxes of a plain address list, as :func:`email.utils.getaddresses` reads them.
+
+    A list is plain when every comma-separated entry is a bare dot-atom
+    ``local@domain`` or a phrase of plain words before ``<local@domain>``
+    (``_PLAIN_ENTRY``): the stdlib parser then reads each entry as its words
+    joined by one space and its address as written, and this reads it in one
+    regular-expression match per entry (linear: no entry pattern backtracks
+    past a blank or a dot) instead of character by character. Anything else
+    (quotes, comments, groups, empty entries, non-ASCII, control characters)
+    is None: the caller asks the stdlib parser. Most address fields, and the
+    long ``Cc`` lists that make parsing cost, are plain.
+    """
+    pairs: list[tuple[str, str]] = []
+    match = _PLAIN_ENTRY.fullmatch
+    for entry in value.split(","):
+        found = match(entry)
+        if found is None:
+            return None
+        bare, phrase, address = found.groups()
+        if bare is not None:
+            pairs.append(("", bare))
+        else:
+            pairs.append((" ".join(phrase.split()), address))
+    return pairs
 
 
 def addresses(value: str) -> list[tuple[str, str]]:
