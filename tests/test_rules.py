@@ -8,8 +8,10 @@ what it must not refuse.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from ct_alias.mail import parse_headers, split_message
 from ct_alias.policy import Window
 from ct_alias.relay import Outcome, Relay
 from ct_alias.rules import Rule
+from ct_alias.storage.sql import SQLStorage
 from ct_alias.timeline import Direction, TimelineEntry
 from ct_alias.vocabulary import ConversationState, RuleEvent
 
@@ -38,6 +41,7 @@ from .conftest import DOMAIN
 # generated with `ct-alias keys generate` for these tests only
 SIGNING_KEY = "Zr1m0H5b3kV9qW2xT7nC4yL8pD6sF0gJ2aE5uK9iR3o"
 INDEX_KEY = "bQ7xN2cV5mK8jH1gF4dS9aP6oI3uY0tR7eW2qZ5lX8c"
+ADDRESS_KEY = "WoZP3l2aCPgeP_c2wAlwrbsYWXOT3lLHyGHljoFmP1g"
 MTA = "mx.ct.example.com"
 ORDER = "1001"
 CUSTOMER = "maria@example.com.br"
@@ -97,19 +101,46 @@ class CountingStorage(MemoryStorage):
         return super().entries(conversation, **kwargs)
 
 
-@pytest.fixture
-def storage() -> CountingStorage:
-    return CountingStorage()
+class CountingSQLStorage(SQLStorage):
+    """A SQLite storage that counts the rules' timeline reads (its cheaper ``rule_entries``)."""
+
+    def __init__(self, url: str, *, sealed: bool) -> None:
+        super().__init__(url)
+        self.reads: list[tuple[str, object]] = []
+        self.sealed = sealed  # the tracker seals messages' texts with an address key
+
+    def rule_entries(self, conversation: str, **kwargs: Any) -> list[TimelineEntry]:
+        self.reads.append((conversation, kwargs.get("after")))
+        return super().rule_entries(conversation, **kwargs)
+
+
+Counting = CountingStorage | CountingSQLStorage
+
+
+@pytest.fixture(params=["memory", "sqlite", "sqlite-sealed"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Counting]:
+    """Every rule on the memory storage, and on SQLite (which reads a message's id only)."""
+    if request.param == "memory":
+        yield CountingStorage()
+        return
+    found = CountingSQLStorage(
+        f"sqlite:///{tmp_path / 'rules.db'}", sealed="sealed" in request.param
+    )
+    found.upgrade()
+    yield found
+    found.close()
 
 
 @pytest.fixture
-def tracker(clock: FrozenClock, storage: CountingStorage) -> Tracker:
+def tracker(clock: FrozenClock, storage: Counting) -> Tracker:
+    sealed = isinstance(storage, CountingSQLStorage) and storage.sealed
     t = Tracker(
         storage=storage,
         keys=[SIGNING_KEY],
         default_policy=Policy(domain=DOMAIN),
         clock=clock,
         index_key=INDEX_KEY,
+        address_keys=[ADDRESS_KEY] if sealed else None,
     )
     t.set_policy("shop", Policy(domain=DOMAIN, conversation_rules=True, support_address=SUPPORT))
     return t
@@ -143,7 +174,7 @@ def with_policy(tracker: Tracker, **fields: Any) -> None:
 
 
 def test_a_store_without_rules_reads_nothing_for_them(
-    tracker: Tracker, relay: Relay, storage: CountingStorage, customer: Alias
+    tracker: Tracker, relay: Relay, storage: Counting, customer: Alias
 ) -> None:
     with_policy(tracker)
     storage.reads.clear()
@@ -152,7 +183,7 @@ def test_a_store_without_rules_reads_nothing_for_them(
 
 
 def test_rules_read_only_what_was_recorded_since(
-    tracker: Tracker, relay: Relay, storage: CountingStorage, customer: Alias, clock: FrozenClock
+    tracker: Tracker, relay: Relay, storage: Counting, customer: Alias, clock: FrozenClock
 ) -> None:
     for _ in range(3):
         assert send(relay, CARRIER, customer).accepted

@@ -53,6 +53,7 @@ OVERLAP: Final = timedelta(minutes=15)
 #: How many message ids per direction a fold remembers for recognising replies.
 MAX_REMEMBERED_IDS: Final = 1000
 _RULE_EVENTS: Final = frozenset(RuleEvent._value2member_map_)
+_DIRECTIONS: Final = {d.value: d for d in Direction}
 
 
 class Rule(enum.StrEnum):
@@ -192,9 +193,9 @@ class RuleFold:
             self.opted_out_at = entry.at
 
     def _message(self, entry: TimelineEntry) -> None:
-        if entry.name not in Direction._value2member_map_:
+        direction = _DIRECTIONS.get(entry.name)
+        if direction is None:
             return
-        direction = Direction(entry.name)
         times = self.times[direction]
         times.append((entry.at, entry.seq or 0))
         while times[0][0] <= entry.at - RATE_WINDOW:

@@ -20,7 +20,9 @@ A storage may also keep every store's :class:`~ct_alias.policy.Policy`
 (:class:`PolicyStorage`, a separate protocol, so a backend written without it
 keeps working: its trackers keep policies in memory, as before), may read a
 store's messages across its conversations by time (:class:`MessageScan`, which
-:meth:`~ct_alias.Tracker.response_times` pages through when it can), and may
+:meth:`~ct_alias.Tracker.response_times` pages through when it can), may read
+a timeline for the conversation rules without decoding the messages' data
+(:class:`RuleScan`), and may
 support erasure (:class:`ErasureStorage`, another optional protocol: finding
 every alias of one person by its owner key, and tombstoning them while
 redacting the timeline entries that name them, all or nothing).
@@ -48,6 +50,7 @@ __all__ = [
     "ErasureStorage",
     "MessageScan",
     "PolicyStorage",
+    "RuleScan",
     "Sealed",
     "SlotLookup",
     "Storage",
@@ -244,6 +247,33 @@ class MessageScan(Protocol):
 
         Ordered by (``at``, ``seq``) over all the store's conversations, and
         after the position ``after`` when it is given (a page's last entry).
+        """
+        ...
+
+
+@runtime_checkable
+class RuleScan(Protocol):
+    """A storage that reads a timeline for the conversation rules more cheaply (optional).
+
+    The rules fold every entry of a conversation (see
+    :mod:`ct_alias.rules`) but read only the ``messageId`` of a message; a
+    storage that keeps an entry's data as text can leave the rest of a
+    message's data undecoded. Without it, the tracker reads
+    :meth:`Storage.entries`.
+    """
+
+    def rule_entries(
+        self,
+        conversation: str,
+        *,
+        store: str,
+        after: tuple[datetime, int] | None = None,
+        limit: int,
+    ) -> list[TimelineEntry]:
+        """What :meth:`Storage.entries` returns, except the data of message entries.
+
+        A message entry's ``data`` holds only those of its ``messageId`` and
+        ``sealed`` keys it has, with their values as stored.
         """
         ...
 

@@ -14,7 +14,15 @@ from attrs import evolve
 
 from ..aliases import Alias, AliasStatus, Role
 from ..errors import AliasCollision, ExpiryReason
-from ..storage.base import AliasChange, Erasure, ErasureStorage, Sealed, Storage, Tombstone
+from ..storage.base import (
+    AliasChange,
+    Erasure,
+    ErasureStorage,
+    RuleScan,
+    Sealed,
+    Storage,
+    Tombstone,
+)
 from ..timeline import AliasEvent, EntryKind, OrderEvent, TimelineEntry
 from ._helpers import T0, race
 
@@ -414,6 +422,32 @@ class StorageContract:
         assert [len(p) for p in pages] == [3, 3, 1]
         assert [e for p in pages for e in p] == stored
         assert storage.entries("order-1", store="shop", limit=2) == stored[:2]
+
+    def test_rule_entries_reduce_only_messages_data(self, storage: Storage) -> None:
+        """``rule_entries`` (RuleScan, optional): ``entries`` with a message's data reduced."""
+        if not isinstance(storage, RuleScan):
+            pytest.skip("the storage does not implement RuleScan (optional)")
+        datas: list[dict[str, Any]] = [
+            {"messageId": "m1@example.com", "subject": "Entrega", "to": [{"name": "M"}]},
+            {"messageId": "ct2.x", "subject": "ct2.y", "sealed": True},
+            {"subject": "sealed", "messageId": None, "n": {"messageId": "nested"}},
+            {"subject": "no id"},
+        ]
+        for i, data in enumerate(datas):
+            at = T0 + timedelta(minutes=i)
+            storage.append(make_entry(kind=EntryKind.MESSAGE, name="inbound", at=at, data=data))
+        storage.append(make_entry(data={"slot": "s", "messageId": "an event's, kept"}))
+        storage.append(make_entry("order-2", data={"i": 0}))
+        for after in (None, (T0, -1), (T0 + timedelta(minutes=1), 0)):
+            for limit in (1, 3, 100):
+                expected = [
+                    evolve(e, data={k: e.data[k] for k in ("messageId", "sealed") if k in e.data})
+                    if e.kind is EntryKind.MESSAGE
+                    else e
+                    for e in storage.entries("order-1", store="shop", after=after, limit=limit)
+                ]
+                ruled = storage.rule_entries("order-1", store="shop", after=after, limit=limit)
+                assert ruled == expected
 
     # -- rekeying ------------------------------------------------------------------
 

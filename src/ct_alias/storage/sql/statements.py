@@ -9,6 +9,7 @@ records to rows and back.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeAlias
@@ -159,6 +160,23 @@ class Statements:
         ).order_by(t.c.at, t.c.seq)
         later = _later(t, dialect)
         limit = sa.bindparam("limit", type_=sa.Integer)
+        # the rules' fold: the data column as its text (see rule_entry_from_row), in pages
+        rule_timeline = (
+            sa.select(
+                *(
+                    sa.type_coerce(c, sa.Text()).label(c.name) if c.name == "data" else c
+                    for c in entry_columns
+                )
+            )
+            .where(
+                t.c.store == sa.bindparam("store"), t.c.conversation == sa.bindparam("conversation")
+            )
+            .order_by(t.c.at, t.c.seq)
+        )
+        self._rule_entries = {
+            False: rule_timeline.limit(limit),
+            True: rule_timeline.where(later).limit(limit),
+        }
         self.store_messages = (
             select_entry.where(
                 t.c.store == sa.bindparam("store"),
@@ -230,6 +248,15 @@ class Statements:
         if limit is not None:
             params["limit"] = limit
         return self._entries[after is not None, limit is not None], params
+
+    def rule_entries(
+        self, store: str, conversation: str, after: tuple[datetime, int] | None, limit: int
+    ) -> tuple[Executable, dict[str, Any]]:
+        """The statement and parameters reading a page of a timeline for the rules."""
+        params: dict[str, Any] = {"store": store, "conversation": conversation, "limit": limit}
+        if after is not None:
+            params["at"], params["seq"] = after
+        return self._rule_entries[after is not None], params
 
     def purge(self, before: datetime, now: datetime) -> Executable:
         """The statement turning aliases stopped before ``before`` into tombstones."""
@@ -460,6 +487,51 @@ def record_from_row(row: Sequence[Any]) -> Alias | Tombstone:
         reason=ExpiryReason(row[15]),
         purged_at=row[13],
         owner=row[16],
+    )
+
+
+#: What a message entry's data, as the tracker writes it (compact JSON), starts with.
+_ID_START: Final = '{"messageId":'
+#: What a sealed message entry's data ends with (the tracker's seal mark comes last).
+_SEALED_END: Final = ',"sealed":true}'
+_JSON: Final = json.JSONDecoder()
+_KINDS: Final = {kind.value: kind for kind in EntryKind}
+#: The keys of a message entry's data the rules read.
+RULE_KEYS: Final = ("messageId", "sealed")
+
+
+def rule_data(text: str) -> dict[str, Any]:
+    """A message entry's data (JSON text) reduced to its :data:`RULE_KEYS`.
+
+    As the tracker writes it (``messageId`` first, ``sealed`` last, each key
+    once), only the id is decoded; any other text is decoded whole and reduced.
+    """
+    if text.startswith(_ID_START) and text.count('"messageId"') == 1:
+        sealed = '"sealed"' in text
+        if not sealed or (text.endswith(_SEALED_END) and text.count('"sealed"') == 1):
+            try:
+                value, _ = _JSON.raw_decode(text, len(_ID_START))
+            except ValueError:
+                pass  # not JSON: decoded whole below, which raises
+            else:
+                return {"messageId": value, "sealed": True} if sealed else {"messageId": value}
+    data = json.loads(text)
+    return {key: data[key] for key in RULE_KEYS if key in data}
+
+
+def rule_entry_from_row(row: DbRow) -> TimelineEntry:
+    """The timeline entry of a row of the rules' read: a message's data reduced (rule_data)."""
+    kind = _KINDS.get(row[1]) or EntryKind(row[1])
+    text = row[4]
+    return TimelineEntry(
+        conversation=row[0],
+        kind=kind,
+        name=row[2],
+        at=row[3],
+        data=rule_data(text) if kind is EntryKind.MESSAGE else json.loads(text),
+        dedup_key=row[5],
+        seq=row[6],
+        store=row[7],
     )
 
 

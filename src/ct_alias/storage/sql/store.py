@@ -39,6 +39,7 @@ from .statements import (
     entry_values,
     first_row,
     record_from_row,
+    rule_entry_from_row,
 )
 from .transactions import Contention, Transactions
 
@@ -528,6 +529,22 @@ class SQLStorage:
 
         def work(conn: Connection) -> list[TimelineEntry]:
             return [entry_from_row(row) for row in conn.execute(statement, params)]
+
+        return self._run("reading a timeline", work, write=False, retry_lost=True)
+
+    def rule_entries(
+        self,
+        conversation: str,
+        *,
+        store: str,
+        after: tuple[datetime, int] | None = None,
+        limit: int,
+    ) -> list[TimelineEntry]:
+        """See :meth:`RuleScan.rule_entries <ct_alias.storage.RuleScan.rule_entries>`."""
+        statement, params = self._sql.rule_entries(store, conversation, after, limit)
+
+        def work(conn: Connection) -> list[TimelineEntry]:
+            return [rule_entry_from_row(row) for row in conn.execute(statement, params).all()]
 
         return self._run("reading a timeline", work, write=False, retry_lost=True)
 
