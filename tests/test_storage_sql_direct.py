@@ -1,24 +1,27 @@
-"""PostgreSQL's read by key sent straight on a pooled psycopg connection (``direct``).
+"""PostgreSQL's hot statements sent straight on a pooled psycopg connection (``direct``).
 
-The direct path must return what SQLAlchemy's path returns, be the path taken
-unless someone watches statements, count in :class:`~ct_alias.testing.RoundTrips`,
-survive a session killed under it (invalidated, run again) and fail with the
-store's typed errors.
+The read by key and the one-statement mask must return what SQLAlchemy's path
+returns, be the path taken unless someone watches statements, count in
+:class:`~ct_alias.testing.RoundTrips`, survive a session killed under them
+(invalidated, run again) and fail with the store's typed errors, parameters
+hidden; values are converted (or refused) as their column types say.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event
 
+from ct_alias.aliases import Alias
 from ct_alias.errors import StorageError
 from ct_alias.storage import Tombstone
 from ct_alias.storage.sql import SQLStorage, direct
-from ct_alias.testing import T0, RoundTrips, make_alias
+from ct_alias.testing import T0, RoundTrips, make_alias, make_entry
 
 from .sql_servers import Target, clear, unique_name
 from .test_storage_sql_round_trips import Killer
@@ -121,3 +124,132 @@ def test_direct_read_errors_are_typed_and_hide_the_key(postgresql: Target) -> No
     assert not caught.value.transient
     assert key not in str(caught.value)
     assert key not in str(caught.value.__cause__)
+
+
+# -- the one-statement mask ----------------------------------------------------------------
+
+
+def _mask(store: SQLStorage, candidate: Alias, entries: int) -> tuple[Alias, bool]:
+    made = [make_entry(candidate.conversation, "alias-created")][:entries]
+    return store.get_or_create(candidate, now=T0, entries=made)
+
+
+@pytest.mark.parametrize("entries", [0, 1])
+def test_direct_masks_return_what_sqlalchemy_returns(store: SQLStorage, entries: int) -> None:
+    def new_then_taken() -> list[tuple[Alias, bool]]:
+        alias = make_alias()
+        return [_mask(store, alias, entries), _mask(store, make_alias(slot=alias.slot), entries)]
+
+    sent: list[str] = []
+    direct.observe(store.engine, sent.append)
+    try:
+        fast = new_then_taken()
+    finally:
+        direct.unobserve(store.engine, sent.append)
+    assert sent == ["WITH", "WITH"]  # the direct path, one statement each
+    with Statements(store) as seen:
+        slow = new_then_taken()
+    assert seen == ["WITH", "WITH"]  # SQLAlchemy's path, seen by the host's listener
+    for (new, created), (again, created_again) in (fast, slow):
+        assert (created, created_again) == (True, False)
+        assert again == new  # the slot's alias, read back in full
+        assert again.created_at.tzinfo is UTC
+        assert store.get(new.key) == new
+    # one "created" entry per alias inserted, none for the slot found taken
+    assert len(store.entries(fast[0][0].conversation, store="shop")) == 2 * entries
+
+
+def test_an_echo_engine_masks_through_sqlalchemy(store: SQLStorage) -> None:
+    sent: list[str] = []
+    store.engine.echo = True
+    direct.observe(store.engine, sent.append)
+    try:
+        alias = make_alias()
+        assert _mask(store, alias, 1) == (alias, True)
+    finally:
+        direct.unobserve(store.engine, sent.append)
+        store.engine.echo = False
+    assert sent == []  # echo logs every statement: none went around it
+    assert store.get(alias.key) == alias
+
+
+def test_a_session_killed_under_a_direct_mask_is_replaced_and_the_mask_sent_again(
+    postgresql: Target, store: SQLStorage
+) -> None:
+    store.get("0" * 32)  # the one pooled connection, reused next
+    killer = Killer(postgresql)
+    with store.engine.connect() as conn:
+        pid = killer.pid(conn.connection.dbapi_connection)
+    sent: list[str] = []
+
+    def kill_first(word: str) -> None:
+        sent.append(word)
+        if len(sent) == 1:
+            killer.kill(pid)
+
+    alias = make_alias()
+    direct.observe(store.engine, kill_first)
+    try:
+        assert _mask(store, alias, 1) == (alias, True)
+    finally:
+        direct.unobserve(store.engine, kill_first)
+        killer.close()
+    assert sent == ["WITH", "WITH"]  # lost mid-statement, invalidated, run again
+    assert len(store.entries(alias.conversation, store=alias.store)) == 1
+
+
+def test_direct_mask_errors_are_typed_and_hide_the_parameters(postgresql: Target) -> None:
+    alias = make_alias()
+    with postgresql.open(prefix=f"x{unique_name('m')[-8:]}_") as missing:
+        with pytest.raises(StorageError) as caught:
+            _mask(missing, alias, 1)
+    assert caught.value.schema_missing
+    assert not caught.value.transient
+    for value in (alias.key, str(alias.slot), alias.address, alias.real_address):
+        assert value not in str(caught.value)
+        assert value not in str(caught.value.__cause__)
+
+
+def test_values_a_column_refuses_are_refused_on_the_direct_path(store: SQLStorage) -> None:
+    naive = make_alias(created_at=datetime(2026, 1, 1))
+    not_json = make_entry(naive.conversation, "alias-created", data={"bad": {1, 2}})
+    alias = make_alias()
+    sent: list[str] = []
+    direct.observe(store.engine, sent.append)
+    try:
+        with pytest.raises(StorageError) as naive_refused:
+            store.get_or_create(naive, now=T0)
+        with pytest.raises(StorageError) as not_json_refused:
+            store.get_or_create(alias, now=T0, entries=[not_json])
+    finally:
+        direct.unobserve(store.engine, sent.append)
+    assert sent == []  # refused before anything was sent
+    for caught in (naive_refused, not_json_refused):
+        assert not caught.value.transient
+    assert "naive" in str(naive_refused.value)
+    assert naive.real_address not in str(naive_refused.value)
+    assert store.get(naive.key) is None
+    assert store.get(alias.key) is None
+
+
+def test_direct_statements_convert_what_their_column_types_convert(store: SQLStorage) -> None:
+    compile_ = store._transactions.direct.compile  # noqa: SLF001
+    by_key = compile_(store._sql.by_key)  # noqa: SLF001
+    assert (by_key.verb, by_key.conversions) == ("SELECT", ())
+    mask = compile_(store._sql.mask_statements[1])  # noqa: SLF001
+    assert mask.verb == "WITH"
+    converted = {name for name, _ in mask.conversions}
+    assert converted == {"created_at", "expires_at", "ends_at", "revoked_at", "e_at", "e_data"}
+    brt = timezone(timedelta(hours=-3))
+    values = {"key": "k", "created_at": T0.astimezone(brt), "ends_at": None, "e_data": {"ref": "k"}}
+    params = mask.bind({**values, "expires_at": T0, "revoked_at": None, "e_at": T0})
+    assert params["key"] == "k"  # untouched
+    assert params["ends_at"] is None
+    assert params["created_at"] == T0
+    assert params["created_at"].utcoffset() == timedelta(0)  # the column's UTC
+    assert params["e_data"] == '{"ref":"k"}'  # the column's JSON text
+
+
+def test_statements_with_values_of_their_own_are_not_sent_directly(store: SQLStorage) -> None:
+    with pytest.raises(ValueError, match="built-in value"):
+        store._transactions.direct.compile(sa.select(sa.literal("x")))  # noqa: SLF001

@@ -37,10 +37,12 @@ __all__ = [
     "alias_values",
     "entry_from_row",
     "entry_values",
+    "first_row",
     "record_from_row",
 ]
 
 DbRow: TypeAlias = "Row[*tuple[Any, ...]]"
+MaskStatement: TypeAlias = "sa.CompoundSelect[*tuple[Any, ...]]"
 
 _ALIAS_COLUMNS: Final = (
     "key",
@@ -166,7 +168,8 @@ class Statements:
             .order_by(t.c.at, t.c.seq)
             .limit(limit)
         )
-        self._mask_once = (
+        #: The statements of :meth:`mask_once`, by number of entries (PostgreSQL only).
+        self.mask_statements: Mapping[int, MaskStatement] = (
             {n: _mask_once(a, t, columns, n) for n in (0, 1)} if dialect == "postgresql" else {}
         )
         self._entries = {
@@ -178,16 +181,19 @@ class Statements:
 
     def mask_once(
         self, values: Mapping[str, Any], entries: Sequence[TimelineEntry]
-    ) -> Callable[[Connection], tuple[DbRow | None, bool]] | None:
+    ) -> tuple[MaskStatement, dict[str, Any]] | None:
         """Get-or-create in one statement, if this database and these entries allow it.
 
         PostgreSQL only (a data-modifying ``WITH``): the slot's current alias
         is read, and only when the slot is empty the candidate is inserted
         (``ON CONFLICT DO NOTHING``) with its entry (at most one, without a
-        dedup key), all in one autocommit statement. The work returns the
-        slot's row and whether it was inserted; ``(None, False)`` when a
-        concurrent caller or a key collision got in the way. ``None`` (no
-        work) where this is not possible: then use a transaction.
+        dedup key), all in one autocommit statement. Returns the statement
+        (one of :attr:`mask_statements`) and its parameters; its one row is
+        the slot's alias row and ``false`` when the slot was taken, only
+        ``true`` (the other columns ``NULL``: the row is the candidate's) when
+        the candidate was inserted, and there is no row when a concurrent
+        caller or a key collision got in the way. ``None`` where this is not
+        possible: then use a transaction.
         """
         if self._dialect != "postgresql" or len(entries) > 1:
             return None
@@ -196,25 +202,15 @@ class Statements:
             if entry.dedup_key is not None:
                 return None
             params.update({f"e_{name}": value for name, value in entry_values(entry).items()})
-        statement = self._mask_once[len(entries)]
-
-        def work(conn: Connection) -> tuple[DbRow | None, bool]:
-            row = conn.execute(statement, params).first()
-            return (None, False) if row is None else (row, bool(row[-1]))
-
-        return work
+        return self.mask_statements[len(entries)], params
 
     def read_key(self, key: str) -> Callable[[Connection], DbRow | None]:
         """Read the alias row of ``key``."""
-        statement = self.by_key
-        params = {"key": key}
-        return lambda conn: conn.execute(statement, params).first()
+        return first_row(self.by_key, {"key": key})
 
     def read_slot(self, slot: str) -> Callable[[Connection], DbRow | None]:
         """Read the alias row in ``slot``."""
-        statement = self.by_slot
-        params = {"slot": slot}
-        return lambda conn: conn.execute(statement, params).first()
+        return first_row(self.by_slot, {"slot": slot})
 
     def insert_alias(self, conn: Connection, values: Mapping[str, Any]) -> int | None:
         """Insert an alias unless its key or slot is taken."""
@@ -269,6 +265,13 @@ class Statements:
         )
 
 
+def first_row(
+    statement: Executable, params: Mapping[str, Any]
+) -> Callable[[Connection], DbRow | None]:
+    """Work running ``statement`` once and returning its first row, or ``None``."""
+    return lambda conn: conn.execute(statement, params).first()
+
+
 def _later(t: Table, dialect: str) -> ColumnElement[bool]:
     """Entries after the cursor ``(:at, :seq)``, as a condition an index range can serve.
 
@@ -284,7 +287,9 @@ def _later(t: Table, dialect: str) -> ColumnElement[bool]:
     return sa.and_(t.c.at >= at, sa.or_(t.c.at > at, t.c.seq > seq))
 
 
-def _mask_once(a: Table, t: Table, columns: Sequence[sa.Column[Any]], entries: int) -> Executable:
+def _mask_once(
+    a: Table, t: Table, columns: Sequence[sa.Column[Any]], entries: int
+) -> MaskStatement:
     """The one-statement get-or-create of :meth:`Statements.mask_once` (PostgreSQL).
 
     ::
@@ -292,9 +297,12 @@ def _mask_once(a: Table, t: Table, columns: Sequence[sa.Column[Any]], entries: i
         WITH current AS (SELECT … FROM aliases WHERE slot = :slot),
              inserted AS (INSERT INTO aliases (…) SELECT :key, :slot, …
                           WHERE NOT EXISTS (SELECT FROM current)
-                          ON CONFLICT DO NOTHING RETURNING …),
+                          ON CONFLICT DO NOTHING RETURNING key),
              entry AS (INSERT INTO timeline (…) SELECT :e_conversation, … FROM inserted)
-        SELECT current.*, false FROM current UNION ALL SELECT inserted.*, true FROM inserted
+        SELECT current.*, false FROM current UNION ALL SELECT NULL, …, true FROM inserted
+
+    An inserted row is the candidate's own: only whether it was inserted
+    comes back, not its 17 columns again.
     """
     current = sa.select(*columns).where(a.c.slot == sa.bindparam("slot")).cte("current")
     # psycopg's dialect casts each parameter to its column's type (NULLs included).
@@ -304,12 +312,14 @@ def _mask_once(a: Table, t: Table, columns: Sequence[sa.Column[Any]], entries: i
         postgresql.insert(a)
         .from_select(list(NEW_ALIAS_COLUMNS), new)
         .on_conflict_do_nothing()
-        .returning(*columns)
+        .returning(a.c.key)
         .cte("inserted")
     )
     statement = sa.union_all(
         sa.select(*current.c, sa.false().label("created")),
-        sa.select(*inserted.c, sa.true().label("created")),
+        sa.select(
+            *[sa.null().label(c.name) for c in columns], sa.true().label("created")
+        ).select_from(inserted),
     )
     if entries:
         values = sa.select(

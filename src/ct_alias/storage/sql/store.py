@@ -37,6 +37,7 @@ from .statements import (
     alias_values,
     entry_from_row,
     entry_values,
+    first_row,
     record_from_row,
 )
 from .transactions import Contention, Transactions
@@ -113,9 +114,15 @@ class SQLStorage:
             begin_writing=self._transactions.begin_writing,
         )
         self._sql = Statements(self._tables, self._dialect)
-        # The hot read by key, as SQL text for the direct path (PostgreSQL).
+        # The hot statements, compiled for the direct path (PostgreSQL): the read by
+        # key and the one-statement masks.
         direct = self._transactions.direct
-        self._by_key = direct.compile(self._sql.by_key) if direct.possible else ""
+        self._by_key = direct.compile(self._sql.by_key) if direct.possible else None
+        self._mask_direct = {
+            statement: direct.compile(statement)
+            for statement in self._sql.mask_statements.values()
+            if direct.possible
+        }
         self._sqlite_file = _sqlite_file(engine.url)
 
     def __repr__(self) -> str:
@@ -236,8 +243,18 @@ class SQLStorage:
         values = alias_values(candidate)
         once = self._sql.mask_once(values, entries)
         if once is not None:
-            # PostgreSQL: read the slot, and insert into it if empty, in one statement.
-            row, created = self._run(operation, once, write=True, retry_lost=True, single=True)
+            # PostgreSQL: read the slot, and insert into it if empty, in one statement
+            # that may run again (a second run finds the alias the first inserted).
+            statement, params = once
+            self._check_file(operation)
+            row = self._transactions.fetch_one(
+                operation,
+                self._mask_direct.get(statement),
+                params,
+                first_row(statement, params),
+                write=True,
+            )
+            created = row is not None and bool(row[-1])
         else:
             # Elsewhere most calls find a usable alias: a plain read first.
             created = False

@@ -24,7 +24,7 @@ from sqlalchemy import exc as sa_exc
 
 from ...errors import StorageError, driver_message
 from ...vocabulary import MYSQL_DIALECTS
-from .direct import DirectReads
+from .direct import Direct, DirectSQL
 from .engine import is_memory
 
 __all__ = [
@@ -71,7 +71,7 @@ class Transactions:
         self._reader: Engine = engine  # reads; on server databases, autocommit
         self._writer: Engine = engine
         self._server = _server(engine)
-        self.direct = DirectReads(engine)
+        self.direct = Direct(engine)
         # Server databases: autocommit connections (the engine's own mode if it has it,
         # else a view switching at checkout), transactions begun by an explicit BEGIN.
         self._manual = self.dialect == "postgresql" or self.dialect in MYSQL_DIALECTS
@@ -147,20 +147,24 @@ class Transactions:
     def fetch_one(
         self,
         operation: str,
-        sql: str,
+        sql: DirectSQL | None,
         params: Mapping[str, Any],
-        work: Callable[[Connection], Any],
+        work: Callable[[Connection], Sequence[Any] | None],
+        *,
+        write: bool = False,
     ) -> Sequence[Any] | None:
-        """A one-row read: the first row of ``sql``, or ``None``; retried like any read.
+        """One statement's first row, or ``None``; run again whenever a connection is lost.
 
-        Sent directly on a pooled driver connection where :class:`DirectReads`
-        is usable (PostgreSQL); elsewhere ``work`` (the same read through
-        SQLAlchemy) runs as :meth:`run` would.
+        For reads, and for single statements that may run again (idempotent,
+        or doing nothing the second time): with ``write`` the statement
+        commits by itself, as :meth:`run` with ``single`` does. Sent directly
+        on a pooled driver connection where :class:`~.direct.Direct` is usable
+        (PostgreSQL); elsewhere ``work`` (the same statement through
+        SQLAlchemy, returning its first row) runs as :meth:`run` would.
         """
         direct = self.direct
-        if not direct.usable():
-            row: Sequence[Any] | None = self.run(operation, work, write=False, retry_lost=True)
-            return row
+        if sql is None or not direct.usable():
+            return self.run(operation, work, write=write, retry_lost=True, single=write)
 
         def once(progress: _Progress) -> Sequence[Any] | None:
             del progress
