@@ -1,4 +1,4 @@
-"""One-row statements sent straight on a pooled psycopg connection (PostgreSQL).
+"""Hot statements sent straight on a pooled driver connection (PostgreSQL, and SQLite reads).
 
 SQLAlchemy's statement execution costs several times the driver's own work
 for a one-row statement (compiled-cache lookup, execution context, result
@@ -17,7 +17,11 @@ parameters hidden), and a lost connection is invalidated, so the retry rules of
 It is used only where it sends exactly what SQLAlchemy would: PostgreSQL
 through psycopg on an engine whose connections are in autocommit mode from
 connect (a statement that writes then commits by itself, as through
-SQLAlchemy). Statement listeners (``before_cursor_execute``,
+SQLAlchemy), and reads on SQLite through the standard ``sqlite3`` module
+(:attr:`Direct.writes` is false there: a write outside SQLAlchemy would not
+commit; values read are converted by their column types' result processors,
+as SQLAlchemy converts them, so a datetime stored as text comes back aware UTC).
+Statement listeners (``before_cursor_execute``,
 ``after_cursor_execute``) and ``echo`` see only statements SQLAlchemy
 executes, so while an engine has any that are not also :func:`observe`-ers,
 statements take SQLAlchemy's path and every one stays visible to the host's
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
@@ -74,7 +78,7 @@ class DirectSQL:
     """A statement compiled once for :class:`Direct`: what SQLAlchemy would send.
 
     Attributes:
-        text: its SQL text, with named (``%(name)s``) parameters.
+        text: its SQL text, with named (``%(name)s``) parameters, or ``?`` (SQLite).
         verb: its first word (``SELECT``, ``WITH``), told to observers.
         conversions: ``(name, convert)`` for each parameter whose column type
             converts values on the way in (:class:`~.schema.UTCDateTime`,
@@ -84,8 +88,12 @@ class DirectSQL:
     text: str
     verb: str
     conversions: tuple[tuple[str, Callable[[Any], Any]], ...]
+    #: The parameters' names in the order of their ``?`` (SQLite); empty: named parameters.
+    positions: tuple[str, ...] = ()
+    #: Per column of its result, the column type's conversion of a value read (SQLite).
+    results: tuple[Callable[[Any], Any] | None, ...] = ()
 
-    def bind(self, values: Mapping[str, Any]) -> dict[str, Any]:
+    def bind(self, values: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
         """The driver's parameters for ``values`` (converted where the column type says).
 
         Raises:
@@ -100,11 +108,22 @@ class DirectSQL:
             raise sa_exc.StatementError(
                 str(exc), self.text, params, exc, hide_parameters=True
             ) from exc
+        if self.positions:
+            return tuple(params[name] for name in self.positions)
         return params
+
+    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        """A row as SQLAlchemy would return it: converted by column type, datetimes in UTC."""
+        if self.results:
+            return tuple(
+                value if convert is None or value is None else convert(value)
+                for convert, value in zip(self.results, raw, strict=True)
+            )
+        return tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in raw)
 
 
 class Direct:
-    """One-row statements on pooled psycopg connections, bypassing SQLAlchemy's execution.
+    """Statements on pooled driver connections, bypassing SQLAlchemy's execution.
 
     Args:
         engine: the engine whose pool lends the connections.
@@ -116,7 +135,10 @@ class Direct:
         self._dialect = dialect
         self._dbapi_error: type[Any] = Exception  # the driver's Error class
         autocommit = getattr(dialect, "_on_connect_isolation_level", None) == "AUTOCOMMIT"
-        self.possible = dialect.name == "postgresql" and dialect.driver == "psycopg" and autocommit
+        #: Statements that write may go direct (they commit by themselves): PostgreSQL.
+        self.writes = dialect.name == "postgresql" and dialect.driver == "psycopg" and autocommit
+        #: Reads may go direct: PostgreSQL as above, and SQLite through ``sqlite3``.
+        self.possible = self.writes or (dialect.name == "sqlite" and dialect.driver == "pysqlite")
         if self.possible:
             self._dbapi_error = dialect.loaded_dbapi.Error
 
@@ -137,7 +159,15 @@ class Direct:
             if convert is not None:
                 conversions.append((compiled.escaped_bind_names.get(name, name), convert))
         text = compiled.string
-        return DirectSQL(text, text.lstrip().split(None, 1)[0].upper(), tuple(conversions))
+        verb = text.lstrip().split(None, 1)[0].upper()
+        if not compiled.positional:
+            return DirectSQL(text, verb, tuple(conversions))
+        results = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in getattr(statement, "selected_columns", ())
+        ]
+        positions = tuple(compiled.positiontup or ())
+        return DirectSQL(text, verb, tuple(conversions), positions, tuple(results))
 
     def usable(self) -> bool:
         """Whether a statement may go direct now: possible, and no one else watches statements."""
@@ -158,6 +188,15 @@ class Direct:
                 when the connection was lost: it is then discarded, not pooled).
             sqlalchemy.exc.StatementError: a value its column type refuses.
         """
+        rows = self._execute(sql, values, every=False)
+        return sql.row(rows[0]) if rows else None
+
+    def fetch_all(self, sql: DirectSQL, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the read ``sql`` once and return its rows (as :meth:`fetch_one` returns one)."""
+        return [sql.row(raw) for raw in self._execute(sql, values, every=True)]
+
+    def _execute(self, sql: DirectSQL, values: Mapping[str, Any], *, every: bool) -> list[Any]:
+        """The first row of ``sql`` (in a list, or none), or every row, as the driver gives them."""
         params = sql.bind(values)
         try:
             fairy = self._engine.raw_connection()
@@ -172,7 +211,11 @@ class Direct:
                 for callback in _observers.get(self._engine, ()):
                     callback(sql.verb)
                 cursor.execute(sql.text, params)
-                row: tuple[Any, ...] | None = cursor.fetchone()
+                if every:
+                    rows: list[Any] = cursor.fetchall()
+                else:
+                    row = cursor.fetchone()
+                    rows = [] if row is None else [row]
             except self._dbapi_error as exc:
                 lost = bool(self._dialect.is_disconnect(exc, connection, cursor))
                 if lost:
@@ -183,12 +226,10 @@ class Direct:
                     cursor.close()
         finally:
             fairy.close()
-        if row is None:
-            return None
-        return tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in row)
+        return rows
 
     def _wrap(
-        self, sql: DirectSQL, params: Mapping[str, Any], exc: Any, *, lost: bool
+        self, sql: DirectSQL, params: Mapping[str, Any] | tuple[Any, ...], exc: Any, *, lost: bool
     ) -> BaseException:
         """``exc`` as SQLAlchemy would raise it: a :class:`DBAPIError`, parameters hidden."""
         wrapped: BaseException = sa_exc.DBAPIError.instance(

@@ -114,14 +114,17 @@ class SQLStorage:
             begin_writing=self._transactions.begin_writing,
         )
         self._sql = Statements(self._tables, self._dialect)
-        # The hot statements, compiled for the direct path (PostgreSQL): the read by
-        # key and the one-statement masks.
+        # The hot statements, compiled for the direct path: the reads by key and by
+        # conversation (PostgreSQL, SQLite) and the one-statement masks (PostgreSQL).
         direct = self._transactions.direct
         self._by_key = direct.compile(self._sql.by_key) if direct.possible else None
+        self._by_conversation = (
+            direct.compile(self._sql.by_conversation) if direct.possible else None
+        )
         self._mask_direct = {
             statement: direct.compile(statement)
             for statement in self._sql.mask_statements.values()
-            if direct.possible
+            if direct.writes
         }
         self._sqlite_file = _sqlite_file(engine.url)
 
@@ -334,7 +337,11 @@ class SQLStorage:
         def work(conn: Connection) -> list[Alias]:
             return [alias_from_row(row) for row in conn.execute(statement, params)]
 
-        return self._run("listing aliases", work, write=False, retry_lost=True)
+        operation = "listing aliases"
+        self._check_file(operation)
+        return self._transactions.fetch_all(
+            operation, self._by_conversation, params, work, alias_from_row
+        )
 
     def update(
         self, changes: Sequence[AliasChange], *, entries: Sequence[TimelineEntry] = ()
