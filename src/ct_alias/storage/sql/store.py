@@ -503,6 +503,36 @@ class SQLStorage:
             "appending to a timeline", work, write=True, retry_lost=retry_lost, single=True
         )
 
+    def append_made(
+        self,
+        conversation: str,
+        *,
+        store: str,
+        make: Callable[[list[Alias]], TimelineEntry],
+    ) -> tuple[TimelineEntry, bool]:
+        """See :meth:`ParticipantsAppend.append_made <ct_alias.storage.ParticipantsAppend>`.
+
+        One write transaction: the conversation's aliases are read in it, so
+        they are those of the moment the entry is written.
+        """
+        statement = self._sql.by_conversation
+        params = {"store": store, "conversation": conversation}
+
+        def work(conn: Connection) -> tuple[TimelineEntry, bool]:
+            participants = [alias_from_row(row) for row in conn.execute(statement, params)]
+            entry = make(participants)
+            if entry.dedup_key is None or (entry.store, entry.conversation) != (
+                store,
+                conversation,
+            ):
+                raise InvalidArgument(
+                    "make", "must return an entry of this conversation with a dedup_key"
+                )
+            return self._append(conn, entry)
+
+        # The entry has a dedup key: run again after a lost connection, it is written once.
+        return self._run("appending to a timeline", work, write=True, retry_lost=True)
+
     def _append(self, conn: Connection, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
         sql = self._sql
         values = entry_values(entry)
