@@ -8,20 +8,23 @@ it records through ``aliases()`` then ``append()`` elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from ct_alias import Policy, Tracker
 from ct_alias.aliases import Alias
 from ct_alias.clock import FrozenClock
-from ct_alias.errors import InvalidArgument
+from ct_alias.errors import InvalidArgument, StorageError
 from ct_alias.storage import MemoryStorage, ParticipantsAppend
-from ct_alias.storage.sql import SQLStorage
-from ct_alias.testing import T0, make_alias, make_entry
-from ct_alias.timeline import TimelineEntry
+from ct_alias.storage.sql import SQLStorage, direct
+from ct_alias.testing import T0, RoundTrips, make_alias, make_entry
+from ct_alias.timeline import EntryKind, TimelineEntry
 
 # generated with secrets.token_urlsafe(32) for these tests
 KEY = "0nBIUqa61qR9OOw9gqa55Xl8ryW1-mVIsHU4_xTFuh8"
@@ -139,3 +142,108 @@ def test_record_message_records_the_same_either_way(store: SQLStorage) -> None:
         assert entry.data["to"][0]["ref"] == maria_key
         assert "maria@example.com.br" not in str(entry.data)
         assert entry.data["cc"] == [{"name": "", "address": "joao@example.org"}]
+
+
+# -- SQLite: the transaction sent straight on the sqlite3 connection ----------------------
+
+
+class Statements:
+    """A host's statement listener: SQLAlchemy's path is taken while it listens."""
+
+    def __init__(self, store: SQLStorage) -> None:
+        self.engine = store.engine
+        self.seen: list[str] = []
+
+    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        del conn, cursor, args
+        self.seen.append(statement.split(None, 1)[0].upper())
+
+    def __enter__(self) -> list[str]:
+        event.listen(self.engine, "before_cursor_execute", self._before)
+        return self.seen
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._before)
+
+
+def _made(dedup_key: str) -> Callable[[list[Alias]], TimelineEntry]:
+    def make(participants: list[Alias]) -> TimelineEntry:
+        refs = [alias.key for alias in participants]
+        return make_entry(
+            kind=EntryKind.MESSAGE,
+            name="inbound",
+            data={"refs": refs, "at": "x"},
+            dedup_key=dedup_key,
+        )
+
+    return make
+
+
+def test_the_direct_transaction_writes_what_sqlalchemy_writes(store: SQLStorage) -> None:
+    alias = make_alias()
+    store.get_or_create(alias, now=T0)
+    with RoundTrips(store.engine) as trips:
+        fast = [store.append_made("order-1", store="shop", make=_made(k)) for k in "aa"]
+    first = ["BEGIN", "SELECT", "INSERT", "COMMIT"]
+    taken = ["BEGIN", "SELECT", "INSERT", "SELECT", "COMMIT"]  # then the entry that has the key
+    assert trips.sent == [*first, *taken]
+    with Statements(store) as seen, RoundTrips(store.engine) as slow_trips:
+        slow = [store.append_made("order-1", store="shop", make=_made(k)) for k in "bb"]
+    assert seen == ["BEGIN", "SELECT", "INSERT", "BEGIN", "SELECT", "INSERT", "SELECT"]
+    assert slow_trips.sent == trips.sent
+    assert [new for _, new in fast] == [new for _, new in slow] == [True, False]
+    assert fast[0][0] == fast[1][0]
+    for (entry, _), (other, _) in zip(fast, slow, strict=True):
+        assert entry.data == other.data == {"refs": [alias.key], "at": "x"}
+        assert entry.at == other.at == T0
+        assert entry.at.tzinfo is UTC
+        assert entry.seq is not None
+    assert store.entries("order-1", store="shop") == [fast[0][0], slow[0][0]]
+
+
+def test_a_failing_make_rolls_the_direct_transaction_back(store: SQLStorage) -> None:
+    def broken(participants: list[Alias]) -> TimelineEntry:
+        raise ValueError(len(participants))
+
+    sent: list[str] = []
+    direct.observe(store.engine, sent.append)
+    try:
+        with pytest.raises(ValueError):
+            store.append_made("order-1", store="shop", make=broken)
+    finally:
+        direct.unobserve(store.engine, sent.append)
+    assert sent == ["BEGIN", "SELECT", "ROLLBACK"]
+    assert store.append_made("order-1", store="shop", make=_made("a"))[1]  # the lock is free
+
+
+def test_direct_transaction_errors_are_typed_and_hide_the_parameters(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    with SQLStorage(url) as made:
+        made.upgrade()
+    with SQLStorage(url, prefix="missing_") as missing:
+        with pytest.raises(StorageError) as caught:
+            missing.append_made("order-secret", store="shop", make=_made("a"))
+    assert caught.value.schema_missing
+    assert not caught.value.transient
+    assert "order-secret" not in str(caught.value)
+    assert "order-secret" not in str(caught.value.__cause__)
+
+
+def test_threads_record_each_message_once(store: SQLStorage) -> None:
+    failures: list[BaseException] = []
+
+    def record(n: int) -> None:
+        try:
+            for key in range(30):
+                store.append_made("order-1", store="shop", make=_made(f"k{(key + n) % 30}"))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    keys = [str(entry.dedup_key) for entry in store.entries("order-1", store="shop")]
+    assert sorted(keys) == sorted(f"k{n}" for n in range(30))

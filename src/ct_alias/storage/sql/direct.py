@@ -30,9 +30,10 @@ instrumentation.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
@@ -42,7 +43,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["Direct", "DirectSQL", "observe", "unobserve"]
+__all__ = ["Direct", "DirectSQL", "DirectWork", "observe", "unobserve"]
 
 #: Callbacks told the first word of each statement sent directly, per engine.
 _observers: Final[weakref.WeakKeyDictionary[Engine, list[Callable[[str], None]]]] = (
@@ -93,7 +94,7 @@ class DirectSQL:
     #: Per column of its result, the column type's conversion of a value read (SQLite).
     results: tuple[Callable[[Any], Any] | None, ...] = ()
 
-    def bind(self, values: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
+    def bind(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The driver's parameters for ``values`` (converted where the column type says).
 
         Raises:
@@ -108,6 +109,11 @@ class DirectSQL:
             raise sa_exc.StatementError(
                 str(exc), self.text, params, exc, hide_parameters=True
             ) from exc
+        return params
+
+    def parameters(self, values: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
+        """What the driver is given for ``values``: :meth:`bind`'s, in order when positional."""
+        params = self.bind(values)
         if self.positions:
             return tuple(params[name] for name in self.positions)
         return params
@@ -142,7 +148,9 @@ class Direct:
         if self.possible:
             self._dbapi_error = dialect.loaded_dbapi.Error
 
-    def compile(self, statement: ClauseElement) -> DirectSQL:
+    def compile(
+        self, statement: ClauseElement, column_keys: Sequence[str] | None = None
+    ) -> DirectSQL:
         """``statement`` for this engine, compiled once by SQLAlchemy.
 
         Raises:
@@ -150,7 +158,10 @@ class Direct:
                 (only parameters given at each run are sent).
         """
         dialect = self._dialect
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        compiled = cast(
+            SQLCompiler,
+            statement.compile(dialect=dialect, column_keys=column_keys),
+        )
         conversions = []
         for name, bind in compiled.binds.items():
             if not bind.required:
@@ -164,7 +175,7 @@ class Direct:
             return DirectSQL(text, verb, tuple(conversions))
         results = [
             column.type.dialect_impl(dialect).result_processor(dialect, None)
-            for column in getattr(statement, "selected_columns", ())
+            for column in getattr(statement, "exported_columns", ())
         ]
         positions = tuple(compiled.positiontup or ())
         return DirectSQL(text, verb, tuple(conversions), positions, tuple(results))
@@ -197,7 +208,7 @@ class Direct:
 
     def _execute(self, sql: DirectSQL, values: Mapping[str, Any], *, every: bool) -> list[Any]:
         """The first row of ``sql`` (in a list, or none), or every row, as the driver gives them."""
-        params = sql.bind(values)
+        params = sql.parameters(values)
         try:
             fairy = self._engine.raw_connection()
         except self._dbapi_error as exc:  # could not connect (as SQLAlchemy wraps it)
@@ -228,6 +239,40 @@ class Direct:
             fairy.close()
         return rows
 
+    @contextlib.contextmanager
+    def transaction(self, begin: str, committing: Callable[[], None]) -> Iterator[DirectWork]:
+        """A write transaction on a pooled connection: ``begin`` sent, committed at the end.
+
+        For SQLite (``BEGIN IMMEDIATE``: the write lock is taken first), whose
+        driver begins nothing by itself once a transaction is open. The body
+        sends statements through the :class:`DirectWork` it is given; when it
+        returns, ``committing`` is called and the transaction committed; when
+        it raises, the transaction is rolled back (a connection that cannot
+        roll back is discarded). Observers are told ``BEGIN``, each
+        statement's verb, and ``COMMIT`` or ``ROLLBACK``.
+
+        Raises:
+            sqlalchemy.exc.DBAPIError: the driver failed (as :meth:`fetch_one`).
+        """
+        text = DirectSQL(begin, "BEGIN", ())
+        try:
+            fairy = self._engine.raw_connection()
+        except self._dbapi_error as exc:
+            lost = bool(self._dialect.is_disconnect(exc, None, None))
+            raise self._wrap(text, {}, exc, lost=lost) from exc
+        work = DirectWork(self._engine, fairy, self._dbapi_error, self._wrap)
+        try:
+            work.send(text)
+            try:
+                yield work
+                committing()
+                work.end("COMMIT")
+            except BaseException:
+                work.end("ROLLBACK")
+                raise
+        finally:
+            fairy.close()
+
     def _wrap(
         self, sql: DirectSQL, params: Mapping[str, Any] | tuple[Any, ...], exc: Any, *, lost: bool
     ) -> BaseException:
@@ -242,3 +287,84 @@ class Direct:
             dialect=self._dialect,
         )
         return wrapped
+
+
+class DirectWork:
+    """The statements of one :meth:`Direct.transaction`, sent on its connection.
+
+    Args:
+        engine: the engine (whose observers are told each statement).
+        fairy: the pooled connection.
+        error: the driver's ``Error`` class.
+        wrap: turns a driver error into SQLAlchemy's (``Direct``'s wrapping).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        fairy: Any,
+        error: type[Any],
+        wrap: Callable[..., BaseException],
+    ) -> None:
+        self._engine = engine
+        self._fairy = fairy
+        self._connection: Any = fairy.dbapi_connection
+        self._error = error
+        self._wrap = wrap
+
+    def fetch_one(self, sql: DirectSQL, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """Run ``sql`` and return its first row, converted as :meth:`Direct.fetch_one` does."""
+        rows = self._run(sql, sql.parameters(values), every=False)
+        return sql.row(rows[0]) if rows else None
+
+    def fetch_all(self, sql: DirectSQL, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run ``sql`` and return its rows, converted as :meth:`Direct.fetch_one` does."""
+        return [sql.row(raw) for raw in self._run(sql, sql.parameters(values), every=True)]
+
+    def send(self, sql: DirectSQL) -> None:
+        """Run ``sql``, which has no parameters and returns nothing."""
+        self._run(sql, {}, every=None)
+
+    def end(self, verb: str) -> None:
+        """``COMMIT`` or ``ROLLBACK``; a connection that cannot roll back is discarded."""
+        for callback in _observers.get(self._engine, ()):
+            callback(verb)
+        connection = self._connection
+        try:
+            if verb == "COMMIT":
+                connection.commit()
+            else:
+                connection.rollback()
+        except self._error as exc:
+            lost = bool(self._engine.dialect.is_disconnect(exc, connection, None))
+            if lost or verb != "COMMIT":
+                self._fairy.invalidate(exc)
+            if verb != "COMMIT":
+                return  # the failure that made us roll back is the one to raise
+            raise self._wrap(DirectSQL(verb, verb, ()), {}, exc, lost=lost) from exc
+
+    def _run(
+        self, sql: DirectSQL, params: Mapping[str, Any] | tuple[Any, ...], *, every: bool | None
+    ) -> list[Any]:
+        connection = self._connection
+        cursor: Any = None
+        rows: list[Any] = []
+        try:
+            cursor = connection.cursor()
+            for callback in _observers.get(self._engine, ()):
+                callback(sql.verb)
+            cursor.execute(sql.text, params)
+            if every:
+                rows = cursor.fetchall()
+            elif every is not None:
+                row = cursor.fetchone()
+                rows = [] if row is None else [row]
+        except self._error as exc:
+            lost = bool(self._engine.dialect.is_disconnect(exc, connection, cursor))
+            if lost:
+                self._fairy.invalidate(exc)
+            raise self._wrap(sql, params, exc, lost=lost) from exc
+        finally:
+            if cursor is not None:
+                cursor.close()
+        return rows

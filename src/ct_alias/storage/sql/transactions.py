@@ -24,7 +24,7 @@ from sqlalchemy import exc as sa_exc
 
 from ...errors import StorageError, driver_message
 from ...vocabulary import MYSQL_DIALECTS
-from .direct import Direct, DirectSQL
+from .direct import Direct, DirectSQL, DirectWork
 from .engine import is_memory
 
 __all__ = [
@@ -173,6 +173,36 @@ class Transactions:
                 return direct.fetch_one(sql, params)
 
         return self._retrying(operation, once, retry_lost=True, transaction=False)
+
+    def write_direct(
+        self,
+        operation: str,
+        work: Callable[[DirectWork], T],
+        fallback: Callable[[Connection], T],
+        *,
+        retry_lost: bool,
+    ) -> T:
+        """A write transaction: ``work`` straight on a pooled ``sqlite3`` connection, if usable.
+
+        On SQLite, while :class:`~.direct.Direct` is usable, ``work`` runs in
+        ``BEGIN IMMEDIATE`` … ``COMMIT`` sent on the driver connection (under
+        the same write guard, retried under the same rules as :meth:`run`);
+        elsewhere ``fallback`` (the same work through SQLAlchemy) runs as
+        :meth:`run` runs a write.
+        """
+        direct = self.direct
+        if self.dialect != "sqlite" or not direct.usable():
+            return self.run(operation, fallback, write=True, retry_lost=retry_lost)
+        guard = self._write_guard
+
+        def once(progress: _Progress) -> T:
+            def committing() -> None:
+                progress.committing = True
+
+            with guard, direct.transaction("BEGIN IMMEDIATE", committing) as conn:
+                return work(conn)
+
+        return self._retrying(operation, once, retry_lost=retry_lost, transaction=True)
 
     def fetch_all(
         self,
