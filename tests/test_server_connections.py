@@ -26,9 +26,11 @@ class Peers(Sink):
         self.closing: set[Any] = set()  # connections answered 421 at MAIL
         self.drop_in_data = False  # take the message, then hang up without a reply
         self.servers: dict[Any, Any] = {}  # client address -> aiosmtpd protocol
+        self.mail_options: list[list[str]] = []  # the MAIL parameters of each transaction
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # type: ignore[no-untyped-def]
         self.servers[session.peer] = server
+        self.mail_options.append(list(mail_options))
         if session.peer in self.closing:
             return "421 4.4.2 idle too long, closing"
         envelope.mail_from = address
@@ -178,3 +180,12 @@ def test_arguments() -> None:
     for idle in (-1.0, True, "5"):
         with pytest.raises(InvalidArgument):
             SMTPDeliverer("127.0.0.1", 25, idle=idle)  # type: ignore[arg-type]
+
+
+def test_size_is_declared_once(
+    peers: tuple[Peers, Controller], deliverer: Callable[..., SMTPDeliverer]
+) -> None:
+    sink, controller = peers
+    deliverer(controller).deliver("", ["r@example.org"], DATA, smtputf8=False)
+    (options,) = sink.mail_options
+    assert [o.upper() for o in options] == [f"SIZE={len(DATA)}"]

@@ -274,8 +274,7 @@ def _transaction(
                 status="5.6.7",
             )
         options.append("SMTPUTF8")
-    if client.has_extn("size"):
-        options.append(f"SIZE={len(message)}")
+    # smtplib adds SIZE= itself when the downstream advertises SIZE: once, not twice
     try:
         return client.sendmail(mail_from, rcpt_tos, message, mail_options=options)
     except smtplib.SMTPSenderRefused as exc:
