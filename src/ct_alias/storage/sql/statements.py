@@ -12,14 +12,14 @@ import enum
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, cast
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.sql import ColumnElement, Executable
+from sqlalchemy.sql import ClauseElement, ColumnElement, Executable
 from sqlalchemy.sql.schema import Table
 
 from ...aliases import Alias, AliasStatus, Role
@@ -149,6 +149,8 @@ class Statements:
         select_entry = sa.select(*entry_columns)
         self.insert_entry = sa.insert(t)
         self._insert_entry_once = InsertOnce(t, t.c.seq, dialect)
+        #: Insert an entry unless its dedup key is taken, returning its ``seq`` (if inserted).
+        self.insert_entry_returning = self._insert_entry_once.statement
         by_dedup = select_entry.where(
             t.c.store == sa.bindparam("store"),
             t.c.conversation == sa.bindparam("conversation"),
@@ -396,6 +398,11 @@ class InsertOnce:
             self._how = Upsert.SAVEPOINT
             self._statement = sa.insert(table)
 
+    @property
+    def statement(self) -> ClauseElement:
+        """What it runs first (``INSERT … ON CONFLICT DO NOTHING RETURNING pk`` on SQLite)."""
+        return cast(ClauseElement, self._statement)
+
     def __call__(self, conn: Connection, values: Mapping[str, Any]) -> int | None:
         """Insert ``values``; return the new primary key, or ``None`` if a key was taken."""
         how = self._how
@@ -519,7 +526,7 @@ def rule_data(text: str) -> dict[str, Any]:
     return {key: data[key] for key in RULE_KEYS if key in data}
 
 
-def rule_entry_from_row(row: DbRow) -> TimelineEntry:
+def rule_entry_from_row(row: Sequence[Any]) -> TimelineEntry:
     """The timeline entry of a row of the rules' read: a message's data reduced (rule_data)."""
     kind = _KINDS.get(row[1]) or EntryKind(row[1])
     text = row[4]
@@ -535,7 +542,7 @@ def rule_entry_from_row(row: DbRow) -> TimelineEntry:
     )
 
 
-def entry_from_row(row: DbRow) -> TimelineEntry:
+def entry_from_row(row: Sequence[Any]) -> TimelineEntry:
     """The timeline entry of a timeline row."""
     return TimelineEntry(
         conversation=row[0],
