@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
-from attrs import frozen
+from attrs import field, frozen
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.sql import ClauseElement
@@ -93,6 +93,12 @@ class DirectSQL:
     positions: tuple[str, ...] = ()
     #: Per column of its result, the column type's conversion of a value read (SQLite).
     results: tuple[Callable[[Any], Any] | None, ...] = ()
+    #: ``(column, conversion)`` of the columns :attr:`results` converts (the rest pass as read).
+    converted: tuple[tuple[int, Callable[[Any], Any]], ...] = field(init=False)
+
+    @converted.default
+    def _converted(self) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+        return tuple((i, convert) for i, convert in enumerate(self.results) if convert is not None)
 
     def bind(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The driver's parameters for ``values`` (converted where the column type says).
@@ -121,10 +127,14 @@ class DirectSQL:
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
         """A row as SQLAlchemy would return it: converted by column type, datetimes in UTC."""
         if self.results:
-            return tuple(
-                value if convert is None or value is None else convert(value)
-                for convert, value in zip(self.results, raw, strict=True)
-            )
+            if len(raw) != len(self.results):
+                raise ValueError(f"expected {len(self.results)} columns, not {len(raw)}")
+            values = list(raw)
+            for i, convert in self.converted:
+                value = values[i]
+                if value is not None:
+                    values[i] = convert(value)
+            return tuple(values)
         return tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in raw)
 
 

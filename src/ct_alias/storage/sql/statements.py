@@ -175,10 +175,11 @@ class Statements:
             )
             .order_by(t.c.at, t.c.seq)
         )
-        self._rule_entries = {
-            False: rule_timeline.limit(limit),
-            True: rule_timeline.where(later).limit(limit),
-        }
+        # an OFFSET given at each run (always 0): SQLite's LIMIT needs one, and a statement
+        # sent directly (see .direct) has only parameters given at each run
+        paged = rule_timeline.limit(limit).offset(sa.bindparam("offset", type_=sa.Integer))
+        #: The statements of :meth:`rule_entries`, by whether they read after a position.
+        self.rule_pages: Mapping[bool, sa.Select[Any]] = {False: paged, True: paged.where(later)}
         self.store_messages = (
             select_entry.where(
                 t.c.store == sa.bindparam("store"),
@@ -255,10 +256,15 @@ class Statements:
         self, store: str, conversation: str, after: tuple[datetime, int] | None, limit: int
     ) -> tuple[Executable, dict[str, Any]]:
         """The statement and parameters reading a page of a timeline for the rules."""
-        params: dict[str, Any] = {"store": store, "conversation": conversation, "limit": limit}
+        params: dict[str, Any] = {
+            "store": store,
+            "conversation": conversation,
+            "limit": limit,
+            "offset": 0,
+        }
         if after is not None:
             params["at"], params["seq"] = after
-        return self._rule_entries[after is not None], params
+        return self.rule_pages[after is not None], params
 
     def purge(self, before: datetime, now: datetime) -> Executable:
         """The statement turning aliases stopped before ``before`` into tombstones."""
@@ -528,18 +534,10 @@ def rule_data(text: str) -> dict[str, Any]:
 
 def rule_entry_from_row(row: Sequence[Any]) -> TimelineEntry:
     """The timeline entry of a row of the rules' read: a message's data reduced (rule_data)."""
-    kind = _KINDS.get(row[1]) or EntryKind(row[1])
-    text = row[4]
-    return TimelineEntry(
-        conversation=row[0],
-        kind=kind,
-        name=row[2],
-        at=row[3],
-        data=rule_data(text) if kind is EntryKind.MESSAGE else json.loads(text),
-        dedup_key=row[5],
-        seq=row[6],
-        store=row[7],
-    )
+    conversation, kind_value, name, at, text, dedup_key, seq, store = row
+    kind = _KINDS.get(kind_value) or EntryKind(kind_value)
+    data = rule_data(text) if kind is EntryKind.MESSAGE else json.loads(text)
+    return TimelineEntry(conversation, kind, name, at, data, dedup_key, seq, store=store)
 
 
 def entry_from_row(row: Sequence[Any]) -> TimelineEntry:

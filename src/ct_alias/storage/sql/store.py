@@ -124,6 +124,11 @@ class SQLStorage:
         self._by_conversation = (
             direct.compile(self._sql.by_conversation) if direct.possible else None
         )
+        self._rule_pages = (
+            {after: direct.compile(page) for after, page in self._sql.rule_pages.items()}
+            if direct.possible
+            else {}
+        )
         # A recorded message (SQLite, where INSERT … RETURNING is there): the entry's
         # insert and its read by dedup key, for a write transaction sent directly.
         direct_writes = (
@@ -617,7 +622,10 @@ class SQLStorage:
         def work(conn: Connection) -> list[TimelineEntry]:
             return [rule_entry_from_row(row) for row in conn.execute(statement, params).all()]
 
-        return self._run("reading a timeline", work, write=False, retry_lost=True)
+        operation = "reading a timeline"
+        self._check_file(operation)
+        direct = self._rule_pages.get(after is not None)
+        return self._transactions.fetch_all(operation, direct, params, work, rule_entry_from_row)
 
     def store_messages(
         self,
