@@ -19,7 +19,7 @@ from .aliases import Alias, Role
 from .clock import Clock
 from .errors import InvalidArgument, MissingParticipant
 from .policy import Policy
-from .storage.base import Storage
+from .storage.base import ParticipantsAppend, Storage
 from .timeline import Direction, EntryKind, OrderEvent, Timeline, TimelineEntry
 from .vocabulary import CRITICAL_EVENTS, DEFAULT_STORE, RuleEvent
 
@@ -143,24 +143,36 @@ class TimelineMethods:
         from .mail import summarize  # noqa: PLC0415
 
         summary = summarize(check.message(message))
-        data = message_data(
-            summary,
-            self.aliases(conversation, store=store),
-            authentication=authentication,
-            alias_domains=self.domains,
-        )
-        if details is not None:
-            data["relay"] = check.json_data(details)
-        entry = TimelineEntry(
-            conversation,
-            EntryKind.MESSAGE,
-            direction.value,
-            self._clock.now(),
-            data,
-            dedup_key=message_dedup_key(summary),
-            store=store,
-        )
-        stored, _ = self._storage.append(self._records.seal_entry(entry))
+        relay = None if details is None else check.json_data(details)
+        at = self._clock.now()
+
+        def make(participants: list[Alias]) -> TimelineEntry:
+            """The sealed entry, participants' addresses as references to their aliases."""
+            data = message_data(
+                summary,
+                [self._records.present(alias) for alias in participants],
+                authentication=authentication,
+                alias_domains=self.domains,
+            )
+            if relay is not None:
+                data["relay"] = relay
+            entry = TimelineEntry(
+                conversation,
+                EntryKind.MESSAGE,
+                direction.value,
+                at,
+                data,
+                dedup_key=message_dedup_key(summary),
+                store=store,
+            )
+            return self._records.seal_entry(entry)
+
+        storage = self._storage
+        if isinstance(storage, ParticipantsAppend):
+            # the participants read in the transaction that writes: one call, not two
+            stored, _ = storage.append_made(conversation, store=store, make=make)
+        else:
+            stored, _ = storage.append(make(storage.aliases(conversation, store=store)))
         return self._records.open_entry(stored)
 
     @overload

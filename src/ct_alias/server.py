@@ -38,9 +38,12 @@ import contextlib
 import functools
 import logging
 import re
+import select
 import signal
 import smtplib
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Protocol
@@ -56,6 +59,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_HANDOFFS: Final = 8
 #: Threads answering ``RCPT`` (each a storage lookup), by default.
 DEFAULT_RCPT_WORKERS: Final = 4
+#: Seconds a downstream connection is kept for the next message, by default (below the
+#: idle timeouts MTAs use: Postfix's smtpd waits 300 s, its own client caches for 2 s).
+DEFAULT_IDLE_SECONDS: Final = 5.0
 
 _STATUS = re.compile(rb"\s*([245]\.\d{1,3}\.\d{1,3})\b")
 _SHUTTING_DOWN: Final = "421 4.3.2 relay shutting down, try again later"
@@ -107,20 +113,47 @@ def wire_lines(message: bytes) -> bytes:
 class SMTPDeliverer:
     """Delivers to a downstream SMTP server (an MTA such as Postfix) with smtplib.
 
+    Connections are kept for the next message, as an MTA's own SMTP client
+    caches them: after a message was taken, its connection waits (up to
+    ``keep`` of them, each at most ``idle`` seconds) instead of being closed,
+    so the next message skips the connection, the greeting and ``EHLO``. A
+    connection the downstream closed or spoke on while idle is never reused;
+    one found closed when the next message is sent, before the content went
+    out (so nothing can have been taken), is replaced by a new one and the
+    message is sent on that. A connection on which anything failed is closed.
+
     Args:
         host: the downstream server.
         port: its port.
         timeout: seconds to wait for it (each read and write).
         local_hostname: the name to greet it with (default: this host's FQDN).
+        keep: idle connections kept for the next messages (0: a new
+            connection per message).
+        idle: seconds an idle connection is kept.
     """
 
     def __init__(
-        self, host: str, port: int = 25, *, timeout: float = 30.0, local_hostname: str | None = None
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        timeout: float = 30.0,
+        local_hostname: str | None = None,
+        keep: int = DEFAULT_HANDOFFS,
+        idle: float = DEFAULT_IDLE_SECONDS,
     ) -> None:
+        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
+            raise InvalidArgument("keep", "must be an int >= 0")
+        if not isinstance(idle, int | float) or isinstance(idle, bool) or idle < 0:
+            raise InvalidArgument("idle", "must be a number of seconds >= 0")
         self.host = host
         self.port = port
         self.timeout = timeout
         self.local_hostname = local_hostname
+        self.keep = keep
+        self.idle = float(idle)
+        self._lock = threading.Lock()
+        self._idle: list[tuple[float, _Client]] = []  # (since when, connection), oldest first
 
     def __repr__(self) -> str:
         return f"SMTPDeliverer({self.host!r}, {self.port})"
@@ -141,26 +174,62 @@ class SMTPDeliverer:
         self, mail_from: str, rcpt_tos: Sequence[str], message: bytes, *, smtputf8: bool
     ) -> dict[str, DeliveryError]:
         """Send ``message`` in one SMTP transaction; see :meth:`Deliverer.deliver`."""
-        with self._failures(), self._connect() as client:
-            client.ehlo_or_helo_if_needed()
-            options: list[str] = []
-            if smtputf8:
-                if not client.has_extn("smtputf8"):
-                    raise DeliveryError(
-                        553,
-                        "the downstream server does not support SMTPUTF8",
-                        temporary=False,
-                        status="5.6.7",
-                    )
-                options.append("SMTPUTF8")
-            message = wire_lines(message)
-            if client.has_extn("size"):
-                options.append(f"SIZE={len(message)}")
-            refused = client.sendmail(mail_from, list(rcpt_tos), message, mail_options=options)
+        message = wire_lines(message)
+        recipients = list(rcpt_tos)
+        with self._failures():
+            client = self._kept()
+            if client is not None:
+                try:
+                    return self._send(client, mail_from, recipients, message, utf8=smtputf8)
+                except (smtplib.SMTPServerDisconnected, ConnectionError, _Stale):
+                    if client.data_begun:
+                        raise  # the content may have been taken: never send it twice
+                    # closed while idle, before anything of this message was taken
+            client = self._connect()
+            return self._send(client, mail_from, recipients, message, utf8=smtputf8)
+
+    def close(self) -> None:
+        """Quit the connections kept for the next messages."""
+        with self._lock:
+            kept, self._idle = self._idle, []
+        for _, client in kept:
+            _quit(client)
+
+    def _send(
+        self, client: _Client, mail_from: str, rcpt_tos: list[str], message: bytes, *, utf8: bool
+    ) -> dict[str, DeliveryError]:
+        """One transaction on ``client``, kept for the next one if it went through, else quit."""
+        client.data_begun = False
+        try:
+            refused = _transaction(client, mail_from, rcpt_tos, message, smtputf8=utf8)
+        except BaseException:
+            _quit(client)
+            raise
+        self._keep(client)
         return {rcpt: _reply_error(code, text) for rcpt, (code, text) in refused.items()}
 
-    def _connect(self) -> smtplib.SMTP:
-        return smtplib.SMTP(
+    def _kept(self) -> _Client | None:
+        """A kept connection still open and silent, or ``None``; expired ones are quit."""
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                since, client = self._idle.pop()  # the most recently used
+            if now - since <= self.idle and _silent(client):
+                return client
+            _quit(client)
+
+    def _keep(self, client: _Client) -> None:
+        """Keep ``client`` for the next message, or quit it when enough are kept."""
+        with self._lock:
+            if len(self._idle) < self.keep:
+                self._idle.append((time.monotonic(), client))
+                return
+        _quit(client)
+
+    def _connect(self) -> _Client:
+        return _Client(
             self.host, self.port, timeout=self.timeout, local_hostname=self.local_hostname
         )
 
@@ -171,6 +240,8 @@ class SMTPDeliverer:
             yield
         except DeliveryError:
             raise
+        except _Stale as exc:
+            raise _reply_error(exc.code, exc.text) from None
         except smtplib.SMTPRecipientsRefused as exc:
             # every recipient refused: the most hopeful reply decides
             code, text = min(exc.recipients.values())
@@ -182,6 +253,78 @@ class SMTPDeliverer:
             raise DeliveryError(
                 451, f"{type(exc).__name__}: {exc}", temporary=True, status="4.4.1"
             ) from None
+
+
+def _transaction(
+    client: _Client, mail_from: str, rcpt_tos: list[str], message: bytes, *, smtputf8: bool
+) -> dict[str, tuple[int, bytes]]:
+    """``MAIL``, ``RCPT`` and ``DATA`` on ``client``; the recipients refused while others were not.
+
+    Raises:
+        _Stale: the downstream answered ``MAIL`` with ``421`` (it is closing the connection).
+    """
+    client.ehlo_or_helo_if_needed()
+    options: list[str] = []
+    if smtputf8:
+        if not client.has_extn("smtputf8"):
+            raise DeliveryError(
+                553,
+                "the downstream server does not support SMTPUTF8",
+                temporary=False,
+                status="5.6.7",
+            )
+        options.append("SMTPUTF8")
+    # smtplib adds SIZE= itself when the downstream advertises SIZE: once, not twice
+    try:
+        return client.sendmail(mail_from, rcpt_tos, message, mail_options=options)
+    except smtplib.SMTPSenderRefused as exc:
+        if exc.smtp_code == 421 and not client.data_begun:
+            raise _Stale(exc.smtp_code, exc.smtp_error) from None
+        raise
+
+
+class _Stale(Exception):
+    """The downstream is closing the connection (``421`` before the content was sent)."""
+
+    def __init__(self, code: int, text: bytes) -> None:
+        super().__init__(code)
+        self.code = code
+        self.text = text
+
+
+class _Client(smtplib.SMTP):
+    """smtplib's client, telling whether a transaction got as far as ``DATA``."""
+
+    data_begun = False
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        """Send ``DATA`` and the content (see :meth:`smtplib.SMTP.data`); remember it began."""
+        self.data_begun = True
+        return super().data(msg)
+
+
+def _silent(client: _Client) -> bool:
+    """Whether an idle connection is open with nothing to read (a ``421``, or its end, would be)."""
+    sock = client.sock
+    if sock is None:
+        return False
+    try:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False
+
+
+def _quit(client: smtplib.SMTP) -> None:
+    """Say ``QUIT`` if the connection still works, and close it."""
+    try:
+        if client.sock is not None:
+            client.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    finally:
+        client.close()
 
 
 def _reply_error(code: int, text: bytes | str) -> DeliveryError:
@@ -401,9 +544,15 @@ class RelayHandler:
         return True
 
     def shutdown(self) -> None:
-        """Release the threads (hand-offs still running finish on their own timeout)."""
+        """Release the threads (hand-offs still running finish on their own timeout).
+
+        The downstream connections kept for the next messages are quit.
+        """
         self._rcpt_pool.shutdown(wait=False, cancel_futures=True)
         self._handoff_pool.shutdown(wait=False, cancel_futures=True)
+        close = getattr(self.deliverer, "close", None)
+        if callable(close):
+            close()
 
 
 def _recipient_key(address: str) -> str:

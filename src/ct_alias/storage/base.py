@@ -23,7 +23,9 @@ store's messages across its conversations by time (:class:`MessageScan`, which
 :meth:`~ct_alias.Tracker.response_times` pages through when it can), and may
 support erasure (:class:`ErasureStorage`, another optional protocol: finding
 every alias of one person by its owner key, and tombstoning them while
-redacting the timeline entries that name them, all or nothing).
+redacting the timeline entries that name them, all or nothing), and may read a
+conversation's aliases and append an entry made from them in one transaction
+(:class:`ParticipantsAppend`, which records a message in one call).
 
 ``ct_alias.testing.StorageContract`` is the executable specification of this
 protocol: a backend that passes it works with the tracker.
@@ -31,7 +33,7 @@ protocol: a backend that passes it works with the tracker.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -47,6 +49,7 @@ __all__ = [
     "Erasure",
     "ErasureStorage",
     "MessageScan",
+    "ParticipantsAppend",
     "PolicyStorage",
     "Sealed",
     "SlotLookup",
@@ -329,6 +332,44 @@ class ErasureStorage(Protocol):
             How many alias records changed, and how many entries were redacted.
 
         Raises:
+            StorageError: the backend failed; nothing was written.
+        """
+        ...
+
+
+@runtime_checkable
+class ParticipantsAppend(Protocol):
+    """A storage that appends an entry made from a conversation's aliases in one call (optional).
+
+    A :class:`~ct_alias.tracker.Tracker` on such a storage records a message
+    (:meth:`~ct_alias.tracker.Tracker.record_message`, which the relay calls
+    once the next hop took it) with this one call instead of
+    :meth:`Storage.aliases` and then :meth:`Storage.append`: one transaction
+    instead of two, and the participants the record refers to are those of
+    the moment it is written.
+    """
+
+    def append_made(
+        self,
+        conversation: str,
+        *,
+        store: str,
+        make: Callable[[list[Alias]], TimelineEntry],
+    ) -> tuple[TimelineEntry, bool]:
+        """Append the entry ``make`` builds from the conversation's aliases, read in the same write.
+
+        ``make`` is given what :meth:`Storage.aliases` would return, read in
+        the transaction that appends (it may be called again when the
+        transaction is run again), and must return an entry of ``store``'s
+        ``conversation`` with a ``dedup_key``.
+
+        Returns:
+            As :meth:`Storage.append`: the stored entry (the existing one for a
+            taken de-duplication key) and whether it was new.
+
+        Raises:
+            InvalidArgument: ``make`` returned an entry of another conversation,
+                or without a de-duplication key; nothing was written.
             StorageError: the backend failed; nothing was written.
         """
         ...

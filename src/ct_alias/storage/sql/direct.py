@@ -1,4 +1,4 @@
-"""One-row statements sent straight on a pooled psycopg connection (PostgreSQL).
+"""Hot statements sent straight on a pooled driver connection (PostgreSQL, and SQLite reads).
 
 SQLAlchemy's statement execution costs several times the driver's own work
 for a one-row statement (compiled-cache lookup, execution context, result
@@ -21,7 +21,11 @@ parameters hidden), and a lost connection is invalidated, so the retry rules of
 It is used only where it sends exactly what SQLAlchemy would: PostgreSQL
 through psycopg on an engine whose connections are in autocommit mode from
 connect (a statement that writes then commits by itself, as through
-SQLAlchemy). Statement listeners (``before_cursor_execute``,
+SQLAlchemy), and reads on SQLite through the standard ``sqlite3`` module
+(:attr:`Direct.writes` is false there: a write outside SQLAlchemy would not
+commit; values read are converted by their column types' result processors,
+as SQLAlchemy converts them, so a datetime stored as text comes back aware UTC).
+Statement listeners (``before_cursor_execute``,
 ``after_cursor_execute``) and ``echo`` see only statements SQLAlchemy
 executes, so while an engine has any that are not also :func:`observe`-ers,
 statements take SQLAlchemy's path and every one stays visible to the host's
@@ -30,9 +34,10 @@ instrumentation.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, cast
 
@@ -42,7 +47,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["Direct", "DirectSQL", "observe", "unobserve"]
+__all__ = ["Direct", "DirectSQL", "DirectWork", "observe", "unobserve"]
 
 #: Callbacks told the first word of each statement sent directly, per engine.
 _observers: Final[weakref.WeakKeyDictionary[Engine, list[Callable[[str], None]]]] = (
@@ -80,7 +85,7 @@ class DirectSQL:
     """A statement compiled once for :class:`Direct`: what SQLAlchemy would send.
 
     Attributes:
-        text: its SQL text, with named (``%(name)s``) parameters.
+        text: its SQL text, with named (``%(name)s``) parameters, or ``?`` (SQLite).
         verb: its first word (``SELECT``, ``WITH``), told to observers.
         conversions: ``(name, convert)`` for each parameter whose column type
             converts values on the way in (:class:`~.schema.UTCDateTime`,
@@ -90,6 +95,10 @@ class DirectSQL:
     text: str
     verb: str
     conversions: tuple[tuple[str, Callable[[Any], Any]], ...]
+    #: The parameters' names in the order of their ``?`` (SQLite); empty: named parameters.
+    positions: tuple[str, ...] = ()
+    #: Per column of its result, the column type's conversion of a value read (SQLite).
+    results: tuple[Callable[[Any], Any] | None, ...] = ()
 
     def bind(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The driver's parameters for ``values`` (converted where the column type says).
@@ -108,9 +117,25 @@ class DirectSQL:
             ) from exc
         return params
 
+    def parameters(self, values: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
+        """What the driver is given for ``values``: :meth:`bind`'s, in order when positional."""
+        params = self.bind(values)
+        if self.positions:
+            return tuple(params[name] for name in self.positions)
+        return params
+
+    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        """A row as SQLAlchemy would return it: converted by column type, datetimes in UTC."""
+        if self.results:
+            return tuple(
+                value if convert is None or value is None else convert(value)
+                for convert, value in zip(self.results, raw, strict=True)
+            )
+        return tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in raw)
+
 
 class Direct:
-    """One-row statements on pooled psycopg connections, bypassing SQLAlchemy's execution.
+    """Statements on pooled driver connections, bypassing SQLAlchemy's execution.
 
     Args:
         engine: the engine whose pool lends the connections.
@@ -122,11 +147,16 @@ class Direct:
         self._dialect = dialect
         self._dbapi_error: type[Any] = Exception  # the driver's Error class
         autocommit = getattr(dialect, "_on_connect_isolation_level", None) == "AUTOCOMMIT"
-        self.possible = dialect.name == "postgresql" and dialect.driver == "psycopg" and autocommit
+        #: Statements that write may go direct (they commit by themselves): PostgreSQL.
+        self.writes = dialect.name == "postgresql" and dialect.driver == "psycopg" and autocommit
+        #: Reads may go direct: PostgreSQL as above, and SQLite through ``sqlite3``.
+        self.possible = self.writes or (dialect.name == "sqlite" and dialect.driver == "pysqlite")
         if self.possible:
             self._dbapi_error = dialect.loaded_dbapi.Error
 
-    def compile(self, statement: ClauseElement) -> DirectSQL:
+    def compile(
+        self, statement: ClauseElement, column_keys: Sequence[str] | None = None
+    ) -> DirectSQL:
         """``statement`` for this engine, compiled once by SQLAlchemy.
 
         Raises:
@@ -134,7 +164,10 @@ class Direct:
                 (only parameters given at each run are sent).
         """
         dialect = self._dialect
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        compiled = cast(
+            SQLCompiler,
+            statement.compile(dialect=dialect, column_keys=column_keys),
+        )
         conversions = []
         for name, bind in compiled.binds.items():
             if not bind.required:
@@ -143,7 +176,15 @@ class Direct:
             if convert is not None:
                 conversions.append((compiled.escaped_bind_names.get(name, name), convert))
         text = compiled.string
-        return DirectSQL(text, text.lstrip().split(None, 1)[0].upper(), tuple(conversions))
+        verb = text.lstrip().split(None, 1)[0].upper()
+        if not compiled.positional:
+            return DirectSQL(text, verb, tuple(conversions))
+        results = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in getattr(statement, "exported_columns", ())
+        ]
+        positions = tuple(compiled.positiontup or ())
+        return DirectSQL(text, verb, tuple(conversions), positions, tuple(results))
 
     def usable(self) -> bool:
         """Whether a statement may go direct now: possible, and no one else watches statements."""
@@ -164,7 +205,16 @@ class Direct:
                 when the connection was lost: it is then discarded, not pooled).
             sqlalchemy.exc.StatementError: a value its column type refuses.
         """
-        params = sql.bind(values)
+        rows = self._execute(sql, values, every=False)
+        return sql.row(rows[0]) if rows else None
+
+    def fetch_all(self, sql: DirectSQL, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run the read ``sql`` once and return its rows (as :meth:`fetch_one` returns one)."""
+        return [sql.row(raw) for raw in self._execute(sql, values, every=True)]
+
+    def _execute(self, sql: DirectSQL, values: Mapping[str, Any], *, every: bool) -> list[Any]:
+        """The first row of ``sql`` (in a list, or none), or every row, as the driver gives them."""
+        params = sql.parameters(values)
         try:
             fairy = self._engine.raw_connection()
         except self._dbapi_error as exc:  # could not connect (as SQLAlchemy wraps it)
@@ -180,7 +230,11 @@ class Direct:
                 for callback in _observers.get(self._engine, ()):
                     callback(sql.verb)
                 cursor.execute(sql.text, params)
-                row: tuple[Any, ...] | None = cursor.fetchone()
+                if every:
+                    rows: list[Any] = cursor.fetchall()
+                else:
+                    row = cursor.fetchone()
+                    rows = [] if row is None else [row]
             except self._dbapi_error as exc:
                 cursors.pop(sql.text, None)
                 lost = bool(self._dialect.is_disconnect(exc, connection, cursor))
@@ -189,12 +243,44 @@ class Direct:
                 raise self._wrap(sql, params, exc, lost=lost) from exc
         finally:
             fairy.close()
-        if row is None:
-            return None
-        return tuple(v.astimezone(UTC) if isinstance(v, datetime) else v for v in row)
+        return rows
+
+    @contextlib.contextmanager
+    def transaction(self, begin: str, committing: Callable[[], None]) -> Iterator[DirectWork]:
+        """A write transaction on a pooled connection: ``begin`` sent, committed at the end.
+
+        For SQLite (``BEGIN IMMEDIATE``: the write lock is taken first), whose
+        driver begins nothing by itself once a transaction is open. The body
+        sends statements through the :class:`DirectWork` it is given; when it
+        returns, ``committing`` is called and the transaction committed; when
+        it raises, the transaction is rolled back (a connection that cannot
+        roll back is discarded). Observers are told ``BEGIN``, each
+        statement's verb, and ``COMMIT`` or ``ROLLBACK``.
+
+        Raises:
+            sqlalchemy.exc.DBAPIError: the driver failed (as :meth:`fetch_one`).
+        """
+        text = DirectSQL(begin, "BEGIN", ())
+        try:
+            fairy = self._engine.raw_connection()
+        except self._dbapi_error as exc:
+            lost = bool(self._dialect.is_disconnect(exc, None, None))
+            raise self._wrap(text, {}, exc, lost=lost) from exc
+        work = DirectWork(self._engine, fairy, self._dbapi_error, self._wrap)
+        try:
+            work.send(text)
+            try:
+                yield work
+                committing()
+                work.end("COMMIT")
+            except BaseException:
+                work.end("ROLLBACK")
+                raise
+        finally:
+            fairy.close()
 
     def _wrap(
-        self, sql: DirectSQL, params: Mapping[str, Any], exc: Any, *, lost: bool
+        self, sql: DirectSQL, params: Mapping[str, Any] | tuple[Any, ...], exc: Any, *, lost: bool
     ) -> BaseException:
         """``exc`` as SQLAlchemy would raise it: a :class:`DBAPIError`, parameters hidden."""
         wrapped: BaseException = sa_exc.DBAPIError.instance(
@@ -207,3 +293,84 @@ class Direct:
             dialect=self._dialect,
         )
         return wrapped
+
+
+class DirectWork:
+    """The statements of one :meth:`Direct.transaction`, sent on its connection.
+
+    Args:
+        engine: the engine (whose observers are told each statement).
+        fairy: the pooled connection.
+        error: the driver's ``Error`` class.
+        wrap: turns a driver error into SQLAlchemy's (``Direct``'s wrapping).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        fairy: Any,
+        error: type[Any],
+        wrap: Callable[..., BaseException],
+    ) -> None:
+        self._engine = engine
+        self._fairy = fairy
+        self._connection: Any = fairy.dbapi_connection
+        self._error = error
+        self._wrap = wrap
+
+    def fetch_one(self, sql: DirectSQL, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """Run ``sql`` and return its first row, converted as :meth:`Direct.fetch_one` does."""
+        rows = self._run(sql, sql.parameters(values), every=False)
+        return sql.row(rows[0]) if rows else None
+
+    def fetch_all(self, sql: DirectSQL, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run ``sql`` and return its rows, converted as :meth:`Direct.fetch_one` does."""
+        return [sql.row(raw) for raw in self._run(sql, sql.parameters(values), every=True)]
+
+    def send(self, sql: DirectSQL) -> None:
+        """Run ``sql``, which has no parameters and returns nothing."""
+        self._run(sql, {}, every=None)
+
+    def end(self, verb: str) -> None:
+        """``COMMIT`` or ``ROLLBACK``; a connection that cannot roll back is discarded."""
+        for callback in _observers.get(self._engine, ()):
+            callback(verb)
+        connection = self._connection
+        try:
+            if verb == "COMMIT":
+                connection.commit()
+            else:
+                connection.rollback()
+        except self._error as exc:
+            lost = bool(self._engine.dialect.is_disconnect(exc, connection, None))
+            if lost or verb != "COMMIT":
+                self._fairy.invalidate(exc)
+            if verb != "COMMIT":
+                return  # the failure that made us roll back is the one to raise
+            raise self._wrap(DirectSQL(verb, verb, ()), {}, exc, lost=lost) from exc
+
+    def _run(
+        self, sql: DirectSQL, params: Mapping[str, Any] | tuple[Any, ...], *, every: bool | None
+    ) -> list[Any]:
+        connection = self._connection
+        cursor: Any = None
+        rows: list[Any] = []
+        try:
+            cursor = connection.cursor()
+            for callback in _observers.get(self._engine, ()):
+                callback(sql.verb)
+            cursor.execute(sql.text, params)
+            if every:
+                rows = cursor.fetchall()
+            elif every is not None:
+                row = cursor.fetchone()
+                rows = [] if row is None else [row]
+        except self._error as exc:
+            lost = bool(self._engine.dialect.is_disconnect(exc, connection, cursor))
+            if lost:
+                self._fairy.invalidate(exc)
+            raise self._wrap(sql, params, exc, lost=lost) from exc
+        finally:
+            if cursor is not None:
+                cursor.close()
+        return rows

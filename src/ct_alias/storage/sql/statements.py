@@ -11,14 +11,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, cast
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.sql import ColumnElement, Executable
+from sqlalchemy.sql import ClauseElement, ColumnElement, Executable
 from sqlalchemy.sql.schema import Table
 
 from ...aliases import Alias, AliasStatus, Role
@@ -148,6 +148,8 @@ class Statements:
         select_entry = sa.select(*entry_columns)
         self.insert_entry = sa.insert(t)
         self._insert_entry_once = InsertOnce(t, t.c.seq, dialect)
+        #: Insert an entry unless its dedup key is taken, returning its ``seq`` (if inserted).
+        self.insert_entry_returning = self._insert_entry_once.statement
         by_dedup = select_entry.where(
             t.c.store == sa.bindparam("store"),
             t.c.conversation == sa.bindparam("conversation"),
@@ -369,6 +371,11 @@ class InsertOnce:
             self._how = Upsert.SAVEPOINT
             self._statement = sa.insert(table)
 
+    @property
+    def statement(self) -> ClauseElement:
+        """What it runs first (``INSERT … ON CONFLICT DO NOTHING RETURNING pk`` on SQLite)."""
+        return cast(ClauseElement, self._statement)
+
     def __call__(self, conn: Connection, values: Mapping[str, Any]) -> int | None:
         """Insert ``values``; return the new primary key, or ``None`` if a key was taken."""
         how = self._how
@@ -463,7 +470,7 @@ def record_from_row(row: Sequence[Any]) -> Alias | Tombstone:
     )
 
 
-def entry_from_row(row: DbRow) -> TimelineEntry:
+def entry_from_row(row: Sequence[Any]) -> TimelineEntry:
     """The timeline entry of a timeline row."""
     return TimelineEntry(
         conversation=row[0],

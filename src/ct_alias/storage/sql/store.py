@@ -28,10 +28,12 @@ from ...aliases import Alias
 from ...errors import AliasCollision, ConfigurationError, InvalidArgument, StorageError
 from ...timeline import TimelineEntry
 from ..base import AliasChange, Erasure, Sealed, Tombstone
+from .direct import DirectWork
 from .engine import create_engine, is_memory, transaction_isolation
 from .migrations import Migrator
 from .schema import DEFAULT_PREFIX, SQLTables, build_tables
 from .statements import (
+    NEW_ENTRY_COLUMNS,
     Statements,
     alias_from_row,
     alias_values,
@@ -114,14 +116,28 @@ class SQLStorage:
             begin_writing=self._transactions.begin_writing,
         )
         self._sql = Statements(self._tables, self._dialect)
-        # The hot statements, compiled for the direct path (PostgreSQL): the read by
-        # key and the one-statement masks.
+        # The hot statements, compiled for the direct path: the reads by key and by
+        # conversation (PostgreSQL, SQLite) and the one-statement masks (PostgreSQL).
         direct = self._transactions.direct
         self._by_key = direct.compile(self._sql.by_key) if direct.possible else None
+        self._by_conversation = (
+            direct.compile(self._sql.by_conversation) if direct.possible else None
+        )
+        # A recorded message (SQLite, where INSERT … RETURNING is there): the entry's
+        # insert and its read by dedup key, for a write transaction sent directly.
+        direct_writes = (
+            direct.possible and self._dialect == "sqlite" and engine.dialect.insert_returning
+        )
+        self._entry_once = (
+            direct.compile(self._sql.insert_entry_returning, NEW_ENTRY_COLUMNS)
+            if direct_writes
+            else None
+        )
+        self._entry_by_dedup = direct.compile(self._sql.entry_by_dedup) if direct_writes else None
         self._mask_direct = {
             statement: direct.compile(statement)
             for statement in self._sql.mask_statements.values()
-            if direct.possible
+            if direct.writes
         }
         self._sqlite_file = _sqlite_file(engine.url)
 
@@ -334,7 +350,11 @@ class SQLStorage:
         def work(conn: Connection) -> list[Alias]:
             return [alias_from_row(row) for row in conn.execute(statement, params)]
 
-        return self._run("listing aliases", work, write=False, retry_lost=True)
+        operation = "listing aliases"
+        self._check_file(operation)
+        return self._transactions.fetch_all(
+            operation, self._by_conversation, params, work, alias_from_row
+        )
 
     def update(
         self, changes: Sequence[AliasChange], *, entries: Sequence[TimelineEntry] = ()
@@ -495,6 +515,57 @@ class SQLStorage:
         return self._run(
             "appending to a timeline", work, write=True, retry_lost=retry_lost, single=True
         )
+
+    def append_made(
+        self,
+        conversation: str,
+        *,
+        store: str,
+        make: Callable[[list[Alias]], TimelineEntry],
+    ) -> tuple[TimelineEntry, bool]:
+        """See :meth:`ParticipantsAppend.append_made <ct_alias.storage.ParticipantsAppend>`.
+
+        One write transaction: the conversation's aliases are read in it, so
+        they are those of the moment the entry is written. On SQLite it is
+        sent straight on the ``sqlite3`` connection (see :mod:`.direct`).
+        """
+        statement = self._sql.by_conversation
+        params = {"store": store, "conversation": conversation}
+
+        def made(participants: list[Alias]) -> TimelineEntry:
+            entry = make(participants)
+            if entry.dedup_key is None or (entry.store, entry.conversation) != (
+                store,
+                conversation,
+            ):
+                raise InvalidArgument(
+                    "make", "must return an entry of this conversation with a dedup_key"
+                )
+            return entry
+
+        def work(conn: Connection) -> tuple[TimelineEntry, bool]:
+            participants = [alias_from_row(row) for row in conn.execute(statement, params)]
+            return self._append(conn, made(participants))
+
+        operation = "appending to a timeline"
+        self._check_file(operation)
+        insert, by_dedup, read = self._entry_once, self._entry_by_dedup, self._by_conversation
+        if insert is None or by_dedup is None or read is None:
+            # The entry has a dedup key: run again after a lost connection, it is written once.
+            return self._run(operation, work, write=True, retry_lost=True)
+
+        def direct(conn: DirectWork) -> tuple[TimelineEntry, bool]:
+            entry = made([alias_from_row(row) for row in conn.fetch_all(read, params)])
+            row = conn.fetch_one(insert, entry_values(entry))
+            if row is not None:
+                return evolve(entry, seq=row[0]), True
+            key = {"store": store, "conversation": conversation, "dedup_key": entry.dedup_key}
+            found = conn.fetch_one(by_dedup, key)
+            if found is None:  # the conflicting entry is not visible yet: run it again
+                raise Contention()
+            return entry_from_row(found), False
+
+        return self._transactions.write_direct(operation, direct, work, retry_lost=True)
 
     def _append(self, conn: Connection, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
         sql = self._sql

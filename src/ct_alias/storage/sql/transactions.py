@@ -24,7 +24,7 @@ from sqlalchemy import exc as sa_exc
 
 from ...errors import StorageError, driver_message
 from ...vocabulary import MYSQL_DIALECTS
-from .direct import Direct, DirectSQL
+from .direct import Direct, DirectSQL, DirectWork
 from .engine import is_memory
 
 __all__ = [
@@ -159,16 +159,75 @@ class Transactions:
         or doing nothing the second time): with ``write`` the statement
         commits by itself, as :meth:`run` with ``single`` does. Sent directly
         on a pooled driver connection where :class:`~.direct.Direct` is usable
-        (PostgreSQL); elsewhere ``work`` (the same statement through
+        (PostgreSQL; SQLite for reads); elsewhere ``work`` (the same statement through
         SQLAlchemy, returning its first row) runs as :meth:`run` would.
         """
         direct = self.direct
-        if sql is None or not direct.usable():
+        if sql is None or not direct.usable() or (write and not direct.writes):
             return self.run(operation, work, write=write, retry_lost=True, single=write)
+        guard = self._write_guard if write else self._read_guard
 
         def once(progress: _Progress) -> Sequence[Any] | None:
             del progress
-            return direct.fetch_one(sql, params)
+            with guard:
+                return direct.fetch_one(sql, params)
+
+        return self._retrying(operation, once, retry_lost=True, transaction=False)
+
+    def write_direct(
+        self,
+        operation: str,
+        work: Callable[[DirectWork], T],
+        fallback: Callable[[Connection], T],
+        *,
+        retry_lost: bool,
+    ) -> T:
+        """A write transaction: ``work`` straight on a pooled ``sqlite3`` connection, if usable.
+
+        On SQLite, while :class:`~.direct.Direct` is usable, ``work`` runs in
+        ``BEGIN IMMEDIATE`` … ``COMMIT`` sent on the driver connection (under
+        the same write guard, retried under the same rules as :meth:`run`);
+        elsewhere ``fallback`` (the same work through SQLAlchemy) runs as
+        :meth:`run` runs a write.
+        """
+        direct = self.direct
+        if self.dialect != "sqlite" or not direct.usable():
+            return self.run(operation, fallback, write=True, retry_lost=retry_lost)
+        guard = self._write_guard
+
+        def once(progress: _Progress) -> T:
+            def committing() -> None:
+                progress.committing = True
+
+            with guard, direct.transaction("BEGIN IMMEDIATE", committing) as conn:
+                return work(conn)
+
+        return self._retrying(operation, once, retry_lost=retry_lost, transaction=True)
+
+    def fetch_all(
+        self,
+        operation: str,
+        sql: DirectSQL | None,
+        params: Mapping[str, Any],
+        work: Callable[[Connection], list[T]],
+        make: Callable[[Sequence[Any]], T],
+    ) -> list[T]:
+        """A read's rows, each made into a record by ``make``; retried like any read.
+
+        Sent directly where :class:`~.direct.Direct` is usable (PostgreSQL,
+        SQLite); elsewhere ``work`` (the same read through SQLAlchemy, making
+        its records) runs as :meth:`run` would.
+        """
+        direct = self.direct
+        if sql is None or not direct.usable():
+            return self.run(operation, work, write=False, retry_lost=True)
+        guard = self._read_guard
+
+        def once(progress: _Progress) -> list[T]:
+            del progress
+            with guard:
+                rows = direct.fetch_all(sql, params)
+            return [make(row) for row in rows]
 
         return self._retrying(operation, once, retry_lost=True, transaction=False)
 
