@@ -253,3 +253,30 @@ def test_direct_statements_convert_what_their_column_types_convert(store: SQLSto
 def test_statements_with_values_of_their_own_are_not_sent_directly(store: SQLStorage) -> None:
     with pytest.raises(ValueError, match="built-in value"):
         store._transactions.direct.compile(sa.select(sa.literal("x")))  # noqa: SLF001
+
+
+def test_a_pooled_connection_keeps_one_cursor_per_direct_statement(
+    postgresql: Target, store: SQLStorage
+) -> None:
+    alias = make_alias()
+    _mask(store, alias, 1)
+    store.get(alias.key)
+    store.get(alias.key)
+    with store.engine.connect() as conn:  # the one pooled connection
+        dbapi = conn.connection.dbapi_connection
+        cursors = dict(conn.connection.info[direct._CURSORS])  # noqa: SLF001
+    assert len(cursors) == 2  # the mask's and the read's, reused
+    assert all(cursor.connection is dbapi for cursor in cursors.values())
+    for cursor in cursors.values():
+        cursor.close()  # closed behind the store's back: replaced, not used
+    assert store.get(alias.key) == alias
+    killer = Killer(postgresql)  # a replaced connection starts with no cursors
+    try:
+        killer.kill(killer.pid(dbapi))
+    finally:
+        killer.close()
+    assert store.get(alias.key) == alias
+    with store.engine.connect() as conn:
+        assert conn.connection.dbapi_connection is not dbapi
+        (cursor,) = conn.connection.info[direct._CURSORS].values()  # noqa: SLF001
+        assert cursor.connection is conn.connection.dbapi_connection

@@ -10,6 +10,10 @@ connection checked out from the engine's pool: the pool's checkout events
 all apply; psycopg prepares it on the server as it prepares any statement run
 often (its ``prepare_threshold``: set it to ``None`` behind PgBouncer's
 transaction pooling, and nothing is prepared here either).
+Each pooled connection keeps one psycopg cursor per statement (in its pool
+record's ``info``, which the pool empties whenever it replaces the driver
+connection), so psycopg's adaptation of the statement's parameters and row is
+set up once per connection, not at every call.
 A driver error is wrapped as SQLAlchemy wraps it (:class:`~sqlalchemy.exc.DBAPIError`,
 parameters hidden), and a lost connection is invalidated, so the retry rules of
 :mod:`.transactions` apply unchanged.
@@ -50,6 +54,8 @@ _observers: Final[weakref.WeakKeyDictionary[Engine, list[Callable[[str], None]]]
     weakref.WeakKeyDictionary()
 )
 _observers_lock: Final = threading.Lock()
+#: The key, in a pooled connection's ``info``, of its cursors for the direct path.
+_CURSORS: Final = "ct_alias.direct.cursors"
 
 
 def observe(engine: Engine, callback: Callable[[str], None]) -> None:
@@ -216,9 +222,11 @@ class Direct:
             raise self._wrap(sql, params, exc, lost=lost) from exc
         try:
             connection: Any = fairy.dbapi_connection
-            cursor: Any = None
+            cursors: dict[str, Any] = fairy.info.setdefault(_CURSORS, {})
+            cursor: Any = cursors.get(sql.text)
             try:
-                cursor = connection.cursor()
+                if cursor is None or cursor.closed or cursor.connection is not connection:
+                    cursor = cursors[sql.text] = connection.cursor()
                 for callback in _observers.get(self._engine, ()):
                     callback(sql.verb)
                 cursor.execute(sql.text, params)
@@ -228,13 +236,11 @@ class Direct:
                     row = cursor.fetchone()
                     rows = [] if row is None else [row]
             except self._dbapi_error as exc:
+                cursors.pop(sql.text, None)
                 lost = bool(self._dialect.is_disconnect(exc, connection, cursor))
                 if lost:
                     fairy.invalidate(exc)
                 raise self._wrap(sql, params, exc, lost=lost) from exc
-            finally:
-                if cursor is not None:
-                    cursor.close()
         finally:
             fairy.close()
         return rows
