@@ -15,7 +15,7 @@ from ct_alias.mail import (
     parse_headers,
     rewrite_headers,
 )
-from ct_alias.mail._addresses import _plain, parse_addresses
+from ct_alias.mail._addresses import _plain, address_problem, parse_addresses
 from ct_alias.mail._headers import safe_text
 
 from .support import CONTROL, clean
@@ -212,3 +212,12 @@ def test_format_address_round_trips(name: str) -> None:
     shown = " ".join("".join(" " if c in CONTROL else c for c in name).split())
     (f,) = parse_headers(rewrite_headers(b"", add=[("From", value)]))
     assert addresses(f.unfolded) == [(shown, "maria@example.com")]
+
+
+def test_the_read_back_check_gives_the_same_answer_when_asked_again() -> None:
+    for _ in range(3):  # the answers are cached: the same each time
+        for address in ("a,b@example.com", "a@b@c"):
+            assert address_problem(address) == "does not read back as one address"
+            with pytest.raises(InvalidArgument):
+                format_address("Name", address)
+        assert address_problem("maria@example.com") is None

@@ -43,6 +43,8 @@ _PLAIN_ENTRY: Final = re.compile(
     rf"[ \t]*(?:({_DOT_ATOM}@{_DOT_ATOM})"  # a bare address
     rf"|({_ATEXT}(?:[ \t]+{_ATEXT})*)[ \t]*<({_DOT_ATOM}@{_DOT_ATOM})>)[ \t]*"  # words <address>
 )
+#: How many addresses' read-back checks are kept (the aliases of the conversations in flight).
+_CACHED_ADDRESSES: Final = 64
 
 
 def address_problem(address: object, *, exact: bool = True) -> str | None:
@@ -63,9 +65,20 @@ def address_problem(address: object, *, exact: bool = True) -> str | None:
         problem = "contains an angle bracket"
     elif not address.isprintable() or _WHITESPACE.search(address) is not None:
         problem = "contains whitespace, a line break, NUL or another control character"
-    elif exact and getaddresses([f"<{address}>"]) != [("", address)]:
+    elif exact and not _reads_back(address):
         problem = "does not read back as one address"
     return problem
+
+
+@functools.lru_cache(maxsize=_CACHED_ADDRESSES)
+def _reads_back(address: str) -> bool:
+    """Whether ``<address>`` parses back as exactly ``address`` (a pure function, so cached).
+
+    The relay writes the same few addresses into message after message (a
+    conversation's aliases); the email package's parser reads them
+    character by character, so each is parsed once while it stays in use.
+    """
+    return getaddresses([f"<{address}>"]) == [("", address)]
 
 
 def parse_addresses(value: str) -> tuple[list[tuple[str, str]], int]:

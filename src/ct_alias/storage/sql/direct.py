@@ -232,11 +232,15 @@ class Direct:
             raise self._wrap(sql, params, exc, lost=lost) from exc
         try:
             connection: Any = fairy.dbapi_connection
-            cursors: dict[str, Any] = fairy.info.setdefault(_CURSORS, {})
+            # psycopg's cursors are kept per statement; sqlite3's are made per call
+            # (they have no ``closed``, and preparing a statement costs SQLite little).
+            cursors: dict[str, Any] = fairy.info.setdefault(_CURSORS, {}) if self.writes else {}
             cursor: Any = cursors.get(sql.text)
             try:
                 if cursor is None or cursor.closed or cursor.connection is not connection:
-                    cursor = cursors[sql.text] = connection.cursor()
+                    cursor = connection.cursor()
+                    if self.writes:
+                        cursors[sql.text] = cursor
                 for callback in _observers.get(self._engine, ()):
                     callback(sql.verb)
                 cursor.execute(sql.text, params)
@@ -251,6 +255,9 @@ class Direct:
                 if lost:
                     fairy.invalidate(exc)
                 raise self._wrap(sql, params, exc, lost=lost) from exc
+            finally:
+                if not self.writes and cursor is not None:
+                    cursor.close()
         finally:
             fairy.close()
         return rows
