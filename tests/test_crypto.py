@@ -6,11 +6,14 @@ import base64
 import hashlib
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from attrs import evolve
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ct_alias import (
     Alias,
@@ -508,3 +511,84 @@ def test_record_context_is_a_compact_json_array() -> None:
         )
         == '["ct_alias.record.v2","loja-ç","pedido-1","store","k","real","x@ct.example.com"]'
     )
+
+
+# Parts of a context as hosts and records may hold them: quotes, backslashes, control
+# characters and non-ASCII text take the encoder's path, everything else the direct one.
+_CONTEXT_TEXT = st.text(alphabet=st.sampled_from('ab"\\\x00\x1f\x7f \u00e7\u2028\U0001f600,:[]'))
+
+
+@given(parts=st.tuples(*[_CONTEXT_TEXT] * 6))
+def test_record_context_is_json_dumps_of_its_parts(
+    parts: tuple[str, str, str, str, str, str],
+) -> None:
+    """Built directly when no part needs escaping, it is still exactly what JSON writes."""
+    from ct_alias.crypto import context_from_parts, record_context
+
+    store, conversation, role, key, field, address = parts
+    expected = json.dumps(["ct_alias.record.v2", *parts], ensure_ascii=False, separators=(",", ":"))
+    assert context_from_parts(parts) == expected
+    assert (
+        record_context(
+            store=store,
+            conversation=conversation,
+            role=role,
+            key=key,
+            field=field,
+            address=address,
+        )
+        == expected
+    )
+    assert json.loads(expected) == ["ct_alias.record.v2", *parts]
+
+
+def test_record_context_escapes_what_json_escapes() -> None:
+    """A quote, a backslash or a control character in a part is escaped, never run together."""
+    from ct_alias.crypto import context_from_parts
+
+    assert context_from_parts(('a"', "b\\", "c\n", "d", "e", "")) == (
+        '["ct_alias.record.v2","a\\"","b\\\\","c\\n","d","e",""]'
+    )
+    # a part that carries the separator cannot pass for two parts
+    assert context_from_parts(('a","b', "c", "d", "e", "f", "")) != context_from_parts(
+        ("a", "b", "c", "d", "e", "f")
+    )
+
+
+def test_record_context_of_a_part_that_is_not_text_is_what_json_makes_of_it() -> None:
+    """An untyped caller's non-text part goes to the encoder, as before, not to str.join."""
+    from ct_alias.crypto import context_from_parts
+
+    parts: Any = ("s", "c", "customer", 7, "real", "")
+    assert context_from_parts(parts) == '["ct_alias.record.v2","s","c","customer",7,"real",""]'
+
+
+@given(payload=st.text(alphabet=st.sampled_from("AZaz09-_+/=.é \n"), max_size=40))
+def test_payload_decoding_is_urlsafe_b64decode(payload: str) -> None:
+    """The direct decoding gives the bytes of the standard library's, or fails where it fails.
+
+    Either way a failure is a ValueError (binascii.Error, or UnicodeEncodeError for
+    non-ASCII text), which opening turns into CorruptRecord.
+    """
+    from ct_alias.crypto import _unpadded_b64decode
+
+    try:
+        expected: bytes | None = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    except ValueError:  # binascii.Error is one
+        expected = None
+    try:
+        got: bytes | None = _unpadded_b64decode(payload)
+    except ValueError:
+        got = None
+    assert got == expected
+
+
+@pytest.mark.parametrize("payload", ["é" * 40, "A" * 41, "!!!!"])
+def test_a_payload_that_does_not_decode_is_corrupt(payload: str) -> None:
+    """Non-ASCII text or broken base64 after a known key id: CorruptRecord, naming no secret."""
+    cipher = AddressCipher([KEY_A])
+    stored = f"{PREFIX_V2}{cipher.newest}.{payload}"
+    with pytest.raises(CorruptRecord) as info:
+        cipher.open(stored, context="ctx", record="k:real")
+    assert payload not in str(info.value)
+    assert KEY_A not in str(info.value)

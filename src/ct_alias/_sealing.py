@@ -16,7 +16,7 @@ from typing import Any
 from attrs import evolve, frozen
 
 from .aliases import Alias
-from .crypto import AddressCipher, Cleartext, Sealer, is_sealed, record_context
+from .crypto import AddressCipher, Cleartext, Sealer, context_from_parts, is_sealed, record_context
 from .errors import ConfigurationError, CorruptRecord, UnknownAddressKey
 from .storage.base import Sealed, Storage
 from .timeline import EntryKind, TimelineEntry
@@ -115,12 +115,13 @@ class RecordSealer:
                 legacy_context=record.key + ":alias",
                 record=record.key + ":alias",
             )
+        name = record.key + ":real"  # format 1's context, and how errors name the field
         real = self._sealer.open(
             record.real_address,
             context=_context(record, "real", address),
             allow_plaintext=plaintext,
-            legacy_context=record.key + ":real",
-            record=record.key + ":real",
+            legacy_context=name,
+            record=name,
         )
         if real == record.real_address and address == record.address:
             return record
@@ -285,11 +286,7 @@ def _entry_context(entry: TimelineEntry, field: str) -> str:
 
 def _context(record: Alias, field: str, address: str = "") -> str:
     """The associated data of one sealed field: every column of the record that routes mail."""
-    return record_context(
-        store=record.store,
-        conversation=record.conversation,
-        role=record.role.value,
-        key=record.key,
-        field=field,
-        address=address,
+    # positional, and the role's value read as stored: this runs for every record opened
+    return context_from_parts(
+        (record.store, record.conversation, record.role._value_, record.key, field, address)
     )
