@@ -189,3 +189,120 @@ def test_size_is_declared_once(
     deliverer(controller).deliver("", ["r@example.org"], DATA, smtputf8=False)
     (options,) = sink.mail_options
     assert [o.upper() for o in options] == [f"SIZE={len(DATA)}"]
+
+
+class Monotonic:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def closed_by_client(sink: Peers, controller: Controller, peer: Any) -> bool:
+    """Whether the connection from ``peer`` was closed (asked on the server's own loop)."""
+    answer: list[bool] = []
+    done = threading.Event()
+
+    def ask() -> None:
+        transport = sink.servers[peer].transport
+        answer.append(transport is None or transport.is_closing())
+        done.set()
+
+    controller.loop.call_soon_threadsafe(ask)
+    assert done.wait(30)
+    return answer[0]
+
+
+def test_a_connection_idle_too_long_is_quit_without_a_next_message(
+    peers: tuple[Peers, Controller], deliverer: Callable[..., SMTPDeliverer]
+) -> None:
+    sink, controller = peers
+    clock = Monotonic()
+    smtp = deliverer(controller, idle=5.0, monotonic=clock)
+    smtp.deliver("", ["r@example.org"], DATA, smtputf8=False)
+    clock.now += 5.0
+    assert smtp.reap() == 0  # not yet more than ``idle``
+    assert not closed_by_client(sink, controller, sink.peers[0])
+    clock.now += 0.1
+    assert smtp.reap() == 1  # QUIT said and answered before reap returns
+    assert closed_by_client(sink, controller, sink.peers[0])
+    assert smtp.deliver("", ["s@example.org"], DATA, smtputf8=False) == {}
+    assert len(set(sink.peers)) == 2
+
+
+def reapers(controller: Controller) -> list[threading.Thread]:
+    """The reaper threads of deliverers to ``controller``."""
+    name = f"ct-alias-smtp-reaper 127.0.0.1:{controller.port}"
+    return [thread for thread in threading.enumerate() if thread.name == name]
+
+
+def test_the_reaper_runs_while_connections_are_kept_and_stops_at_close(
+    peers: tuple[Peers, Controller], deliverer: Callable[..., SMTPDeliverer]
+) -> None:
+    sink, controller = peers
+    smtp = deliverer(controller)
+    assert reapers(controller) == []  # nothing kept, no thread
+    smtp.deliver("", ["r@example.org"], DATA, smtputf8=False)
+    (reaper,) = reapers(controller)
+    assert reaper.daemon
+    smtp.close()
+    assert not reaper.is_alive()
+    assert closed_by_client(sink, controller, sink.peers[0])
+
+
+def test_idle_zero_keeps_no_connection(
+    peers: tuple[Peers, Controller], deliverer: Callable[..., SMTPDeliverer]
+) -> None:
+    sink, controller = peers
+    smtp = deliverer(controller, idle=0)
+    for _ in range(2):
+        smtp.deliver("", ["r@example.org"], DATA, smtputf8=False)
+    assert len(set(sink.peers)) == 2
+    assert reapers(controller) == []
+
+
+def test_a_hand_off_finishing_after_close_quits_its_connection(
+    peers: tuple[Peers, Controller], deliverer: Callable[..., SMTPDeliverer]
+) -> None:
+    sink, controller = peers
+    smtp = deliverer(controller)
+    sink.stall = threading.Event()
+    worker = threading.Thread(
+        target=smtp.deliver, args=("", ["r@example.org"], DATA), kwargs={"smtputf8": False}
+    )
+    worker.start()
+    with sink.started:
+        assert sink.started.wait_for(lambda: sink.data_started == 1, 30)
+    smtp.close()  # RelayHandler.shutdown while a hand-off is in flight
+    sink.stall.set()
+    worker.join(30)
+    assert not worker.is_alive()
+    assert closed_by_client(sink, controller, sink.peers[0])
+
+
+def test_a_kept_connection_sends_commands_as_a_new_one_would() -> None:
+    # after an SMTPUTF8 transaction smtplib sends UTF-8 commands on that connection: a
+    # kept one must refuse a non-ASCII sender without SMTPUTF8 as a new connection does
+    sink = Peers()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=True)
+    controller.start()
+    try:
+        outcomes = []
+        for keep in (0, 8):
+            smtp = SMTPDeliverer("127.0.0.1", controller.port, timeout=10, keep=keep)
+            try:
+                smtp.deliver("b@example.org", ["jos\u00e9@example.org"], DATA, smtputf8=True)
+                try:
+                    smtp.deliver("b@ex\u00e4mple.org", ["r@example.org"], DATA, smtputf8=False)
+                    outcomes.append("sent as UTF-8 without SMTPUTF8")
+                except (UnicodeEncodeError, DeliveryError) as exc:
+                    outcomes.append(f"refused: {type(exc).__name__}")
+            finally:
+                smtp.close()
+        assert outcomes[0] == outcomes[1]
+        assert outcomes[0].startswith("refused")
+    finally:
+        controller.stop()

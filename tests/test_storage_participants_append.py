@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from ct_alias.storage import MemoryStorage, ParticipantsAppend
 from ct_alias.storage.sql import SQLStorage, direct
 from ct_alias.testing import T0, RoundTrips, make_alias, make_entry
 from ct_alias.timeline import EntryKind, TimelineEntry
+from ct_alias.vocabulary import DEFAULT_STORE
 
 # generated with secrets.token_urlsafe(32) for these tests
 KEY = "0nBIUqa61qR9OOw9gqa55Xl8ryW1-mVIsHU4_xTFuh8"
@@ -142,6 +143,90 @@ def test_record_message_records_the_same_either_way(store: SQLStorage) -> None:
         assert entry.data["to"][0]["ref"] == maria_key
         assert "maria@example.com.br" not in str(entry.data)
         assert entry.data["cc"] == [{"name": "", "address": "joao@example.org"}]
+
+
+class Reentry(Exception):
+    """A storage method was called while ``append_made``'s transaction was open."""
+
+
+class NoReentry:
+    """The same storage, refusing every other call while ``make`` runs in the write."""
+
+    def __init__(self, inner: SQLStorage) -> None:
+        self._inner = inner
+        self._writing = threading.local()
+
+    def append_made(
+        self, conversation: str, *, store: str, make: Callable[[list[Alias]], TimelineEntry]
+    ) -> tuple[TimelineEntry, bool]:
+        def guarded(participants: list[Alias]) -> TimelineEntry:
+            self._writing.on = True
+            try:
+                return make(participants)
+            finally:
+                self._writing.on = False
+
+        return self._inner.append_made(conversation, store=store, make=guarded)
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self._inner, name)
+        if not callable(found):
+            return found
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if getattr(self._writing, "on", False):
+                raise Reentry(name)
+            return found(*args, **kwargs)
+
+        return call
+
+
+def test_record_message_calls_no_storage_inside_the_write(store: SQLStorage) -> None:
+    # make runs in the write transaction, with the in-memory database's guard held: a
+    # storage call from it (a policy refresh through ``Tracker.domains``) would wait on
+    # itself there, and take a second pooled connection elsewhere
+    guarded = NoReentry(store)
+    assert isinstance(guarded, ParticipantsAppend)
+    clock = FrozenClock(T0)
+    tracker = Tracker(
+        storage=guarded,
+        keys=[KEY],
+        index_key=INDEX_KEY,
+        default_policy=Policy(domain="ct.example.com"),
+        clock=clock,
+    )
+    # first thing the tracker does (its policy copy has never been read), then again
+    # once the copy is stale
+    first = tracker.record_message("order-1", MESSAGE, direction="outbound")
+    tracker.mask("maria@example.com.br", conversation="order-1")
+    clock.advance(timedelta(minutes=5))
+    second = tracker.record_message(
+        "order-1", MESSAGE.replace(b"<1@", b"<2@"), direction="outbound"
+    )
+    messages = store.entries("order-1", store=DEFAULT_STORE)
+    assert [e.seq for e in messages if e.kind is EntryKind.MESSAGE] == [first.seq, second.seq]
+
+
+def test_record_message_on_one_pooled_connection(tmp_path: Path) -> None:
+    # the participants and the policies cannot both hold a connection of a pool of one
+    with SQLStorage(
+        f"sqlite:///{tmp_path / 'one.db'}", pool_size=1, max_overflow=0, pool_timeout=5
+    ) as storage:
+        storage.upgrade()
+        clock = FrozenClock(T0)
+        tracker = Tracker(
+            storage=storage,
+            keys=[KEY],
+            index_key=INDEX_KEY,
+            default_policy=Policy(domain="ct.example.com"),
+            clock=clock,
+        )
+        tracker.record_message("order-1", MESSAGE, direction="outbound")
+        clock.advance(timedelta(minutes=5))
+        again = tracker.record_message(
+            "order-1", MESSAGE.replace(b"<1@", b"<2@"), direction="outbound"
+        )
+        assert again.seq is not None
 
 
 # -- SQLite: the transaction sent straight on the sqlite3 connection ----------------------

@@ -145,6 +145,7 @@ class TimelineMethods:
         summary = summarize(check.message(message))
         relay = None if details is None else check.json_data(details)
         at = self._clock.now()
+        domains = self.domains  # read before the write transaction: make must not touch storage
 
         def make(participants: list[Alias]) -> TimelineEntry:
             """The sealed entry, participants' addresses as references to their aliases."""
@@ -152,7 +153,7 @@ class TimelineMethods:
                 summary,
                 [self._records.present(alias) for alias in participants],
                 authentication=authentication,
-                alias_domains=self.domains,
+                alias_domains=domains,
             )
             if relay is not None:
                 data["relay"] = relay

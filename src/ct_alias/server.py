@@ -121,6 +121,10 @@ class SMTPDeliverer:
     one found closed when the next message is sent, before the content went
     out (so nothing can have been taken), is replaced by a new one and the
     message is sent on that. A connection on which anything failed is closed.
+    A thread quits the connections left idle for ``idle`` seconds (within
+    half as long again), so a quiet relay holds none of the downstream's
+    processes; :meth:`close` quits the rest, and after it no connection is
+    kept.
 
     Args:
         host: the downstream server.
@@ -129,7 +133,9 @@ class SMTPDeliverer:
         local_hostname: the name to greet it with (default: this host's FQDN).
         keep: idle connections kept for the next messages (0: a new
             connection per message).
-        idle: seconds an idle connection is kept.
+        idle: seconds an idle connection is kept (0: none is kept).
+        monotonic: the clock idle times are measured by (seconds; default
+            :func:`time.monotonic`).
     """
 
     def __init__(
@@ -141,6 +147,7 @@ class SMTPDeliverer:
         local_hostname: str | None = None,
         keep: int = DEFAULT_HANDOFFS,
         idle: float = DEFAULT_IDLE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
             raise InvalidArgument("keep", "must be an int >= 0")
@@ -152,8 +159,11 @@ class SMTPDeliverer:
         self.local_hostname = local_hostname
         self.keep = keep
         self.idle = float(idle)
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._idle: list[tuple[float, _Client]] = []  # (since when, connection), oldest first
+        self._closed = threading.Event()
+        self._reaper: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"SMTPDeliverer({self.host!r}, {self.port})"
@@ -189,17 +199,46 @@ class SMTPDeliverer:
             return self._send(client, mail_from, recipients, message, utf8=smtputf8)
 
     def close(self) -> None:
-        """Quit the connections kept for the next messages."""
+        """Quit the connections kept for the next messages; from now on none is kept.
+
+        A hand-off still running when it is called quits its connection when
+        it is done, instead of keeping it.
+        """
         with self._lock:
+            self._closed.set()
             kept, self._idle = self._idle, []
+            reaper = self._reaper
         for _, client in kept:
             _quit(client)
+        if reaper is not None and reaper is not threading.current_thread():
+            reaper.join()
+
+    def reap(self) -> int:
+        """Quit the connections idle for more than ``idle`` seconds; how many were quit.
+
+        The deliverer's own thread calls it while connections are kept.
+        """
+        now = self._monotonic()
+        with self._lock:
+            expired = [client for since, client in self._idle if now - since > self.idle]
+            self._idle = [(since, c) for since, c in self._idle if now - since <= self.idle]
+        for client in expired:
+            _quit(client)
+        return len(expired)
+
+    def _reap_while_open(self) -> None:
+        """The reaper thread: quit expired connections until :meth:`close`."""
+        while not self._closed.wait(self.idle / 2):
+            self.reap()
 
     def _send(
         self, client: _Client, mail_from: str, rcpt_tos: list[str], message: bytes, *, utf8: bool
     ) -> dict[str, DeliveryError]:
         """One transaction on ``client``, kept for the next one if it went through, else quit."""
         client.data_begun = False
+        # smtplib switches a connection to UTF-8 commands for an SMTPUTF8 transaction and
+        # only RSET or a new connection switch it back: a kept one starts as a new one would
+        client.command_encoding = "ascii"
         try:
             refused = _transaction(client, mail_from, rcpt_tos, message, smtputf8=utf8)
         except BaseException:
@@ -210,7 +249,7 @@ class SMTPDeliverer:
 
     def _kept(self) -> _Client | None:
         """A kept connection still open and silent, or ``None``; expired ones are quit."""
-        now = time.monotonic()
+        now = self._monotonic()
         while True:
             with self._lock:
                 if not self._idle:
@@ -221,10 +260,17 @@ class SMTPDeliverer:
             _quit(client)
 
     def _keep(self, client: _Client) -> None:
-        """Keep ``client`` for the next message, or quit it when enough are kept."""
+        """Keep ``client`` for the next message, or quit it when enough are kept or closed."""
         with self._lock:
-            if len(self._idle) < self.keep:
-                self._idle.append((time.monotonic(), client))
+            if len(self._idle) < self.keep and self.idle > 0 and not self._closed.is_set():
+                self._idle.append((self._monotonic(), client))
+                if self._reaper is None:
+                    self._reaper = threading.Thread(
+                        target=self._reap_while_open,
+                        name=f"ct-alias-smtp-reaper {self.host}:{self.port}",
+                        daemon=True,
+                    )
+                    self._reaper.start()
                 return
         _quit(client)
 

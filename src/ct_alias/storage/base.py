@@ -391,7 +391,10 @@ class ParticipantsAppend(Protocol):
         ``make`` is given what :meth:`Storage.aliases` would return, read in
         the transaction that appends (it may be called again when the
         transaction is run again), and must return an entry of ``store``'s
-        ``conversation`` with a ``dedup_key``.
+        ``conversation`` with a ``dedup_key``. ``make`` runs while the write
+        transaction is open (on SQL, holding a pooled connection and, on an
+        in-memory SQLite database, its only one): it must not call into
+        storage, or it would wait for itself.
 
         Returns:
             As :meth:`Storage.append`: the stored entry (the existing one for a
