@@ -60,8 +60,8 @@ from .mail import (
     message_ids,
     parse_headers,
     read_report,
-    split_message,
 )
+from .mail._headers import SplitView
 from .timeline import Direction
 from .tracker import Tracker
 
@@ -583,7 +583,7 @@ class _Message:
 
     def __init__(self, data: bytes, mail_from: str) -> None:
         self.data = data
-        self.parts = split_message(data)
+        self.parts = SplitView(data)  # the body is not copied: join() copies it once
         oversized = len(self.parts.headers) > MAX_HEADER_BYTES
         self.fields = [] if oversized else parse_headers(self.parts.headers)
         self.bare_cr = has_bare_cr(self.parts.headers)

@@ -17,6 +17,7 @@ from ct_alias.mail import (
     parse_headers,
     split_message,
 )
+from ct_alias.mail._headers import SplitView
 
 from .support import clean, messages
 
@@ -111,6 +112,23 @@ def test_split_join_round_trip_on_message_like_bytes(data: bytes) -> None:
     assert parts.join() == data
     assert b"".join(f.raw for f in parse_headers(parts.headers)) == parts.headers
     assert all(f.name for f in parse_headers(parts.headers))
+
+
+@given(
+    st.one_of(messages, st.binary(max_size=500)),
+    st.sampled_from([b"", b"B: 2", b"B: 2\r\n", b"B: 2\n", b"B: 2\r\nC: 3"]),
+)
+@example(b"A: 1\n\nbody", b"B: 2")
+@example(b" body starting with a blank", b"B: 2\r\n")
+@example(b"A: 1\r\nX-Not-Header\r\n", b"B: 2")
+def test_split_view_is_split_message_without_the_copy(data: bytes, headers: bytes) -> None:
+    parts, view = split_message(data), SplitView(data)
+    assert (view.headers, view.separator) == (parts.headers, parts.separator)
+    assert view.join(headers) == parts.join(headers)
+    assert view.body == parts.body
+    assert view.body is view.body  # copied once, on first use
+    with pytest.raises(InvalidArgument):
+        view.join("B: 2")  # type: ignore[arg-type]
 
 
 # -- parse_headers -----------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import email.policy
+import re
 
 import pytest
 from hypothesis import example, given
@@ -14,6 +15,7 @@ from ct_alias.mail import (
     MAX_HEADER,
     summarize,
 )
+from ct_alias.mail._mime import _Delimiters
 
 from .support import clean, mime, multipart
 
@@ -259,3 +261,44 @@ def test_summarize_never_fails_on_mime_like_bytes(data: bytes, limit: int) -> No
     s = summarize(b"From: a@b.example\r\n" + data, limit=limit)
     assert len(s.first_words) <= limit
     assert clean(s.first_words)
+
+
+def _reference_delimiters(data: bytes, marker: bytes) -> list[tuple[int, int, bool]]:
+    """Every boundary line of ``data``, found by a regular expression alone."""
+    line = re.compile(rb"(?:(?<=\n)|\A)" + re.escape(marker) + rb"(--)?[ \t]*(?:\r?\n|\Z)")
+    return [(m.start(), m.end(), m.group(1) is not None) for m in line.finditer(data)]
+
+
+@given(st.lists(st.sampled_from([b"-", b"--", b"--b", b"b", b"x", b" ", b"\r\n", b"\n"])))
+@example([b"x-", b"\r\n", b"--b", b"\r\n"])
+@example([b"-" * 100, b"\n--b--", b" "])
+def test_delimiters_skip_to_dashes_and_miss_none(pieces: list[bytes]) -> None:
+    data = b"".join(pieces)
+    delimiters = _Delimiters(data, b"b", 0, len(data))
+    found, pos = [], 0
+    while (line := delimiters.next(pos)) is not None:
+        found.append(line)
+        pos = line[1]
+    expected, last = [], -1
+    for line in _reference_delimiters(data, b"--b"):
+        if line[0] >= last:  # the scan goes on after each line it found
+            expected.append(line)
+            last = line[1]
+    assert found == expected
+
+
+def test_parts_around_a_base64_attachment_with_dashes_nearby() -> None:
+    pdf = base64.encodebytes(bytes(range(256)) * 400)  # no "-" in base64: skipped by memchr
+    data = b"From: a@b.example\r\nDate: Thu, 1 Jan 2026 00:00:00 +0000\r\n" + multipart(
+        "=_b-1",
+        b"Content-Type: text/plain\r\n\r\nfirst - words --\r\n-- \r\nsignature",
+        b"Content-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + pdf,
+        b"Content-Disposition: attachment; filename=b-2.txt\r\n\r\n--=_b-1x not a boundary",
+    )
+    s = summarize(data, limit=13)
+    assert (s.first_words, s.attachment_names, s.defects) == (
+        "first - words",
+        ("a.pdf", "b-2.txt"),
+        (),
+    )

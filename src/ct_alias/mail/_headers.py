@@ -259,14 +259,49 @@ class SplitMessage:
         """
         if headers is None:
             return self.headers + self.separator + self.body
-        block = bytes_argument("headers", headers)
-        newline = line_ending(block) or self.newline
-        separator = self.separator
-        if block and not block.endswith(LF) and (separator or self.body):
-            block += newline
-        if block and not separator and self.body:
-            separator = newline
-        return b"".join((block, separator, self.body))
+        return _joined(bytes_argument("headers", headers), self.separator, self.body, self.newline)
+
+
+def _joined(block: bytes, separator: bytes, body: bytes | memoryview, newline: bytes) -> bytes:
+    """``block + separator + body``, made to split again at the same place (see ``join``)."""
+    newline = line_ending(block) or newline
+    if block and not block.endswith(LF) and (separator or body):
+        block += newline
+    if block and not separator and body:
+        separator = newline
+    return b"".join((block, separator, body))
+
+
+class SplitView:
+    """:func:`split_message` without copying the body: the header block and a view of the rest.
+
+    The relay keeps one per incoming message: the body is only ever copied
+    once, into the outgoing message by :meth:`join` (or on demand, by
+    :attr:`body`), however large it is.
+    """
+
+    __slots__ = ("_body", "_body_start", "data", "headers", "separator")
+
+    def __init__(self, data: bytes) -> None:
+        header_end, body_start = header_bounds(data)
+        self.data = data
+        self.headers = data[:header_end]
+        self.separator = data[header_end:body_start]
+        self._body_start = body_start
+        self._body: bytes | None = None
+
+    @property
+    def body(self) -> bytes:
+        """Everything after the separator, exactly (copied on first use)."""
+        if self._body is None:
+            self._body = self.data[self._body_start :]
+        return self._body
+
+    def join(self, headers: bytes) -> bytes:
+        """Like :meth:`SplitMessage.join` with a replacement header block; one copy of the body."""
+        newline = line_ending(self.headers) or self.separator or CRLF
+        body = memoryview(self.data)[self._body_start :]
+        return _joined(bytes_argument("headers", headers), self.separator, body, newline)
 
 
 def split_message(data: bytes) -> SplitMessage:

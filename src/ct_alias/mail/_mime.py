@@ -33,6 +33,9 @@ MAX_PART_HEADER: Final = 16 * 1024
 _MAX_PART_FIELDS: Final = 100
 #: False boundary candidates looked at one by one before a regular expression takes over.
 _MAX_MISSES: Final = 64
+#: The next ``-`` is tried this many times as the start of a boundary before a search for
+#: the whole boundary takes over (text may hold many dashes; base64 holds none).
+_DASH_HOPS: Final = 16
 _MIME_FIELDS: Final = frozenset(
     {"content-type", "content-disposition", "content-transfer-encoding"}
 )
@@ -123,10 +126,13 @@ class _Delimiters:
 
     A boundary line starts a line (or the body) with ``--boundary``,
     optionally ``--`` (the close delimiter), then only blanks up to the line
-    end. Candidates are found with :meth:`bytes.find`; after many false ones
-    (text that merely starts with ``--boundary``, as crafted input may hold
-    by the thousand) the search goes on with a regular expression, which
-    checks candidates without a Python loop.
+    end. Candidates are found with :meth:`bytes.find`, first by hopping to
+    the next few ``-`` (a ``memchr``, about ten times as fast as looking for
+    the whole marker: a base64 attachment holds no ``-`` at all, so its body
+    is passed over at memory speed); after many false candidates (text that
+    merely starts with ``--boundary``, as crafted input may hold by the
+    thousand) the search goes on with a regular expression, which checks
+    candidates without a Python loop.
     """
 
     def __init__(self, data: bytes, boundary: bytes, start: int, end: int) -> None:
@@ -141,7 +147,7 @@ class _Delimiters:
         """The next boundary line at or after ``pos``: ``(line_start, line_end, is_close)``."""
         data, end = self.data, self.end
         while self.pattern is None:
-            at = data.find(self.marker, pos, end)
+            at = self._find(pos)
             if at < 0:
                 return None
             if at == self.start or data[at - 1] == 0x0A:
@@ -158,6 +164,20 @@ class _Delimiters:
         if match is None:
             return None
         return match.start() + 1, match.end(), match.group(1) is not None
+
+    def _find(self, pos: int) -> int:
+        """The next occurrence of the marker at or after ``pos``, or -1.
+
+        The marker starts with ``-``: it is looked for at the next few ``-``
+        (each a ``memchr``), then, if none starts it, with one ``find``.
+        """
+        data, marker, end = self.data, self.marker, self.end
+        for _ in range(_DASH_HOPS):
+            dash = data.find(b"-", pos, end)
+            if dash < 0 or data.startswith(marker, dash, end):
+                return dash
+            pos = dash + 1
+        return data.find(marker, pos, end)
 
     def _line(self, at: int) -> tuple[int, int, bool] | None:
         data, end = self.data, self.end
