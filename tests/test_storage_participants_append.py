@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from ct_alias import Policy, Tracker
 from ct_alias.aliases import Alias
@@ -26,6 +25,8 @@ from ct_alias.storage.sql import SQLStorage, direct
 from ct_alias.testing import T0, RoundTrips, make_alias, make_entry
 from ct_alias.timeline import EntryKind, TimelineEntry
 from ct_alias.vocabulary import DEFAULT_STORE
+
+from .sql_statements import Statements
 
 # generated with secrets.token_urlsafe(32) for these tests
 KEY = "0nBIUqa61qR9OOw9gqa55Xl8ryW1-mVIsHU4_xTFuh8"
@@ -230,25 +231,6 @@ def test_record_message_on_one_pooled_connection(tmp_path: Path) -> None:
 
 
 # -- SQLite: the transaction sent straight on the sqlite3 connection ----------------------
-
-
-class Statements:
-    """A host's statement listener: SQLAlchemy's path is taken while it listens."""
-
-    def __init__(self, store: SQLStorage) -> None:
-        self.engine = store.engine
-        self.seen: list[str] = []
-
-    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        del conn, cursor, args
-        self.seen.append(statement.split(None, 1)[0].upper())
-
-    def __enter__(self) -> list[str]:
-        event.listen(self.engine, "before_cursor_execute", self._before)
-        return self.seen
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._before)
 
 
 def _made(dedup_key: str) -> Callable[[list[Alias]], TimelineEntry]:

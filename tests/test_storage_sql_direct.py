@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from ct_alias.aliases import Alias
 from ct_alias.errors import StorageError
@@ -24,6 +22,7 @@ from ct_alias.storage.sql import SQLStorage, direct
 from ct_alias.testing import T0, RoundTrips, make_alias, make_entry
 
 from .sql_servers import Target, clear, unique_name
+from .sql_statements import Statements
 from .test_storage_sql_round_trips import Killer
 
 
@@ -32,25 +31,6 @@ def store(postgresql: Target, postgresql_store: SQLStorage) -> Iterator[SQLStora
     clear(postgresql_store)
     with postgresql.open() as opened:
         yield opened
-
-
-class Statements:
-    """A host's statement listener: SQLAlchemy's path is taken while it listens."""
-
-    def __init__(self, store: SQLStorage) -> None:
-        self.engine = store.engine
-        self.seen: list[str] = []
-
-    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        del conn, cursor, args
-        self.seen.append(statement.split(None, 1)[0].upper())
-
-    def __enter__(self) -> list[str]:
-        event.listen(self.engine, "before_cursor_execute", self._before)
-        return self.seen
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._before)
 
 
 def test_direct_reads_return_what_sqlalchemy_returns(store: SQLStorage) -> None:

@@ -13,16 +13,16 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from ct_alias.aliases import Alias, AliasStatus
 from ct_alias.errors import StorageError
 from ct_alias.storage import AliasChange, Tombstone
 from ct_alias.storage.sql import SQLStorage, direct
 from ct_alias.testing import T0, RoundTrips, make_alias
+
+from .sql_statements import Statements
 
 
 @pytest.fixture(params=["file", "memory"])
@@ -31,25 +31,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStorage
     with SQLStorage(url) as opened:
         opened.upgrade()
         yield opened
-
-
-class Statements:
-    """A host's statement listener: SQLAlchemy's path is taken while it listens."""
-
-    def __init__(self, store: SQLStorage) -> None:
-        self.engine = store.engine
-        self.seen: list[str] = []
-
-    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        del conn, cursor, args
-        self.seen.append(statement.split(None, 1)[0].upper())
-
-    def __enter__(self) -> list[str]:
-        event.listen(self.engine, "before_cursor_execute", self._before)
-        return self.seen
-
-    def __exit__(self, *exc: object) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._before)
 
 
 def test_direct_reads_return_what_sqlalchemy_returns(store: SQLStorage) -> None:
