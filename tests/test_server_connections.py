@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from ct_alias.errors import DeliveryError, InvalidArgument
-from ct_alias.server import SMTPDeliverer
+from ct_alias.server import QUIT_WAIT, SMTPDeliverer
 
 from .smtp_support import Sink, free_port
 
@@ -305,4 +306,35 @@ def test_a_kept_connection_sends_commands_as_a_new_one_would() -> None:
         assert outcomes[0] == outcomes[1]
         assert outcomes[0].startswith("refused")
     finally:
+        controller.stop()
+
+
+class SilentAtQuit(Peers):
+    """A downstream that stops answering once asked to ``QUIT``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    async def handle_QUIT(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.release.wait, 120)
+        return "221 Bye"
+
+
+def test_close_does_not_wait_long_for_a_downstream_that_stopped_answering() -> None:
+    sink = SilentAtQuit()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        # the connection's own timeout is a minute: close() waits QUIT_WAIT for the reply
+        smtp = SMTPDeliverer("127.0.0.1", controller.port, timeout=60)
+        smtp.deliver("", ["r@example.org"], DATA, smtputf8=False)
+        closing = threading.Thread(target=smtp.close)
+        closing.start()
+        closing.join(30)  # a bound for a hang, well under the minute
+        assert not closing.is_alive()
+        assert QUIT_WAIT < 30
+    finally:
+        sink.release.set()
         controller.stop()

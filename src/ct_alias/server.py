@@ -59,6 +59,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_HANDOFFS: Final = 8
 #: Threads answering ``RCPT`` (each a storage lookup), by default.
 DEFAULT_RCPT_WORKERS: Final = 4
+#: Seconds the reply to ``QUIT`` is waited for, when a connection is closed.
+QUIT_WAIT: Final = 1.0
 #: Seconds a downstream connection is kept for the next message, by default (below the
 #: idle timeouts MTAs use: Postfix's smtpd waits 300 s, its own client caches for 2 s).
 DEFAULT_IDLE_SECONDS: Final = 5.0
@@ -363,9 +365,15 @@ def _silent(client: _Client) -> bool:
 
 
 def _quit(client: smtplib.SMTP) -> None:
-    """Say ``QUIT`` if the connection still works, and close it."""
+    """Say ``QUIT`` if the connection still works, and close it.
+
+    The reply is waited for :data:`QUIT_WAIT` seconds at most, not the
+    connection's whole timeout: a downstream that has stopped answering must
+    not hold up a shutdown (which quits every kept connection) or the reaper.
+    """
     try:
         if client.sock is not None:
+            client.sock.settimeout(min(QUIT_WAIT, client.timeout))
             client.quit()
     except (smtplib.SMTPException, OSError):
         pass
