@@ -20,6 +20,7 @@ __all__ = [
     "accepted_parts",
     "reject",
     "strip_brackets",
+    "temporary_failure",
 ]
 
 #: An RFC 3463 enhanced status code.
@@ -107,6 +108,18 @@ def reject(
     store: str | None = None,
 ) -> Outcome:
     return Outcome(recipient, code, status, reason, conversation=conversation, store=store)
+
+
+def temporary_failure(
+    recipient: str, conversation: str | None = None, *, store: str | None = None
+) -> Outcome:
+    """``451 4.3.0``: something on our side failed; the sender's server tries again later.
+
+    The reply says nothing of what failed (the log says which part, by type).
+    """
+    return reject(
+        recipient, 451, "4.3.0", "temporary failure, try again later", conversation, store=store
+    )
 
 
 class Refused(Exception):

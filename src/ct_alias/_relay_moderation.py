@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from attrs import evolve
 
-from ._outcomes import Outcome, reject
+from ._outcomes import Outcome, reject, temporary_failure
 from .aliases import Alias, Role
 from .errors import InvalidArgument, ModeratorFailed, StorageError
 from .moderation import Finding, Moderator, ascii_reason, moderate, read_view
@@ -88,14 +88,7 @@ class RelayModeration:
                 alias.conversation,
                 exc.cause,
             )
-            return reject(
-                recipient,
-                451,
-                "4.3.0",
-                "temporary failure, try again later",
-                alias.conversation,
-                store=alias.store,
-            ), ()
+            return temporary_failure(recipient, alias.conversation, store=alias.store), ()
         refusal = judgement.refusal
         if refusal is None:
             return None, judgement.flags

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Final
 
 from attrs import evolve
 
-from ._outcomes import Outcome, Refused, RelayResult, reject, strip_brackets
+from ._outcomes import Outcome, Refused, RelayResult, reject, strip_brackets, temporary_failure
 from ._outgoing import MAILER_DAEMON_LOCAL, UNVERIFIED_LOCAL, Author, Outgoing, Refusal, author_of
 from ._relay_moderation import RelayModeration, moderators_argument
 from ._relay_records import REFUSAL_RECORD_INTERVAL, RelayRecords
@@ -221,9 +221,7 @@ class Relay(RelayRecords, RelayModeration):
             raise Refused(reject(recipient, 550, "5.1.1", "no such bounce address")) from None
         except (StorageError, UnknownAddressKey, CorruptRecord) as exc:
             logger.error("cannot read the alias of a bounce address: %s", type(exc).__name__)  # noqa: TRY400
-            raise Refused(
-                reject(recipient, 451, "4.3.0", "temporary failure, try again later")
-            ) from None
+            raise Refused(temporary_failure(recipient)) from None
 
     def _unsubscribe_target(self, recipient: str, address: str) -> Alias:
         """The customer alias an unsubscribe address names; refused when it does not work."""
@@ -233,9 +231,7 @@ class Relay(RelayRecords, RelayModeration):
             raise Refused(reject(recipient, 550, "5.1.1", "no such unsubscribe address")) from None
         except (StorageError, UnknownAddressKey, CorruptRecord) as exc:
             logger.error("cannot read the alias of an unsubscribe address: %s", type(exc).__name__)  # noqa: TRY400
-            raise Refused(
-                reject(recipient, 451, "4.3.0", "temporary failure, try again later")
-            ) from None
+            raise Refused(temporary_failure(recipient)) from None
 
     def _alias(
         self, recipient: str, address: str, *, at_data: bool
@@ -279,9 +275,7 @@ class Relay(RelayRecords, RelayModeration):
             # address key): the sender retries while an operator looks. One
             # line, no traceback: a driver's traceback may quote parameters.
             logger.error("cannot read the alias of a recipient: %s", type(exc).__name__)  # noqa: TRY400
-            raise Refused(
-                reject(recipient, 451, "4.3.0", "temporary failure, try again later")
-            ) from None
+            raise Refused(temporary_failure(recipient)) from None
         if self.tracker.owns(alias.real_address):
             raise Refused(
                 reject(
@@ -364,14 +358,7 @@ class Relay(RelayRecords, RelayModeration):
                 alias.conversation,
                 type(exc).__name__,
             )
-            return reject(
-                recipient,
-                451,
-                "4.3.0",
-                "temporary failure, try again later",
-                alias.conversation,
-                store=alias.store,
-            )
+            return temporary_failure(recipient, alias.conversation, store=alias.store)
         return outcome
 
     def _deliver(
