@@ -225,11 +225,7 @@ class Direct:
     def _execute(self, sql: DirectSQL, values: Mapping[str, Any], *, every: bool) -> list[Any]:
         """The first row of ``sql`` (in a list, or none), or every row, as the driver gives them."""
         params = sql.parameters(values)
-        try:
-            fairy = self._engine.raw_connection()
-        except self._dbapi_error as exc:  # could not connect (as SQLAlchemy wraps it)
-            lost = bool(self._dialect.is_disconnect(exc, None, None))
-            raise self._wrap(sql, params, exc, lost=lost) from exc
+        fairy = self._checkout(sql, params)
         try:
             connection: Any = fairy.dbapi_connection
             # psycopg's cursors are kept per statement; sqlite3's are made per call
@@ -241,19 +237,10 @@ class Direct:
                     cursor = connection.cursor()
                     if self.writes:
                         cursors[sql.text] = cursor
-                for callback in _observers.get(self._engine, ()):
-                    callback(sql.verb)
-                cursor.execute(sql.text, params)
-                if every:
-                    rows: list[Any] = cursor.fetchall()
-                else:
-                    row = cursor.fetchone()
-                    rows = [] if row is None else [row]
+                rows = _send(self._engine, cursor, sql, params, every=every)
             except self._dbapi_error as exc:
                 cursors.pop(sql.text, None)
-                lost = bool(self._dialect.is_disconnect(exc, connection, cursor))
-                if lost:
-                    fairy.invalidate(exc)
+                lost = _invalidated(self._dialect, fairy, exc, connection, cursor)
                 raise self._wrap(sql, params, exc, lost=lost) from exc
             finally:
                 if not self.writes and cursor is not None:
@@ -278,11 +265,7 @@ class Direct:
             sqlalchemy.exc.DBAPIError: the driver failed (as :meth:`fetch_one`).
         """
         text = DirectSQL(begin, "BEGIN", ())
-        try:
-            fairy = self._engine.raw_connection()
-        except self._dbapi_error as exc:
-            lost = bool(self._dialect.is_disconnect(exc, None, None))
-            raise self._wrap(text, {}, exc, lost=lost) from exc
+        fairy = self._checkout(text, {})
         work = DirectWork(self._engine, fairy, self._dbapi_error, self._wrap)
         try:
             work.send(text)
@@ -295,6 +278,14 @@ class Direct:
                 raise
         finally:
             fairy.close()
+
+    def _checkout(self, sql: DirectSQL, params: Mapping[str, Any] | tuple[Any, ...]) -> Any:
+        """A pooled connection, for ``sql``; a failure to connect wrapped as SQLAlchemy wraps it."""
+        try:
+            return self._engine.raw_connection()
+        except self._dbapi_error as exc:
+            lost = bool(self._dialect.is_disconnect(exc, None, None))
+            raise self._wrap(sql, params, exc, lost=lost) from exc
 
     def _wrap(
         self, sql: DirectSQL, params: Mapping[str, Any] | tuple[Any, ...], exc: Any, *, lost: bool
@@ -371,23 +362,46 @@ class DirectWork:
     ) -> list[Any]:
         connection = self._connection
         cursor: Any = None
-        rows: list[Any] = []
         try:
             cursor = connection.cursor()
-            for callback in _observers.get(self._engine, ()):
-                callback(sql.verb)
-            cursor.execute(sql.text, params)
-            if every:
-                rows = cursor.fetchall()
-            elif every is not None:
-                row = cursor.fetchone()
-                rows = [] if row is None else [row]
+            rows = _send(self._engine, cursor, sql, params, every=every)
         except self._error as exc:
-            lost = bool(self._engine.dialect.is_disconnect(exc, connection, cursor))
-            if lost:
-                self._fairy.invalidate(exc)
+            lost = _invalidated(self._engine.dialect, self._fairy, exc, connection, cursor)
             raise self._wrap(sql, params, exc, lost=lost) from exc
         finally:
             if cursor is not None:
                 cursor.close()
         return rows
+
+
+def _send(
+    engine: Engine,
+    cursor: Any,
+    sql: DirectSQL,
+    params: Mapping[str, Any] | tuple[Any, ...],
+    *,
+    every: bool | None,
+) -> list[Any]:
+    """Tell ``engine``'s observers, run ``sql`` on ``cursor``: every row, the first, or none.
+
+    ``every`` is ``True`` for every row, ``False`` for the first (in a list,
+    empty when there is none), ``None`` for a statement that returns nothing.
+    """
+    for callback in _observers.get(engine, ()):
+        callback(sql.verb)
+    cursor.execute(sql.text, params)
+    if every is None:
+        return []
+    if every:
+        rows: list[Any] = cursor.fetchall()
+        return rows
+    row = cursor.fetchone()
+    return [] if row is None else [row]
+
+
+def _invalidated(dialect: Any, fairy: Any, exc: Any, connection: Any, cursor: Any) -> bool:
+    """Whether the driver error ``exc`` lost the connection (then discarded, not pooled)."""
+    lost = bool(dialect.is_disconnect(exc, connection, cursor))
+    if lost:
+        fairy.invalidate(exc)
+    return lost
