@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,32 @@ def test_every_tracker_on_a_storage_sees_a_policy_within_the_refresh(storage: St
     # a fresh tracker reads them at once
     assert _tracker(storage, clock).policy_for("shop-b").strategy == "simple"
     assert storage.policies() == {"shop-b": Policy(domain=DOMAIN, strategy="simple").to_data()}
+
+
+def test_a_copy_is_fresh_from_its_read_to_just_before_the_refresh() -> None:
+    """The copy serves [read, read + refresh): a clock set back, or at the refresh, reads again."""
+    storage = MemoryStorage()
+    admin_clock, clock = FrozenClock(START), FrozenClock(START)
+    admin, relay = _tracker(storage, admin_clock), _tracker(storage, clock)
+    assert relay.policy_for("shop-b").strategy == "complex"  # read at START
+    admin.set_policy("shop-b", Policy(domain=DOMAIN, strategy="simple"))
+    clock.advance(REFRESH - timedelta(microseconds=1))
+    assert relay.policy_for("shop-b").strategy == "complex"
+    clock.set(START - timedelta(microseconds=1))  # set back: the copy is not trusted
+    assert relay.policy_for("shop-b").strategy == "simple"
+    admin.set_policy("shop-b", Policy(domain=DOMAIN, strategy="complex"))
+    clock.advance(REFRESH)  # read again at START - 1 µs, so stale from here on
+    assert relay.policy_for("shop-b").strategy == "complex"
+
+
+def test_policies_read_near_the_end_of_time_are_kept() -> None:
+    """A read whose refresh would pass datetime.max keeps its copy (no overflow)."""
+    storage = MemoryStorage()
+    end = datetime.max.replace(tzinfo=UTC) - timedelta(seconds=1)
+    admin, relay = _tracker(storage, FrozenClock(START)), _tracker(storage, FrozenClock(end))
+    assert relay.policy_for("shop-b").strategy == "complex"
+    admin.set_policy("shop-b", Policy(domain=DOMAIN, strategy="simple"))
+    assert relay.policy_for("shop-b").strategy == "complex"
 
 
 def test_a_later_policy_replaces_the_stored_one(storage: Storage) -> None:

@@ -25,6 +25,7 @@ from ct_alias import (
 )
 from ct_alias import strategies as strategies_module
 from ct_alias.codec import AliasCodec
+from ct_alias.strategies import ComplexStrategy
 
 from .conftest import DOMAIN
 
@@ -180,3 +181,21 @@ def test_store_scheme_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
         registry.storage_from_url(42)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="scheme://"):
         registry.storage_from_url("memory")
+
+
+@pytest.mark.usefixtures("fresh_registry")
+def test_a_replaced_complex_factory_reads_its_own_aliases(clock: FrozenClock) -> None:
+    """unmask's shortcut verifies complex tokens with the tracker's codec only under the built-in
+    factory: a replacement's strategy (here, signing with keys of its own) reads its aliases."""
+    own = AliasCodec(["Yc0UCgFFKcYHBsxpMBP5ud2_ZXJJg_RyP7NHrbfLW9M"])
+    register_strategy("complex", lambda codec: ComplexStrategy(own), replace=True)
+    tracker = Tracker(
+        storage=MemoryStorage(),
+        keys=["jPd850cY-Uq_ghDkUTkoMensWfsbMm98IiEjupxxAYE"],
+        default_policy=Policy(domain=DOMAIN),
+        clock=clock,
+        index_key="ZzE0BvbqX6kAAl1FjDbWkm1BlUmD5wV3Yk2Db8oFqcw",
+    )
+    alias = tracker.mask("maria@example.com.br", conversation="o1")
+    assert tracker.unmask(alias.address) == alias
+    assert tracker.unmask(alias.address.upper()) == alias

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from attrs import field, frozen
 
 from .addresses import RealAddress
-from .codec import AliasCodec, Token
+from .codec import COMPLEX_V1, AliasCodec, Token
 from .errors import ConfigurationError, ForgedAlias, MalformedAlias, UnrepresentableAddress
 from .policy import Fallback, Policy
 from .strategies import AliasStrategy, ComplexStrategy, strategy_factory
@@ -58,6 +58,11 @@ class PolicySet:
     strategies: Mapping[str, AliasStrategy]
     domains: frozenset[str]
     _codec: AliasCodec = field(repr=False, alias="codec")
+    #: Each domain's binding bytes for complex tokens, when the complex strategy is the
+    #: built-in one made with ``codec`` (else empty): what :meth:`expiry` verifies with.
+    _complex_binds: Mapping[str, bytes] = field(
+        repr=False, alias="complex_binds", factory=lambda: MappingProxyType({})
+    )
 
     @classmethod
     def build(
@@ -71,6 +76,7 @@ class PolicySet:
         """
         policies = dict(policies or {})
         strategies: dict[str, AliasStrategy] = {}
+        builtin_complex = False
         for name in (
             "complex",
             "simple",
@@ -78,7 +84,10 @@ class PolicySet:
             *(p.strategy for p in policies.values()),
         ):
             if name not in strategies:
-                strategy = strategy_factory(name)(codec)
+                factory = strategy_factory(name)
+                strategy = factory(codec)
+                if name == ComplexStrategy.name:
+                    builtin_complex = factory is ComplexStrategy
                 if getattr(strategy, "name", None) != name:
                     raise ConfigurationError(
                         f"the factory of strategy {name!r} built one named "
@@ -86,12 +95,14 @@ class PolicySet:
                     )
                 strategies[name] = strategy
         domains = frozenset({default.domain, *(p.domain for p in policies.values())})
+        binds = {d: d.encode("ascii") for d in domains} if builtin_complex else {}
         return cls(
             default,
             MappingProxyType(policies),
             MappingProxyType(strategies),
             domains,
             codec=codec,
+            complex_binds=MappingProxyType(binds),
         )
 
     def with_policy(self, store: str, policy: Policy) -> PolicySet:
@@ -166,30 +177,26 @@ class PolicySet:
     def expiry(self, alias: object) -> tuple[str, datetime]:
         """:meth:`read`, returning (canonical address, expiry) only.
 
-        A complex alias under exactly one of the domains, read by the built-in
-        complex strategy, is verified without building a :class:`Token`;
-        anything else goes through :meth:`read`, which gives the same answer
-        and the same errors.
+        A complex alias under exactly one of the domains, while the complex
+        strategy is the built-in one, is verified by the codec straight away,
+        without building a :class:`Token`; anything else goes through
+        :meth:`read`, which gives the same answer and the same errors.
 
         Raises:
             MalformedAlias: not an alias under one of the domains at all.
             ForgedAlias: its signature does not verify with any current key.
         """
-        strategy = self.strategies.get(ComplexStrategy.name)
-        if (
-            type(strategy) is ComplexStrategy
-            and isinstance(alias, str)
-            and len(alias) <= MAX_ADDRESS
-            and alias.isascii()
-        ):
+        if isinstance(alias, str) and len(alias) <= MAX_ADDRESS and alias.isascii():
             canonical = alias.lower()
             local, _, domain = canonical.rpartition("@")
-            # read() would try the complex strategy under this very domain first. (A
-            # token is letters and digits, and an alias domain printable: what read()
-            # checks of the whole address holds once the token verifies.)
-            if local and domain in self.domains:
+            # read() would try the complex strategy under this very domain first, and
+            # ComplexStrategy.read verifies the token bound to the domain. (A token is
+            # letters and digits, and an alias domain printable: what read() checks of
+            # the whole address holds once the token verifies.)
+            bind = self._complex_binds.get(domain)
+            if bind is not None and local:
                 try:
-                    return canonical, strategy.expiry(local, domain)
+                    return canonical, self._codec.expiry(COMPLEX_V1, local, bind=bind)
                 except MalformedAlias:
                     pass  # read() goes on with the other strategies and domains
                 except ForgedAlias:

@@ -26,6 +26,16 @@ class AliasStatus(enum.StrEnum):
     """Killed on purpose; never works again."""
 
 
+# The states as plain names: in Python 3.11 every ``AliasStatus.X`` is an attribute
+# lookup through the enum's metaclass hook, several times a plain global's cost, on
+# checks that run on every unmask.
+_ENDED = AliasStatus.ENDED
+_EXPIRED = AliasStatus.EXPIRED
+_REVOKED = AliasStatus.REVOKED
+_TTL = ExpiryReason.TTL
+_ENDED_REASON = ExpiryReason.ENDED
+
+
 @frozen
 class Alias:
     """A masked address, as issued by :meth:`ct_alias.Tracker.mask`.
@@ -73,18 +83,18 @@ class Alias:
 
     def status_at(self, now: datetime) -> AliasStatus:
         """The lifecycle state at ``now``, taking expiry and the end of grace into account."""
-        if self.status is AliasStatus.REVOKED:
-            return AliasStatus.REVOKED
+        if self.status is _REVOKED:
+            return _REVOKED
         if now >= self.expires_at:
-            return AliasStatus.EXPIRED
+            return _EXPIRED
         if self.ends_at is not None and now >= self.ends_at:
-            return AliasStatus.ENDED
+            return _ENDED
         return self.status
 
     def usable_at(self, now: datetime) -> bool:
         """Whether mail to this alias is delivered at ``now``."""
         return (
-            self.status is not AliasStatus.REVOKED
+            self.status is not _REVOKED
             and now < self.expires_at
             and (self.ends_at is None or now < self.ends_at)
         )
@@ -96,9 +106,9 @@ class Alias:
             RevokedAlias: it was revoked.
             ExpiredAlias: its time to live ran out, or its grace period ended.
         """
-        if self.status is AliasStatus.REVOKED:
+        if self.status is _REVOKED:
             raise RevokedAlias(self.address, self.revoked_at or self.expires_at)
         if now >= self.expires_at:
-            raise ExpiredAlias(self.address, self.expires_at, ExpiryReason.TTL)
+            raise ExpiredAlias(self.address, self.expires_at, _TTL)
         if self.ends_at is not None and now >= self.ends_at:
-            raise ExpiredAlias(self.address, self.ends_at, ExpiryReason.ENDED)
+            raise ExpiredAlias(self.address, self.ends_at, _ENDED_REASON)

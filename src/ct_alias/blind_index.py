@@ -58,7 +58,7 @@ class BlindIndex:
     def alias_key(self, alias: str) -> str:
         """The storage key of a canonical alias address (32 hex characters)."""
         digest = self._alias.copy()
-        digest.update(alias.encode("utf-8"))
+        digest.update(alias.encode())
         return digest.hexdigest()
 
     def slot_key(self, store: str, conversation: str, role: str, real_key: str) -> str:

@@ -6,7 +6,8 @@ import logging
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from attrs import evolve
 
@@ -59,7 +60,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_POLICY_REFRESH = timedelta(seconds=10)
 
 _COLLISION_RETRIES = 4
-_ZERO = timedelta(0)
 
 
 class Tracker(RulesMethods, TimelineMethods, ErasureMethods, LifecycleMethods):
@@ -142,7 +142,7 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods, LifecycleMethods):
         self._policy_storage = storage if isinstance(storage, PolicyStorage) else None
         self._slots = storage if isinstance(storage, SlotLookup) else None
         self._policy_refresh = check.duration("policy_refresh", policy_refresh)
-        self._policies_read_at: datetime | None = None
+        self._policies_fresh: tuple[datetime, datetime] | None = None
         self._folds = Folds()
 
     def __repr__(self) -> str:
@@ -220,8 +220,8 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods, LifecycleMethods):
         storage = self._policy_storage
         if storage is None:
             return self._built
-        read_at = self._policies_read_at
-        if read_at is not None and _ZERO <= now - read_at < self._policy_refresh:
+        fresh = self._policies_fresh
+        if fresh is not None and fresh[0] <= now < fresh[1]:
             return self._built
         stored = storage.policies()
         policies: dict[str, Policy] = {}
@@ -235,9 +235,14 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods, LifecycleMethods):
             known = self._built.policies.get(name)
             policies[name] = known if known == policy else policy
         built = PolicySet.build(self._codec, self._default_policy, policies)
+        try:
+            stale_at = now + self._policy_refresh
+        except OverflowError:  # a clock near the end of time
+            stale_at = datetime.max.replace(tzinfo=UTC)
         with self._lock:
             self._built = built
-            self._policies_read_at = now
+            # read at, and stale from: one tuple, so a reader never pairs two reads' times
+            self._policies_fresh = (now, stale_at)
         return built
 
     # -- mask ----------------------------------------------------------------
@@ -384,7 +389,11 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods, LifecycleMethods):
         canonical, expires_at = self._policies_at(now).expiry(alias)
         if now >= expires_at:
             raise ExpiredAlias(canonical, expires_at, ExpiryReason.TTL)
-        record = self._stored_alias(canonical)
+        # _stored_alias, inline: this is the hottest read of all
+        record = self._storage.get(self._index.alias_key(canonical))
+        if record is None or isinstance(record, Tombstone):
+            self._refuse_missing(canonical, record)
+        record = self._records.present(record, canonical)
         record.check_usable(now)
         if reason is not None:
             self._storage.append(alias_event(record, AliasEvent.UNMASKED, now, reason=reason))
@@ -486,13 +495,23 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods, LifecycleMethods):
             RevokedAlias, ExpiredAlias: purged.
         """
         record = self._storage.get(self._index.alias_key(canonical))
+        if record is None or isinstance(record, Tombstone):
+            self._refuse_missing(canonical, record)
+        return self._records.present(record, canonical)
+
+    @staticmethod
+    def _refuse_missing(canonical: str, record: Tombstone | None) -> NoReturn:
+        """Raise what a verified alias without a stored record is.
+
+        Raises:
+            UnknownAlias: not in storage.
+            RevokedAlias, ExpiredAlias: purged (``record`` is its tombstone).
+        """
         if record is None:
             raise UnknownAlias(canonical)
-        if isinstance(record, Tombstone):
-            if record.reason is ExpiryReason.REVOKED:
-                raise RevokedAlias(canonical, record.expired_at)
-            raise ExpiredAlias(canonical, record.expired_at, record.reason)
-        return self._records.present(record, canonical)
+        if record.reason is ExpiryReason.REVOKED:
+            raise RevokedAlias(canonical, record.expired_at)
+        raise ExpiredAlias(canonical, record.expired_at, record.reason)
 
     def aliases(self, conversation: str, *, store: str = DEFAULT_STORE) -> list[Alias]:
         """Every alias of ``store``'s ``conversation`` in storage (not purged), oldest first."""
