@@ -386,6 +386,10 @@ class DirectWork:
         """Run ``sql``, which has no parameters and returns nothing."""
         self._run(sql, {}, every=None)
 
+    def in_transaction(self) -> bool:
+        """Whether the transaction is still open (SQLite ends it by itself on some errors)."""
+        return bool(self._connection.in_transaction)
+
     def end(self, verb: str) -> None:
         """``COMMIT`` or ``ROLLBACK``; a connection that cannot roll back is discarded."""
         for callback in _observers.get(self._engine, ()):
