@@ -55,6 +55,7 @@ from typing import Any, Final, TypeAlias, cast
 from attrs import Factory, field, frozen
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import base as pool_base
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -495,10 +496,17 @@ def _release(fairy: Any, connection: Any, idle: Callable[[Any], bool], error: ty
         reset = connection is not None and fairy.dbapi_connection is connection and idle(connection)
     except error:  # the driver cannot tell (a closed connection): the ordinary way
         reset = False
-    if reset:
-        fairy._close_special(transaction_reset=True)  # noqa: SLF001 - SQLAlchemy's own return
+    if reset and _CHECKIN_RESET is not None:
+        _CHECKIN_RESET(fairy, transaction_reset=True)
     else:
         fairy.close()
+
+
+#: SQLAlchemy's own return of a connection whose transaction was already ended (what its
+#: ``Connection`` calls). Private: a release without it returns connections the ordinary way.
+_CHECKIN_RESET: Final[Callable[..., None] | None] = getattr(
+    getattr(pool_base, "_ConnectionFairy", None), "_close_special", None
+)
 
 
 def _psycopg_idle(connection: Any) -> bool:
