@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope
+from aiosmtpd.smtp import SMTP, Envelope
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ct_alias import Tracker
 from ct_alias.errors import DeliveryError, InvalidArgument
 from ct_alias.relay import Relay
-from ct_alias.server import RelayHandler, SMTPDeliverer, _reply_error
+from ct_alias.server import RelayHandler, SMTPDeliverer, _reply_error, _smtp_class
 
 from .smtp_support import Sink, free_port
 
@@ -169,3 +172,51 @@ def test_smtp_deliverer_check_and_smtputf8(plain_sink: int) -> None:
         closed.check()
     assert (info.value.code, info.value.status, info.value.temporary) == (451, "4.4.1", True)
     assert isinstance(info.value.__context__, (ConnectionRefusedError, smtplib.SMTPException))
+
+
+# -- the addresses of MAIL and RCPT: read as aiosmtpd reads them, for less ------------------
+
+_ADDRESS_PARTS = st.sampled_from(
+    ["<", ">", "@", ".", '"', "\\", " ", "\t", "(", ")", "[", "]", ",", ":", ";", "=", "é", "\x00"]
+) | st.text(alphabet="abcXYZ09-_+!#$%&'*/?^`{|}~", min_size=1, max_size=8)
+
+
+def _read(read: Callable[[str], object], arg: str) -> object:
+    """What ``read(arg)`` returns, or the type of what it raises (aiosmtpd's own bugs too)."""
+    try:
+        return read(arg)
+    except Exception as exc:
+        return type(exc)
+
+
+@given(st.lists(_ADDRESS_PARTS, max_size=12).map("".join), st.sampled_from([0, 3, 64]))
+def test_the_server_reads_an_smtp_address_as_aiosmtpd_does(arg: str, limit: int) -> None:
+    server = _smtp_class()(RelayHandler.__new__(RelayHandler))
+    server.local_part_limit = limit
+    assert _read(server._getaddr, arg) == _read(partial(SMTP._getaddr, server), arg)  # noqa: SLF001
+
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "",
+        "<>",
+        "<maria@example.com.br>",
+        "<maria@example.com.br> SIZE=1000 BODY=8BITMIME",
+        "maria@example.com.br SMTPUTF8",
+        ' <"maria silva"@example.com.br>',
+        "<@relay.example.org:maria@example.com.br>",
+        "<maria@[192.0.2.1]>",
+        "<maria(comment)@example.com.br>",
+        "<josé@exemplo.com.br>",
+        "<maria@example.com.br",
+        "<maria@>",
+        "maria",
+        "<" + "m" * 70 + "@example.com.br>",
+    ],
+)
+def test_the_server_reads_these_smtp_addresses_as_aiosmtpd_does(arg: str) -> None:
+    server = _smtp_class()(RelayHandler.__new__(RelayHandler))
+    for limit in (0, 64):
+        server.local_part_limit = limit
+        assert _read(server._getaddr, arg) == _read(partial(SMTP._getaddr, server), arg)  # noqa: SLF001

@@ -394,7 +394,10 @@ class ParticipantsAppend(Protocol):
         ``conversation`` with a ``dedup_key``. ``make`` runs while the write
         transaction is open (on SQL, holding a pooled connection and, on an
         in-memory SQLite database, its only one): it must not call into
-        storage, or it would wait for itself.
+        storage, or it would wait for itself. It may run in another thread
+        than the caller's (SQLite commits the appends of callers waiting
+        together in one transaction, each in a savepoint), so it must not
+        depend on thread-local state.
 
         Returns:
             As :meth:`Storage.append`: the stored entry (the existing one for a

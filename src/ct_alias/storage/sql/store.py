@@ -533,7 +533,10 @@ class SQLStorage:
 
         One write transaction: the conversation's aliases are read in it, so
         they are those of the moment the entry is written. On SQLite it is
-        sent straight on the ``sqlite3`` connection (see :mod:`.direct`).
+        sent straight on the ``sqlite3`` connection (see :mod:`.direct`), and
+        appends waiting for the write lock together are committed together,
+        each in a savepoint (``Transactions.write_direct``): one
+        commit, one ``fsync``, for all of them.
         """
         statement = self._sql.by_conversation
         params = {"store": store, "conversation": conversation}
@@ -571,7 +574,7 @@ class SQLStorage:
                 raise Contention()
             return entry_from_row(found), False
 
-        return self._transactions.write_direct(operation, direct, work, retry_lost=True)
+        return self._transactions.write_direct(operation, direct, work, retry_lost=True, group=True)
 
     def _append(self, conn: Connection, entry: TimelineEntry) -> tuple[TimelineEntry, bool]:
         sql = self._sql

@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, TypeVar, cast
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy import exc as sa_exc
@@ -78,6 +78,11 @@ class Transactions:
         self._begin = "BEGIN"
         # Work that manages its own transactions (schema upgrades) gets ordinary ones.
         self._owner: Engine = engine
+        # Group commit (SQLite): the units of work waiting to be written, and whether a
+        # thread is writing a group now (the others wait for it, then one leads the next).
+        self._group = threading.Condition()
+        self._waiting: list[_Grouped[Any]] = []
+        self._leading = False
         if self.dialect == "sqlite":
             self._write_guard = threading.Lock()
             if is_memory(engine.url):
@@ -166,11 +171,14 @@ class Transactions:
         if sql is None or not direct.usable() or (write and not direct.writes):
             return self.run(operation, work, write=write, retry_lost=True, single=write)
         guard = self._write_guard if write else self._read_guard
+        attempts = 0
 
         def once(progress: _Progress) -> Sequence[Any] | None:
             del progress
-            with guard:
-                return direct.fetch_one(sql, params)
+            nonlocal attempts
+            attempts += 1
+            with guard:  # run again on a lost connection: the first attempt is not checked
+                return direct.fetch_one(sql, params, checked=attempts > 1)
 
         return self._retrying(operation, once, retry_lost=True, transaction=False)
 
@@ -181,6 +189,7 @@ class Transactions:
         fallback: Callable[[Connection], T],
         *,
         retry_lost: bool,
+        group: bool = False,
     ) -> T:
         """A write transaction: ``work`` straight on a pooled ``sqlite3`` connection, if usable.
 
@@ -189,6 +198,17 @@ class Transactions:
         the same write guard, retried under the same rules as :meth:`run`);
         elsewhere ``fallback`` (the same work through SQLAlchemy) runs as
         :meth:`run` runs a write.
+
+        With ``group`` (work that may run again, ``retry_lost``), units of
+        work that wait for the write lock together are committed together
+        (group commit): the thread that writes runs each of them in a
+        savepoint of one transaction, so one commit (one ``fsync``) serves
+        them all, and each caller returns only once the commit that holds its
+        write is done. A unit that fails in the group is rolled back to its
+        savepoint, leaving the others' writes, and then run again by itself,
+        in its own thread, as without ``group``; when the group's
+        transaction itself fails (nothing of it is written), every unit is
+        run again by itself. A unit may thus run in another caller's thread.
         """
         direct = self.direct
         if self.dialect != "sqlite" or not direct.usable():
@@ -202,7 +222,78 @@ class Transactions:
             with guard, direct.transaction("BEGIN IMMEDIATE", committing) as conn:
                 return work(conn)
 
+        if group:
+            if not retry_lost:
+                raise ValueError("only work that may run again is committed in a group")
+            grouped = self._grouped(operation, work, once)
+            if grouped.state is _State.COMMITTED:
+                return cast(T, grouped.result)
         return self._retrying(operation, once, retry_lost=retry_lost, transaction=True)
+
+    def _grouped(
+        self, operation: str, work: Callable[[DirectWork], T], once: Callable[[_Progress], T]
+    ) -> _Grouped[T]:
+        """``work`` queued for a group commit, then committed, or left to run by itself.
+
+        The caller that finds no thread writing a group leads: it takes every
+        unit waiting (its own among them) and commits them; the others wait
+        until their unit is committed or given back, or until they may lead.
+        """
+        item: _Grouped[T] = _Grouped(work)
+        with self._group:
+            self._waiting.append(item)
+            while item.state is _State.WAITING and self._leading:
+                self._group.wait()
+            if item.state is not _State.WAITING:
+                return item
+            self._leading = True
+            batch, self._waiting = self._waiting, []
+        try:
+            if len(batch) == 1:  # nobody to share the commit with: the ordinary transaction
+                item.result = self._retrying(operation, once, retry_lost=True, transaction=True)
+                item.state = _State.COMMITTED
+            else:
+                self._commit_group(batch)
+        finally:
+            with self._group:
+                for waiting in batch:
+                    if waiting.state is _State.WAITING:  # the leader was interrupted
+                        waiting.state = _State.ALONE
+                self._leading = False
+                self._group.notify_all()
+        return item
+
+    def _commit_group(self, batch: Sequence[_Grouped[Any]]) -> None:
+        """Run ``batch`` in one transaction, each unit in a savepoint; mark what became of each.
+
+        Units committed are marked :attr:`_State.COMMITTED` after the commit;
+        a unit that failed, or every unit when the transaction failed, is
+        marked :attr:`_State.ALONE` (its caller runs it again by itself).
+        """
+        done: list[tuple[_Grouped[Any], Any]] = []
+        try:
+            with self._write_guard, self.direct.transaction("BEGIN IMMEDIATE", _no_op) as conn:
+                for item in batch:
+                    conn.send(_SAVEPOINT)
+                    try:
+                        result = item.work(conn)
+                    except Exception:  # noqa: BLE001 - its caller runs it again, and sees why
+                        conn.send(_ROLL_BACK_TO)
+                        conn.send(_RELEASE)
+                        if not conn.in_transaction():  # SQLite rolled it all back: start over
+                            raise _GroupLost from None
+                        item.state = _State.ALONE
+                    else:
+                        conn.send(_RELEASE)
+                        done.append((item, result))
+        except (sa_exc.SQLAlchemyError, _GroupLost):
+            # nothing of the transaction was written: each unit runs again by itself
+            for item in batch:
+                item.state = _State.ALONE
+            return
+        for item, result in done:
+            item.result = result
+            item.state = _State.COMMITTED
 
     def fetch_all(
         self,
@@ -222,11 +313,14 @@ class Transactions:
         if sql is None or not direct.usable():
             return self.run(operation, work, write=False, retry_lost=True)
         guard = self._read_guard
+        attempts = 0
 
         def once(progress: _Progress) -> list[T]:
             del progress
-            with guard:
-                rows = direct.fetch_all(sql, params)
+            nonlocal attempts
+            attempts += 1
+            with guard:  # as fetch_one: the first attempt is not checked
+                rows = direct.fetch_all(sql, params, checked=attempts > 1)
             return [make(row) for row in rows]
 
         return self._retrying(operation, once, retry_lost=True, transaction=False)
@@ -326,6 +420,38 @@ class _Progress:
     """How far an attempt got: whether its ``COMMIT`` may have reached the server."""
 
     committing = False
+
+
+class _State(enum.Enum):
+    """What became of a unit of work queued for a group commit."""
+
+    WAITING = enum.auto()
+    COMMITTED = enum.auto()  # written, the commit done: its result is there
+    ALONE = enum.auto()  # not written: its caller runs it by itself
+
+
+class _Grouped(Generic[T]):
+    """One caller's unit of work in a group commit, and what became of it."""
+
+    __slots__ = ("result", "state", "work")
+
+    def __init__(self, work: Callable[[DirectWork], T]) -> None:
+        self.work = work
+        self.state = _State.WAITING
+        self.result: T | None = None
+
+
+class _GroupLost(Exception):
+    """SQLite ended a group's transaction when one unit failed: nothing of it is written."""
+
+
+def _no_op() -> None:
+    """Nothing to note when a group's ``COMMIT`` is sent (a group is not retried as a whole)."""
+
+
+_SAVEPOINT: Final = DirectSQL("SAVEPOINT ct_alias_unit", "SAVEPOINT", ())
+_RELEASE: Final = DirectSQL("RELEASE SAVEPOINT ct_alias_unit", "RELEASE", ())
+_ROLL_BACK_TO: Final = DirectSQL("ROLLBACK TO SAVEPOINT ct_alias_unit", "ROLLBACK", ())
 
 
 _DEFAULT_PORTS: Final = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
