@@ -514,9 +514,9 @@ def sql_targets(tmp: str) -> list[tuple[str, str | None, str]]:
     return targets
 
 
-def sql_store(url: str) -> SQLStorage:
+def sql_store(url: str, **engine_options: Any) -> SQLStorage:
     """A fresh SQLStorage on ``url`` with tables under a unique prefix (dropped by sql_drop)."""
-    store = SQLStorage(url, prefix=f"bench_{os.urandom(4).hex()}_")
+    store = SQLStorage(url, prefix=f"bench_{os.urandom(4).hex()}_", **engine_options)
     store.upgrade()
     return store
 
@@ -693,7 +693,10 @@ def bench_sql_mask(cfg: Config) -> Iterable[Row]:
     """Masks of new addresses in 8 threads against single-row inserts of the same row.
 
     PostgreSQL: the floor inserts through SQLAlchemy Core on an autocommit
-    engine (one round trip a row); raw psycopg is reported beside it. SQLite:
+    engine (one round trip a row); raw psycopg is reported beside it. The
+    store's pool holds one connection per thread, as the floor's does (with
+    SQLAlchemy's default of 5, connections past the fifth are closed on return
+    and opened again: on PostgreSQL a new server session each time). SQLite:
     the floor's writers take turns on a lock (as the storage's do) rather than
     sleep in SQLite's busy handler, whose back-off made that floor swing 3x.
     """
@@ -713,8 +716,8 @@ def bench_sql_mask(cfg: Config) -> Iterable[Row]:
             if url is None:
                 yield skipped(name, floor_name, goal, note, unit="/s", higher_is_better=True)
                 continue
-            store = sql_store(url)
             options: dict[str, Any] = {"pool_size": threads}
+            store = sql_store(url, **options)
             if server:
                 options["isolation_level"] = "AUTOCOMMIT"
             bare = sa.create_engine(url, **options)

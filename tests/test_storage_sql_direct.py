@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -19,6 +21,7 @@ from ct_alias.aliases import Alias
 from ct_alias.errors import StorageError
 from ct_alias.storage import Tombstone
 from ct_alias.storage.sql import SQLStorage, direct
+from ct_alias.storage.sql.statements import alias_values
 from ct_alias.testing import T0, RoundTrips, make_alias, make_entry
 
 from .sql_servers import Target, clear, unique_name
@@ -260,3 +263,62 @@ def test_a_pooled_connection_keeps_one_cursor_per_direct_statement(
         assert conn.connection.dbapi_connection is not dbapi
         (cursor,) = conn.connection.info[direct._CURSORS].values()  # noqa: SLF001
         assert cursor.connection is conn.connection.dbapi_connection
+
+
+# -- what psycopg is given, and how connections go back ---------------------------------------
+
+
+def test_direct_statements_give_psycopg_their_parameters_in_order(store: SQLStorage) -> None:
+    compile_ = store._transactions.direct.compile  # noqa: SLF001
+    mask = compile_(store._sql.mask_statements[1])  # noqa: SLF001
+    # psycopg turns named parameters into positional ones at every call: sent in order
+    assert "%(" not in mask.text
+    assert mask.text.count("%s") == len(mask.positions)
+    assert mask.positions.count("slot") == 2  # read, then inserted
+    assert mask.query == mask.text.encode()
+    values = {**alias_values(make_alias()), "e_dedup_key": None}
+    values.update({f"e_{name}": None for name in ("conversation", "store", "kind", "name")})
+    values.update({"e_at": T0, "e_data": {"ref": "k"}})
+    sent = mask.parameters(values)
+    assert isinstance(sent, list)
+    assert sent[mask.positions.index("e_data")] == '{"ref":"k"}'  # converted, in its place
+    slots = [sent[i] for i, name in enumerate(mask.positions) if name == "slot"]
+    assert slots == [values["slot"]] * 2
+    # an escaped "%" in the text stays one "%" for the server
+    table = store.tables.aliases
+    percent = compile_(
+        sa.select(sa.literal_column("'50%'").label("share"), table.c.key).where(
+            table.c.key == sa.bindparam("key")
+        )
+    )
+    alias = make_alias()
+    _mask(store, alias, 0)
+    assert store._transactions.direct.fetch_one(percent, {"key": alias.key}) == ("50%", alias.key)  # noqa: SLF001
+
+
+def test_direct_statements_return_their_connection_without_a_rollback(
+    store: SQLStorage,
+) -> None:
+    states: list[bool] = []
+
+    def reset(dbapi_connection: object, record: object, state: Any) -> None:
+        del dbapi_connection, record
+        states.append(state.transaction_was_reset)
+
+    alias = make_alias()
+    store.get("0" * 32)  # a pooled connection
+    sa.event.listen(store.engine.pool, "reset", reset)
+    try:
+        assert _mask(store, alias, 1) == (alias, True)
+        assert store.get(alias.key) == alias
+        # idle after its one statement: nothing to roll back, the pool's reset skipped
+        assert states == [True, True]
+        # a connection returned in a transaction is still rolled back
+        fairy = store.engine.raw_connection()
+        connection: Any = fairy.dbapi_connection
+        connection.cursor().execute("BEGIN")
+        direct._release(fairy, connection, direct._psycopg_idle, psycopg.Error)  # noqa: SLF001
+        assert states == [True, True, False]
+        assert connection.info.transaction_status == 0  # rolled back: idle in the pool
+    finally:
+        sa.event.remove(store.engine.pool, "reset", reset)

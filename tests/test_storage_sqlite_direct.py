@@ -13,8 +13,10 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from ct_alias.aliases import Alias, AliasStatus
 from ct_alias.errors import StorageError
@@ -137,3 +139,22 @@ def test_threads_read_directly_while_others_write(store: SQLStorage) -> None:
         thread.join()
     assert failures == []
     assert len(store.aliases("order-1", store="shop")) == len(made)
+
+
+def test_direct_reads_return_their_connection_without_a_rollback(store: SQLStorage) -> None:
+    states: list[bool] = []
+
+    def reset(dbapi_connection: object, record: object, state: Any) -> None:
+        del dbapi_connection, record
+        states.append(state.transaction_was_reset)
+
+    alias = make_alias()
+    store.get_or_create(alias, now=T0)
+    event.listen(store.engine.pool, "reset", reset)
+    try:
+        assert store.get(alias.key) == alias
+        assert store.aliases(alias.conversation, store=alias.store) == [alias]
+    finally:
+        event.remove(store.engine.pool, "reset", reset)
+    # no transaction open after a read: nothing for the pool to roll back
+    assert states == [True, True]

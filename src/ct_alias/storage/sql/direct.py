@@ -13,7 +13,13 @@ transaction pooling, and nothing is prepared here either).
 Each pooled connection keeps one psycopg cursor per statement (in its pool
 record's ``info``, which the pool empties whenever it replaces the driver
 connection), so psycopg's adaptation of the statement's parameters and row is
-set up once per connection, not at every call.
+set up once per connection, not at every call. Parameters are sent positionally
+(``%s``, the statement's text as bytes), as psycopg turns SQLAlchemy's named
+ones into anyway. A connection left with no transaction open (the driver says
+so) goes back to the pool without the pool's reset-on-return ``rollback()``
+call, which would have nothing to roll back; the pool's ``reset`` event still
+runs, told the transaction was reset. One left in a transaction is rolled back
+on return as before.
 A driver error is wrapped as SQLAlchemy wraps it (:class:`~sqlalchemy.exc.DBAPIError`,
 parameters hidden), and a lost connection is invalidated, so the retry rules of
 :mod:`.transactions` apply unchanged.
@@ -35,19 +41,23 @@ instrumentation.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Any, Final, TypeAlias, cast
 
-from attrs import field, frozen
+from attrs import Factory, field, frozen
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 __all__ = ["Direct", "DirectSQL", "DirectWork", "observe", "unobserve"]
+
+#: What a driver is given as a statement's parameters: named, or in order.
+_Params: TypeAlias = "Mapping[str, Any] | Sequence[Any]"
 
 #: Callbacks told the first word of each statement sent directly, per engine.
 _observers: Final[weakref.WeakKeyDictionary[Engine, list[Callable[[str], None]]]] = (
@@ -56,6 +66,8 @@ _observers: Final[weakref.WeakKeyDictionary[Engine, list[Callable[[str], None]]]
 _observers_lock: Final = threading.Lock()
 #: The key, in a pooled connection's ``info``, of its cursors for the direct path.
 _CURSORS: Final = "ct_alias.direct.cursors"
+#: A named parameter of a ``pyformat`` statement, or an escaped ``%`` (kept as it is).
+_PYFORMAT: Final = re.compile(r"%%|%\((\w+)\)s")
 
 
 def observe(engine: Engine, callback: Callable[[str], None]) -> None:
@@ -85,7 +97,9 @@ class DirectSQL:
     """A statement compiled once for :class:`Direct`: what SQLAlchemy would send.
 
     Attributes:
-        text: its SQL text, with named (``%(name)s``) parameters, or ``?`` (SQLite).
+        text: its SQL text, with positional parameters (``%s``, or ``?`` on
+            SQLite) in the order of :attr:`positions`, or named ones
+            (``%(name)s``) when :attr:`positions` is empty.
         verb: its first word (``SELECT``, ``WITH``), told to observers.
         conversions: ``(name, convert)`` for each parameter whose column type
             converts values on the way in (:class:`~.schema.UTCDateTime`,
@@ -95,16 +109,25 @@ class DirectSQL:
     text: str
     verb: str
     conversions: tuple[tuple[str, Callable[[Any], Any]], ...]
-    #: The parameters' names in the order of their ``?`` (SQLite); empty: named parameters.
+    #: The parameters' names in the order of their placeholders; empty: named parameters.
     positions: tuple[str, ...] = ()
-    #: Per column of its result, the column type's conversion of a value read (SQLite).
+    #: Per column of its result, the column type's conversion of a value read (if known).
     results: tuple[Callable[[Any], Any] | None, ...] = ()
+    #: What the driver is given as the statement: :attr:`text`, as bytes for psycopg.
+    query: str | bytes = field(default=Factory(lambda self: self.text, takes_self=True))
     #: ``(column, conversion)`` of the columns :attr:`results` converts (the rest pass as read).
     converted: tuple[tuple[int, Callable[[Any], Any]], ...] = field(init=False)
+    #: ``(name, conversion or None)`` per placeholder of :attr:`positions`.
+    _plan: tuple[tuple[str, Callable[[Any], Any] | None], ...] = field(init=False)
 
     @converted.default
     def _converted(self) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
         return tuple((i, convert) for i, convert in enumerate(self.results) if convert is not None)
+
+    @_plan.default
+    def _make_plan(self) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+        converts = dict(self.conversions)
+        return tuple((name, converts.get(name)) for name in self.positions)
 
     def bind(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The driver's parameters for ``values`` (converted where the column type says).
@@ -123,12 +146,23 @@ class DirectSQL:
             ) from exc
         return params
 
-    def parameters(self, values: Mapping[str, Any]) -> dict[str, Any] | tuple[Any, ...]:
-        """What the driver is given for ``values``: :meth:`bind`'s, in order when positional."""
-        params = self.bind(values)
-        if self.positions:
-            return tuple(params[name] for name in self.positions)
-        return params
+    def parameters(self, values: Mapping[str, Any]) -> dict[str, Any] | list[Any]:
+        """What the driver is given for ``values``: :meth:`bind`'s, in order when positional.
+
+        Raises:
+            sqlalchemy.exc.StatementError: as :meth:`bind`.
+        """
+        if not self.positions:
+            return self.bind(values)
+        try:
+            return [
+                values[name] if convert is None else convert(values[name])
+                for name, convert in self._plan
+            ]
+        except (ValueError, TypeError) as exc:
+            raise sa_exc.StatementError(
+                str(exc), self.text, dict(values), exc, hide_parameters=True
+            ) from exc
 
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
         """A row as SQLAlchemy would return it: converted by column type, datetimes in UTC."""
@@ -163,6 +197,8 @@ class Direct:
         self.possible = self.writes or (dialect.name == "sqlite" and dialect.driver == "pysqlite")
         if self.possible:
             self._dbapi_error = dialect.loaded_dbapi.Error
+        #: Whether a driver connection has no transaction open (then nothing to roll back).
+        self._idle: Callable[[Any], bool] = _psycopg_idle if self.writes else _sqlite3_idle
 
     def compile(
         self, statement: ClauseElement, column_keys: Sequence[str] | None = None
@@ -187,14 +223,26 @@ class Direct:
                 conversions.append((compiled.escaped_bind_names.get(name, name), convert))
         text = compiled.string
         verb = text.lstrip().split(None, 1)[0].upper()
-        if not compiled.positional:
-            return DirectSQL(text, verb, tuple(conversions))
-        results = [
+        results = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in getattr(statement, "exported_columns", ())
-        ]
-        positions = tuple(compiled.positiontup or ())
-        return DirectSQL(text, verb, tuple(conversions), positions, tuple(results))
+        )
+        if compiled.positional:
+            positions = tuple(compiled.positiontup or ())
+            return DirectSQL(text, verb, tuple(conversions), positions, results)
+        # psycopg: the named parameters in order (as psycopg would put them), the text as bytes
+        order: list[str] = []
+
+        def placeholder(match: re.Match[str]) -> str:
+            if match.group(1) is None:
+                return match.group(0)  # an escaped "%"
+            order.append(match.group(1))
+            return "%s"
+
+        text = _PYFORMAT.sub(placeholder, text)
+        return DirectSQL(
+            text, verb, tuple(conversions), tuple(order), results, query=text.encode("utf-8")
+        )
 
     def usable(self) -> bool:
         """Whether a statement may go direct now: possible, and no one else watches statements."""
@@ -226,8 +274,9 @@ class Direct:
         """The first row of ``sql`` (in a list, or none), or every row, as the driver gives them."""
         params = sql.parameters(values)
         fairy = self._checkout(sql, params)
+        connection: Any = None
         try:
-            connection: Any = fairy.dbapi_connection
+            connection = fairy.dbapi_connection
             # psycopg's cursors are kept per statement; sqlite3's are made per call
             # (they have no ``closed``, and preparing a statement costs SQLite little).
             cursors: dict[str, Any] = fairy.info.setdefault(_CURSORS, {}) if self.writes else {}
@@ -246,7 +295,7 @@ class Direct:
                 if not self.writes and cursor is not None:
                     cursor.close()
         finally:
-            fairy.close()
+            _release(fairy, connection, self._idle, self._dbapi_error)
         return rows
 
     @contextlib.contextmanager
@@ -277,9 +326,9 @@ class Direct:
                 work.end("ROLLBACK")
                 raise
         finally:
-            fairy.close()
+            _release(fairy, fairy.dbapi_connection, self._idle, self._dbapi_error)
 
-    def _checkout(self, sql: DirectSQL, params: Mapping[str, Any] | tuple[Any, ...]) -> Any:
+    def _checkout(self, sql: DirectSQL, params: _Params) -> Any:
         """A pooled connection, for ``sql``; a failure to connect wrapped as SQLAlchemy wraps it."""
         try:
             return self._engine.raw_connection()
@@ -287,9 +336,7 @@ class Direct:
             lost = bool(self._dialect.is_disconnect(exc, None, None))
             raise self._wrap(sql, params, exc, lost=lost) from exc
 
-    def _wrap(
-        self, sql: DirectSQL, params: Mapping[str, Any] | tuple[Any, ...], exc: Any, *, lost: bool
-    ) -> BaseException:
+    def _wrap(self, sql: DirectSQL, params: _Params, exc: Any, *, lost: bool) -> BaseException:
         """``exc`` as SQLAlchemy would raise it: a :class:`DBAPIError`, parameters hidden."""
         wrapped: BaseException = sa_exc.DBAPIError.instance(
             sql.text,
@@ -365,9 +412,7 @@ class DirectWork:
                 return  # the failure that made us roll back is the one to raise
             raise self._wrap(DirectSQL(verb, verb, ()), {}, exc, lost=lost) from exc
 
-    def _run(
-        self, sql: DirectSQL, params: Mapping[str, Any] | tuple[Any, ...], *, every: bool | None
-    ) -> list[Any]:
+    def _run(self, sql: DirectSQL, params: _Params, *, every: bool | None) -> list[Any]:
         connection = self._connection
         cursor: Any = None
         try:
@@ -386,7 +431,7 @@ def _send(
     engine: Engine,
     cursor: Any,
     sql: DirectSQL,
-    params: Mapping[str, Any] | tuple[Any, ...],
+    params: _Params,
     *,
     every: bool | None,
 ) -> list[Any]:
@@ -397,7 +442,7 @@ def _send(
     """
     for callback in _observers.get(engine, ()):
         callback(sql.verb)
-    cursor.execute(sql.text, params)
+    cursor.execute(sql.query, params)
     if every is None:
         return []
     if every:
@@ -413,3 +458,35 @@ def _invalidated(dialect: Any, fairy: Any, exc: Any, connection: Any, cursor: An
     if lost:
         fairy.invalidate(exc)
     return lost
+
+
+def _release(fairy: Any, connection: Any, idle: Callable[[Any], bool], error: type[Any]) -> None:
+    """Return ``fairy`` to its pool: without the reset's ``rollback()`` when nothing is open.
+
+    The pool rolls back every connection returned to it; one the driver says
+    has no transaction open (``connection``, ``None`` if never reached) has
+    nothing to roll back, so it is returned as reset (the pool's ``reset``
+    event still runs). Any other goes back the ordinary way, rolled back.
+    """
+    try:
+        reset = connection is not None and fairy.dbapi_connection is connection and idle(connection)
+    except error:  # the driver cannot tell (a closed connection): the ordinary way
+        reset = False
+    if reset:
+        fairy._close_special(transaction_reset=True)  # noqa: SLF001 - SQLAlchemy's own return
+    else:
+        fairy.close()
+
+
+def _psycopg_idle(connection: Any) -> bool:
+    """Whether a psycopg connection is idle: connected, no transaction open, nothing running."""
+    return bool(connection.pgconn.transaction_status == _PQ_IDLE)
+
+
+def _sqlite3_idle(connection: Any) -> bool:
+    """Whether a ``sqlite3`` connection has no transaction open."""
+    return not connection.in_transaction
+
+
+#: psycopg's ``pq.TransactionStatus.IDLE``: connected, not in a transaction block.
+_PQ_IDLE: Final = 0

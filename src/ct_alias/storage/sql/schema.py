@@ -31,7 +31,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from attrs import frozen
 from sqlalchemy import (
@@ -142,7 +142,7 @@ class JSONText(TypeDecorator[Mapping[str, Any]]):
         del dialect
         if value is None:
             return None
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_plain)
+        return _ENCODER.encode(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Mapping[str, Any] | None:
         """Parse the stored JSON text."""
@@ -158,6 +158,10 @@ def _plain(value: object) -> object:
     if isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"a timeline entry's data must be JSON-compatible, not {type(value).__name__}")
+
+
+#: Compact JSON, non-ASCII text kept as is (one encoder: it keeps no state between calls).
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_plain)
 
 
 def _hex_key() -> TypeEngine[str]:
