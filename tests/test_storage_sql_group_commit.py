@@ -404,3 +404,24 @@ def test_masks_waiting_together_commit_together(tmp_path: Path) -> None:
         assert writes.count("SAVEPOINT") == writes.count("RELEASE") == 2
         for name, address in masked.items():
             assert tracker.unmask(address).real_address == f"{name}@example.com"
+
+
+def test_recordings_through_sqlalchemy_are_grouped_too(tmp_path: Path) -> None:
+    # a host's statement listener sends the recording through SQLAlchemy: grouped the same way
+    with SQLStorage(f"sqlite:///{tmp_path / 'watched.db'}") as store:
+        store.upgrade()
+        condition = watched(store._transactions, direct=False)  # noqa: SLF001
+        hold, entered = threading.Event(), threading.Event()
+        writers = Writers(store)
+        with Statements(store) as seen:
+            writers.start("first", _made("m0", hold=hold, entered=entered))
+            assert entered.wait(WAIT)
+            for name in ("b", "c"):
+                writers.start(name, _made(name))
+                assert condition.waits.acquire(timeout=WAIT)
+            hold.set()
+            writers.join()
+        assert writers.errors == {}
+        assert seen.count("BEGIN") == 2  # the first alone, then b and c together
+        assert seen.count("SAVEPOINT") == 2
+        assert [e.dedup_key for e in store.entries("order-1", store="shop")] == ["m0", "b", "c"]

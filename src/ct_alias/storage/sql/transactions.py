@@ -216,10 +216,12 @@ class Transactions:
         in its own thread, as without ``group``; when the group's
         transaction itself fails (nothing of it is written), every unit is
         run again by itself. A unit may thus run in another caller's thread.
+        SQLite's ``fallback`` (while someone watches statements) is grouped
+        the same way, through SQLAlchemy.
         """
         direct = self.direct
         if self.dialect != "sqlite" or not direct.usable():
-            return self.run(operation, fallback, write=True, retry_lost=retry_lost)
+            return self.run(operation, fallback, write=True, retry_lost=retry_lost, group=group)
         guard = self._write_guard
 
         def once(progress: _Progress) -> T:
