@@ -9,6 +9,7 @@ hidden; values are converted (or refused) as their column types say.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -21,6 +22,7 @@ from ct_alias.aliases import Alias
 from ct_alias.errors import StorageError
 from ct_alias.storage import Tombstone
 from ct_alias.storage.sql import SQLStorage, direct
+from ct_alias.storage.sql.engine import ClosedByServer
 from ct_alias.storage.sql.statements import alias_values
 from ct_alias.testing import T0, RoundTrips, make_alias, make_entry
 
@@ -322,3 +324,56 @@ def test_direct_statements_return_their_connection_without_a_rollback(
         assert connection.info.transaction_status == 0  # rolled back: idle in the pool
     finally:
         sa.event.remove(store.engine.pool, "reset", reset)
+
+
+def test_a_direct_statement_meets_a_closed_connection_once_then_checks(
+    postgresql: Target, store: SQLStorage
+) -> None:
+    alias = make_alias()
+    _mask(store, alias, 1)
+    fairies = [store.engine.raw_connection() for _ in range(3)]  # three pooled sessions
+    killer = Killer(postgresql)
+    try:
+        for fairy in fairies:
+            killer.kill(killer.pid(fairy.dbapi_connection))
+    finally:
+        killer.close()
+        for fairy in fairies:
+            fairy.close()
+    sent: list[str] = []
+    direct.observe(store.engine, sent.append)
+    try:
+        # The first attempt takes a pooled connection unchecked (no poll(), which lets other
+        # threads in), meets the closed session and is discarded; the second is checked.
+        assert store.get(alias.key) == alias
+        assert sent == ["SELECT", "SELECT"]
+        again = make_alias()
+        assert _mask(store, again, 1) == (again, True)
+        assert sent[2:] == ["WITH", "WITH"]
+    finally:
+        direct.unobserve(store.engine, sent.append)
+    assert len(store.entries(again.conversation, store=again.store)) == 2
+
+
+def test_the_closed_by_server_check_is_skipped_once_and_only_when_asked() -> None:
+    mine, theirs = socket.socketpair()
+    theirs.close()  # the server's end gone: readable (end of file)
+
+    class Driver:
+        def fileno(self) -> int:
+            return mine.fileno()
+
+    check = ClosedByServer()
+    try:
+        with pytest.raises(sa.exc.DisconnectionError):
+            check(Driver(), None, None)
+        check.skip(once=True)
+        check(Driver(), None, None)  # skipped: the checkout asked for
+        with pytest.raises(sa.exc.DisconnectionError):
+            check(Driver(), None, None)  # a checkout nested in it, or the next, is checked
+        check.skip(once=True)
+        check.skip(once=False)
+        with pytest.raises(sa.exc.DisconnectionError):
+            check(Driver(), None, None)
+    finally:
+        mine.close()

@@ -11,7 +11,10 @@ hand a :class:`SQLStorage` to the tracker::
 The constructor does no I/O; connections are opened on first use, from a
 pool without pre-ping: on PostgreSQL and MariaDB/MySQL they stay in
 autocommit mode, a connection the server closed is replaced at checkout
-without a round trip, and a call that meets a lost connection is run again
+without a round trip (the direct path's reads and one-statement masks skip
+that check on their first attempt: they are sent again on a checked
+connection if the first meets a closed one), and a call that meets a lost
+connection is run again
 when that is safe (a read, an idempotent write, or a transaction whose
 ``COMMIT`` was never sent). On PostgreSQL a mask is one statement in the
 common case. Every driver error surfaces as

@@ -5,11 +5,15 @@ for a one-row statement (compiled-cache lookup, execution context, result
 metadata built from ``cursor.description``, a row object). :class:`Direct`
 sends the same statement, compiled once (:class:`DirectSQL`: its text and its
 columns' parameter conversions), on the driver connection of a pooled
-connection checked out from the engine's pool: the pool's checkout events
-(the store's "closed by the server" check), ``pool_recycle`` and invalidation
-all apply; psycopg prepares it on the server as it prepares any statement run
-often (its ``prepare_threshold``: set it to ``None`` behind PgBouncer's
-transaction pooling, and nothing is prepared here either).
+connection checked out from the engine's pool: the pool's checkout events,
+``pool_recycle`` and invalidation all apply (the store's own "closed by the
+server" check only from a second attempt: every statement sent here runs again
+after a lost connection, so a connection the server closed costs the first
+attempt, which fails before anything ran, instead of a ``poll()`` at every
+checkout, which lets other threads in); psycopg prepares it on the server as
+it prepares any statement run often (its ``prepare_threshold``: set it to
+``None`` behind PgBouncer's transaction pooling, and nothing is prepared here
+either).
 Each pooled connection keeps one psycopg cursor per statement (in its pool
 record's ``info``, which the pool empties whenever it replaces the driver
 connection), so psycopg's adaptation of the statement's parameters and row is
@@ -51,8 +55,11 @@ from typing import Any, Final, TypeAlias, cast
 from attrs import Factory, field, frozen
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.pool import base as pool_base
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+
+from .engine import closed_by_server
 
 __all__ = ["Direct", "DirectSQL", "DirectWork", "observe", "unobserve"]
 
@@ -199,6 +206,8 @@ class Direct:
             self._dbapi_error = dialect.loaded_dbapi.Error
         #: Whether a driver connection has no transaction open (then nothing to roll back).
         self._idle: Callable[[Any], bool] = _psycopg_idle if self.writes else _sqlite3_idle
+        #: The pool's closed-by-server check (engines made by :func:`.engine.create_engine`).
+        self._check = closed_by_server(engine)
 
     def compile(
         self, statement: ClauseElement, column_keys: Sequence[str] | None = None
@@ -255,25 +264,35 @@ class Direct:
         watchers = len(dispatch.before_cursor_execute) + len(dispatch.after_cursor_execute)
         return not watchers or watchers <= len(_observers.get(engine, ()))
 
-    def fetch_one(self, sql: DirectSQL, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    def fetch_one(
+        self, sql: DirectSQL, values: Mapping[str, Any], *, checked: bool = True
+    ) -> tuple[Any, ...] | None:
         """Run ``sql`` once and return its first row (datetimes in UTC), or ``None``.
+
+        With ``checked`` false, the connection is taken from the pool without
+        its closed-by-server check (:class:`~.engine.ClosedByServer`): for a
+        first attempt that is run again on a lost connection.
 
         Raises:
             sqlalchemy.exc.DBAPIError: the driver failed (``connection_invalidated``
                 when the connection was lost: it is then discarded, not pooled).
             sqlalchemy.exc.StatementError: a value its column type refuses.
         """
-        rows = self._execute(sql, values, every=False)
+        rows = self._execute(sql, values, every=False, checked=checked)
         return sql.row(rows[0]) if rows else None
 
-    def fetch_all(self, sql: DirectSQL, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def fetch_all(
+        self, sql: DirectSQL, values: Mapping[str, Any], *, checked: bool = True
+    ) -> list[tuple[Any, ...]]:
         """Run the read ``sql`` once and return its rows (as :meth:`fetch_one` returns one)."""
-        return [sql.row(raw) for raw in self._execute(sql, values, every=True)]
+        return [sql.row(raw) for raw in self._execute(sql, values, every=True, checked=checked)]
 
-    def _execute(self, sql: DirectSQL, values: Mapping[str, Any], *, every: bool) -> list[Any]:
+    def _execute(
+        self, sql: DirectSQL, values: Mapping[str, Any], *, every: bool, checked: bool
+    ) -> list[Any]:
         """The first row of ``sql`` (in a list, or none), or every row, as the driver gives them."""
         params = sql.parameters(values)
-        fairy = self._checkout(sql, params)
+        fairy = self._checkout(sql, params, checked=checked)
         connection: Any = None
         try:
             connection = fairy.dbapi_connection
@@ -328,13 +347,22 @@ class Direct:
         finally:
             _release(fairy, fairy.dbapi_connection, self._idle, self._dbapi_error)
 
-    def _checkout(self, sql: DirectSQL, params: _Params) -> Any:
-        """A pooled connection, for ``sql``; a failure to connect wrapped as SQLAlchemy wraps it."""
+    def _checkout(self, sql: DirectSQL, params: _Params, *, checked: bool = True) -> Any:
+        """A pooled connection, for ``sql``; a failure to connect wrapped as SQLAlchemy wraps it.
+
+        Unless ``checked``, without the pool's closed-by-server check.
+        """
+        check = None if checked else self._check
+        if check is not None:
+            check.skip(once=True)
         try:
             return self._engine.raw_connection()
         except self._dbapi_error as exc:
             lost = bool(self._dialect.is_disconnect(exc, None, None))
             raise self._wrap(sql, params, exc, lost=lost) from exc
+        finally:
+            if check is not None:
+                check.skip(once=False)
 
     def _wrap(self, sql: DirectSQL, params: _Params, exc: Any, *, lost: bool) -> BaseException:
         """``exc`` as SQLAlchemy would raise it: a :class:`DBAPIError`, parameters hidden."""
@@ -472,10 +500,17 @@ def _release(fairy: Any, connection: Any, idle: Callable[[Any], bool], error: ty
         reset = connection is not None and fairy.dbapi_connection is connection and idle(connection)
     except error:  # the driver cannot tell (a closed connection): the ordinary way
         reset = False
-    if reset:
-        fairy._close_special(transaction_reset=True)  # noqa: SLF001 - SQLAlchemy's own return
+    if reset and _CHECKIN_RESET is not None:
+        _CHECKIN_RESET(fairy, transaction_reset=True)
     else:
         fairy.close()
+
+
+#: SQLAlchemy's own return of a connection whose transaction was already ended (what its
+#: ``Connection`` calls). Private: a release without it returns connections the ordinary way.
+_CHECKIN_RESET: Final[Callable[..., None] | None] = getattr(
+    getattr(pool_base, "_ConnectionFairy", None), "_close_special", None
+)
 
 
 def _psycopg_idle(connection: Any) -> bool:

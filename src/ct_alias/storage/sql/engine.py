@@ -6,7 +6,8 @@ life: a read or a single-statement write is one round trip, with no isolation
 switched at checkout, and a unit of work that needs a transaction sends its own
 ``BEGIN`` and ``COMMIT`` (see :mod:`.transactions`). There is no pre-ping: a
 pooled connection whose socket the server has closed is replaced at checkout
-without a round trip, connections are recycled after :data:`POOL_RECYCLE_SECONDS`,
+without a round trip (:class:`ClosedByServer`; the direct path's first attempt
+skips it), connections are recycled after :data:`POOL_RECYCLE_SECONDS`,
 and a failure on a connection lost anyway is retried where that is safe.
 MariaDB/MySQL run ``READ COMMITTED`` in ``utf8mb4``; SQLite files wait 30 s for
 the write lock and use WAL, and SQLite in memory is one database shared by
@@ -16,6 +17,7 @@ every thread. Nothing here opens a connection.
 from __future__ import annotations
 
 import select
+import threading
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -32,6 +34,8 @@ from ...vocabulary import MYSQL_DIALECTS
 __all__ = [
     "POOL_RECYCLE_SECONDS",
     "SQLITE_BUSY_SECONDS",
+    "ClosedByServer",
+    "closed_by_server",
     "create_engine",
     "is_memory",
     "transaction_isolation",
@@ -100,7 +104,7 @@ def create_engine(url: str | URL, options: Mapping[str, Any]) -> Engine:
         if not is_memory(parsed):
             event.listen(engine, "connect", _sqlite_wal)
     else:
-        event.listen(engine, "checkout", _closed_by_server)
+        event.listen(engine, "checkout", ClosedByServer())
     return engine
 
 
@@ -148,6 +152,41 @@ def _isolation(level: object) -> str | None:
             " (the storage's connections are in autocommit mode already)"
         )
     return level.upper()
+
+
+class ClosedByServer:
+    """The checkout listener of :func:`_closed_by_server`, which a thread may skip once.
+
+    The check is a ``poll()`` system call, which lets go of the interpreter's
+    lock: with many threads busy, each checkout becomes a switch to another
+    thread. The direct path (:mod:`.direct`) sends only statements that run
+    again after a lost connection, so its first attempt skips the check (a
+    connection the server closed then fails before anything ran, and is
+    discarded) and its later attempts are checked.
+    """
+
+    def __init__(self) -> None:
+        self._skipping = threading.local()
+
+    def __call__(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        """Check a connection being checked out (unless this thread skips this checkout)."""
+        skipping = self._skipping
+        if getattr(skipping, "once", False):
+            skipping.once = False  # only the checkout asked for, not one nested in it
+            return
+        _closed_by_server(dbapi_connection, record, proxy)
+
+    def skip(self, *, once: bool) -> None:
+        """Skip (``True``) the next check in this thread, or no longer (``False``)."""
+        self._skipping.once = once
+
+
+def closed_by_server(engine: Engine) -> ClosedByServer | None:
+    """The :class:`ClosedByServer` listener of an engine made by :func:`create_engine`, if any."""
+    for listener in engine.pool.dispatch.checkout:
+        if isinstance(listener, ClosedByServer):
+            return listener
+    return None
 
 
 def _closed_by_server(dbapi_connection: Any, record: Any, proxy: Any) -> None:

@@ -181,11 +181,14 @@ class Transactions:
         if sql is None or not direct.usable() or (write and not direct.writes):
             return self.run(operation, work, write=write, retry_lost=True, single=write)
         guard = self._write_guard if write else self._read_guard
+        attempts = 0
 
         def once(progress: _Progress) -> Sequence[Any] | None:
             del progress
-            with guard:
-                return direct.fetch_one(sql, params)
+            nonlocal attempts
+            attempts += 1
+            with guard:  # run again on a lost connection: the first attempt is not checked
+                return direct.fetch_one(sql, params, checked=attempts > 1)
 
         return self._retrying(operation, once, retry_lost=True, transaction=False)
 
@@ -286,11 +289,14 @@ class Transactions:
         if sql is None or not direct.usable():
             return self.run(operation, work, write=False, retry_lost=True)
         guard = self._read_guard
+        attempts = 0
 
         def once(progress: _Progress) -> list[T]:
             del progress
-            with guard:
-                rows = direct.fetch_all(sql, params)
+            nonlocal attempts
+            attempts += 1
+            with guard:  # as fetch_one: the first attempt is not checked
+                rows = direct.fetch_all(sql, params, checked=attempts > 1)
             return [make(row) for row in rows]
 
         return self._retrying(operation, once, retry_lost=True, transaction=False)
