@@ -21,12 +21,16 @@ from typing import Any
 
 import pytest
 
+from ct_alias import Policy, Tracker
 from ct_alias.aliases import Alias
+from ct_alias.errors import StorageError
 from ct_alias.storage.sql import SQLStorage, direct
 from ct_alias.storage.sql.direct import DirectSQL, DirectWork
 from ct_alias.storage.sql.transactions import Transactions
 from ct_alias.testing import make_alias, make_entry
 from ct_alias.timeline import EntryKind, TimelineEntry
+
+from .sql_statements import Statements
 
 WAIT = 30  # seconds: a safety net for a broken test, never reached when it works
 
@@ -43,9 +47,11 @@ class CountedCondition(threading.Condition):
         return super().wait(timeout)
 
 
-def watched(transactions: Transactions) -> CountedCondition:
+def watched(transactions: Transactions, *, direct: bool = True) -> CountedCondition:
+    """Count who waits for a group: of the writes sent directly, or of those through SQLAlchemy."""
     condition = CountedCondition()
-    transactions._group = condition  # noqa: SLF001 - the tests watch who waits for a group
+    group = transactions._direct_group if direct else transactions._connection_group  # noqa: SLF001
+    group.condition = condition
     return condition
 
 
@@ -275,3 +281,147 @@ def test_a_unit_that_may_not_run_twice_is_never_grouped(tmp_path: Path) -> None:
             transactions.write_direct(
                 "testing", lambda conn: None, lambda conn: None, retry_lost=False, group=True
             )
+
+
+# -- writes through SQLAlchemy (a mask's transaction): the same group commit ----------------------
+
+_INSERT_TEXT = "INSERT INTO items (name) VALUES (?)"
+
+
+def _items(tmp_path: Path) -> tuple[SQLStorage, Transactions]:
+    storage = SQLStorage(f"sqlite:///{tmp_path / 'items.db'}")
+    storage.upgrade()
+    with storage.engine.begin() as conn:
+        conn.exec_driver_sql(_CREATE)
+    return storage, Transactions(storage.engine)
+
+
+def test_sqlalchemy_writes_waiting_together_commit_together_and_a_failing_one_loses_none(
+    tmp_path: Path,
+) -> None:
+    storage, transactions = _items(tmp_path)
+    with storage:
+        condition = watched(transactions, direct=False)
+        hold, entered = threading.Event(), threading.Event()
+        results: dict[str, Any] = {}
+        errors: dict[str, BaseException] = {}
+
+        def unit(name: str, *, row: str | None = None) -> Callable[[Any], str]:
+            def work(conn: Any) -> str:
+                if name == "first":
+                    entered.set()
+                    assert hold.wait(WAIT)
+                conn.exec_driver_sql(_INSERT_TEXT, (row or name,))
+                return name
+
+            return work
+
+        def call(name: str, work: Callable[[Any], str]) -> threading.Thread:
+            def run() -> None:
+                try:
+                    results[name] = transactions.run(
+                        "testing", work, write=True, retry_lost=True, group=True
+                    )
+                except BaseException as exc:  # reported by the test
+                    errors[name] = exc
+
+            thread = threading.Thread(target=run)
+            thread.start()
+            return thread
+
+        with Statements(storage) as seen:
+            threads = [call("first", unit("first"))]
+            assert entered.wait(WAIT)
+            for name, row in (("b", None), ("c", "first"), ("d", None)):  # c: a taken key
+                threads.append(call(name, unit(name, row=row)))
+                assert condition.waits.acquire(timeout=WAIT)
+            hold.set()
+            for thread in threads:
+                thread.join(WAIT)
+        assert results == {"first": "first", "b": "b", "d": "d"}
+        assert isinstance(errors.pop("c"), StorageError)  # raised in its own caller
+        assert errors == {}
+        group = ["SAVEPOINT", "INSERT", "RELEASE"]
+        failed = ["SAVEPOINT", "INSERT", "ROLLBACK", "RELEASE"]
+        # the first alone; b, c and d in one transaction; c again, by itself
+        assert seen == [
+            "BEGIN",
+            "INSERT",
+            "BEGIN",
+            *group,
+            *failed,
+            *group,
+            "BEGIN",
+            "INSERT",
+        ]
+        with storage.engine.connect() as conn:
+            names = conn.exec_driver_sql("SELECT name FROM items ORDER BY name").scalars().all()
+        assert names == ["b", "d", "first"]
+
+
+def test_masks_waiting_together_commit_together(tmp_path: Path) -> None:
+    with SQLStorage(f"sqlite:///{tmp_path / 'masks.db'}") as store:
+        store.upgrade()
+        tracker = Tracker(
+            storage=store,
+            keys=[
+                "pq-hi3K_bA1VUPr9Y4T48XB5zYYV39gOOoiT5ixPtjQ"
+            ],  # secrets.token_urlsafe(32), for this test
+            index_key="MIFn91umwESY8ERJ2gGqY2HPhBRAXrFk40YiftFU7JI",
+            default_policy=Policy(domain="ct.example.com"),
+        )
+        condition = watched(store._transactions, direct=False)  # noqa: SLF001
+        hold, entered = threading.Event(), threading.Event()
+
+        def held(conn: Any) -> None:
+            del conn
+            entered.set()
+            assert hold.wait(WAIT)
+
+        first = threading.Thread(
+            target=store._transactions.run,  # noqa: SLF001
+            args=("holding the lock", held),
+            kwargs={"write": True, "retry_lost": True, "group": True},
+        )
+        masked: dict[str, str] = {}
+
+        def mask(name: str) -> None:
+            masked[name] = tracker.mask(f"{name}@example.com", conversation="order-1").address
+
+        with Statements(store) as seen:
+            first.start()
+            assert entered.wait(WAIT)
+            threads = [threading.Thread(target=mask, args=(name,)) for name in ("ana", "bia")]
+            for thread in threads:
+                thread.start()
+                assert condition.waits.acquire(timeout=WAIT)
+            hold.set()
+            for thread in [first, *threads]:
+                thread.join(WAIT)
+        assert sorted(masked) == ["ana", "bia"]
+        writes = seen[seen.index("BEGIN", 1) :]  # after the first's transaction
+        assert writes.count("BEGIN") == 1  # both masks in one transaction, one commit
+        assert writes.count("SAVEPOINT") == writes.count("RELEASE") == 2
+        for name, address in masked.items():
+            assert tracker.unmask(address).real_address == f"{name}@example.com"
+
+
+def test_recordings_through_sqlalchemy_are_grouped_too(tmp_path: Path) -> None:
+    # a host's statement listener sends the recording through SQLAlchemy: grouped the same way
+    with SQLStorage(f"sqlite:///{tmp_path / 'watched.db'}") as store:
+        store.upgrade()
+        condition = watched(store._transactions, direct=False)  # noqa: SLF001
+        hold, entered = threading.Event(), threading.Event()
+        writers = Writers(store)
+        with Statements(store) as seen:
+            writers.start("first", _made("m0", hold=hold, entered=entered))
+            assert entered.wait(WAIT)
+            for name in ("b", "c"):
+                writers.start(name, _made(name))
+                assert condition.waits.acquire(timeout=WAIT)
+            hold.set()
+            writers.join()
+        assert writers.errors == {}
+        assert seen.count("BEGIN") == 2  # the first alone, then b and c together
+        assert seen.count("SAVEPOINT") == 2
+        assert [e.dedup_key for e in store.entries("order-1", store="shop")] == ["m0", "b", "c"]

@@ -414,6 +414,10 @@ class DirectWork:
         """Run ``sql``, which has no parameters and returns nothing."""
         self._run(sql, {}, every=None)
 
+    def send_text(self, text: str) -> None:
+        """Run the statement ``text``, which has no parameters and returns nothing."""
+        self._run(DirectSQL(text, text.split(None, 1)[0].upper(), ()), {}, every=None)
+
     def in_transaction(self) -> bool:
         """Whether the transaction is still open (SQLite ends it by itself on some errors)."""
         return bool(self._connection.in_transaction)

@@ -296,7 +296,8 @@ class SQLStorage:
                 conn, candidate, values, now=now, entries=entries, look_first=look_first
             )
 
-        return self._run(operation, work, write=True, retry_lost=True)
+        # Masks waiting for SQLite's write lock together commit together (group commit).
+        return self._run(operation, work, write=True, retry_lost=True, group=True)
 
     def _get_or_create(
         self,
@@ -658,6 +659,7 @@ class SQLStorage:
         begin: bool = True,
         single: bool = False,
         creates: bool = False,
+        group: bool = False,
     ) -> T:
         """Run ``work`` (see :meth:`Transactions.run`).
 
@@ -667,7 +669,13 @@ class SQLStorage:
         if not creates:
             self._check_file(operation)
         return self._transactions.run(
-            operation, work, write=write, retry_lost=retry_lost, begin=begin, single=single
+            operation,
+            work,
+            write=write,
+            retry_lost=retry_lost,
+            begin=begin,
+            single=single,
+            group=group,
         )
 
     def _check_file(self, operation: str) -> None:

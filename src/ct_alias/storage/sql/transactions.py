@@ -78,11 +78,10 @@ class Transactions:
         self._begin = "BEGIN"
         # Work that manages its own transactions (schema upgrades) gets ordinary ones.
         self._owner: Engine = engine
-        # Group commit (SQLite): the units of work waiting to be written, and whether a
-        # thread is writing a group now (the others wait for it, then one leads the next).
-        self._group = threading.Condition()
-        self._waiting: list[_Grouped[Any]] = []
-        self._leading = False
+        # Group commit (SQLite): units of work waiting for the write lock together are
+        # committed together, those sent directly and those through SQLAlchemy apart.
+        self._direct_group: _Group[DirectWork] = _Group(self._commit_direct)
+        self._connection_group: _Group[Connection] = _Group(self._commit_connection)
         if self.dialect == "sqlite":
             self._write_guard = threading.Lock()
             if is_memory(engine.url):
@@ -114,6 +113,7 @@ class Transactions:
         retry_lost: bool,
         begin: bool = True,
         single: bool = False,
+        group: bool = False,
     ) -> T:
         """Run ``work`` on a pooled connection, in a transaction when it writes.
 
@@ -134,6 +134,9 @@ class Transactions:
             single: the work is one statement that needs no transaction around
                 it: on PostgreSQL and MariaDB/MySQL it then commits by itself
                 (one round trip); elsewhere it runs in a transaction as usual.
+            group: on SQLite, a write that may join a group commit (see
+                :meth:`write_direct`); it must be work that may run again
+                (``retry_lost``).
         """
         transaction = write and begin
         if not write:
@@ -147,7 +150,14 @@ class Transactions:
         def once(progress: _Progress) -> T:
             return self._once(engine, guard, work, transaction=transaction, progress=progress)
 
-        return self._retrying(operation, once, retry_lost=retry_lost, transaction=transaction)
+        def alone() -> T:
+            return self._retrying(operation, once, retry_lost=retry_lost, transaction=transaction)
+
+        if group and write and begin and self.dialect == "sqlite":
+            if not retry_lost:
+                raise ValueError("only work that may run again is committed in a group")
+            return self._connection_group.run(work, alone)
+        return alone()
 
     def fetch_one(
         self,
@@ -209,10 +219,12 @@ class Transactions:
         in its own thread, as without ``group``; when the group's
         transaction itself fails (nothing of it is written), every unit is
         run again by itself. A unit may thus run in another caller's thread.
+        SQLite's ``fallback`` (while someone watches statements) is grouped
+        the same way, through SQLAlchemy.
         """
         direct = self.direct
         if self.dialect != "sqlite" or not direct.usable():
-            return self.run(operation, fallback, write=True, retry_lost=retry_lost)
+            return self.run(operation, fallback, write=True, retry_lost=retry_lost, group=group)
         guard = self._write_guard
 
         def once(progress: _Progress) -> T:
@@ -222,78 +234,42 @@ class Transactions:
             with guard, direct.transaction("BEGIN IMMEDIATE", committing) as conn:
                 return work(conn)
 
+        def alone() -> T:
+            return self._retrying(operation, once, retry_lost=retry_lost, transaction=True)
+
         if group:
             if not retry_lost:
                 raise ValueError("only work that may run again is committed in a group")
-            grouped = self._grouped(operation, work, once)
-            if grouped.state is _State.COMMITTED:
-                return cast(T, grouped.result)
-        return self._retrying(operation, once, retry_lost=retry_lost, transaction=True)
+            return self._direct_group.run(work, alone)
+        return alone()
 
-    def _grouped(
-        self, operation: str, work: Callable[[DirectWork], T], once: Callable[[_Progress], T]
-    ) -> _Grouped[T]:
-        """``work`` queued for a group commit, then committed, or left to run by itself.
-
-        The caller that finds no thread writing a group leads: it takes every
-        unit waiting (its own among them) and commits them; the others wait
-        until their unit is committed or given back, or until they may lead.
-        """
-        item: _Grouped[T] = _Grouped(work)
-        with self._group:
-            self._waiting.append(item)
-            while item.state is _State.WAITING and self._leading:
-                self._group.wait()
-            if item.state is not _State.WAITING:
-                return item
-            self._leading = True
-            batch, self._waiting = self._waiting, []
-        try:
-            if len(batch) == 1:  # nobody to share the commit with: the ordinary transaction
-                item.result = self._retrying(operation, once, retry_lost=True, transaction=True)
-                item.state = _State.COMMITTED
-            else:
-                self._commit_group(batch)
-        finally:
-            with self._group:
-                for waiting in batch:
-                    if waiting.state is _State.WAITING:  # the leader was interrupted
-                        waiting.state = _State.ALONE
-                self._leading = False
-                self._group.notify_all()
-        return item
-
-    def _commit_group(self, batch: Sequence[_Grouped[Any]]) -> None:
-        """Run ``batch`` in one transaction, each unit in a savepoint; mark what became of each.
-
-        Units committed are marked :attr:`_State.COMMITTED` after the commit;
-        a unit that failed, or every unit when the transaction failed, is
-        marked :attr:`_State.ALONE` (its caller runs it again by itself).
-        """
-        done: list[tuple[_Grouped[Any], Any]] = []
+    def _commit_direct(self, batch: Sequence[_Grouped[DirectWork, Any]]) -> None:
+        """Commit a group of units sent directly (see :meth:`_Group.run`)."""
         try:
             with self._write_guard, self.direct.transaction("BEGIN IMMEDIATE", _no_op) as conn:
-                for item in batch:
-                    conn.send(_SAVEPOINT)
-                    try:
-                        result = item.work(conn)
-                    except Exception:  # noqa: BLE001 - its caller runs it again, and sees why
-                        conn.send(_ROLL_BACK_TO)
-                        conn.send(_RELEASE)
-                        if not conn.in_transaction():  # SQLite rolled it all back: start over
-                            raise _GroupLost from None
-                        item.state = _State.ALONE
-                    else:
-                        conn.send(_RELEASE)
-                        done.append((item, result))
+                done = _in_savepoints(batch, conn, conn.send_text, conn.in_transaction)
         except (sa_exc.SQLAlchemyError, _GroupLost):
-            # nothing of the transaction was written: each unit runs again by itself
-            for item in batch:
-                item.state = _State.ALONE
+            _alone(batch)  # nothing of the transaction was written
             return
-        for item, result in done:
-            item.result = result
-            item.state = _State.COMMITTED
+        _committed(done)
+
+    def _commit_connection(self, batch: Sequence[_Grouped[Connection, Any]]) -> None:
+        """Commit a group of units run through SQLAlchemy (see :meth:`_Group.run`)."""
+
+        def send(text: str) -> None:
+            connection.exec_driver_sql(text)
+
+        def in_transaction() -> bool:
+            return bool(getattr(connection.connection.dbapi_connection, "in_transaction", False))
+
+        try:
+            with self._write_guard, self._writer.connect() as connection, connection.begin():
+                self.begin_writing(connection)
+                done = _in_savepoints(batch, connection, send, in_transaction)
+        except (sa_exc.SQLAlchemyError, _GroupLost):
+            _alone(batch)  # nothing of the transaction was written
+            return
+        _committed(done)
 
     def fetch_all(
         self,
@@ -430,15 +406,115 @@ class _State(enum.Enum):
     ALONE = enum.auto()  # not written: its caller runs it by itself
 
 
-class _Grouped(Generic[T]):
+C = TypeVar("C")
+
+
+class _Grouped(Generic[C, T]):
     """One caller's unit of work in a group commit, and what became of it."""
 
     __slots__ = ("result", "state", "work")
 
-    def __init__(self, work: Callable[[DirectWork], T]) -> None:
+    def __init__(self, work: Callable[[C], T]) -> None:
         self.work = work
         self.state = _State.WAITING
         self.result: T | None = None
+
+
+class _Group(Generic[C]):
+    """Units of work on connections of type ``C`` committed together (SQLite group commit).
+
+    Args:
+        commit: writes a group of units in one transaction, each in a
+            savepoint, and marks what became of each.
+    """
+
+    def __init__(self, commit: Callable[[Sequence[_Grouped[C, Any]]], None]) -> None:
+        self._commit = commit
+        self.condition = threading.Condition()
+        self._waiting: list[_Grouped[C, Any]] = []
+        self._leading = False
+
+    def run(self, work: Callable[[C], T], alone: Callable[[], T]) -> T:
+        """Run ``work`` in a group commit, or ``alone()`` (its own transaction, retried).
+
+        The caller that finds no thread writing a group leads: it takes every
+        unit waiting (its own among them) and commits them; the others wait
+        until their unit is committed or given back, or until they may lead.
+        A leader alone runs ``alone()``; a unit that failed in a group, or
+        whose group's transaction failed, is run by ``alone()`` in its own
+        caller's thread.
+        """
+        item: _Grouped[C, T] = _Grouped(work)
+        condition = self.condition
+        with condition:
+            self._waiting.append(item)
+            while item.state is _State.WAITING and self._leading:
+                condition.wait()
+            if item.state is _State.WAITING:
+                self._leading = True
+                batch, self._waiting = self._waiting, []
+            else:
+                batch = []
+        if batch:
+            try:
+                if len(batch) == 1:  # nobody to share the commit with: the ordinary transaction
+                    item.result = alone()
+                    item.state = _State.COMMITTED
+                else:
+                    self._commit(batch)
+            finally:
+                with condition:
+                    for waiting in batch:
+                        if waiting.state is _State.WAITING:  # the leader was interrupted
+                            waiting.state = _State.ALONE
+                    self._leading = False
+                    condition.notify_all()
+        if item.state is _State.COMMITTED:
+            return cast(T, item.result)
+        return alone()
+
+
+def _in_savepoints(
+    batch: Sequence[_Grouped[C, Any]],
+    conn: C,
+    send: Callable[[str], None],
+    in_transaction: Callable[[], bool],
+) -> list[tuple[_Grouped[C, Any], Any]]:
+    """Run each unit of ``batch`` on ``conn`` in a savepoint; the units done, with their results.
+
+    A unit that raises is rolled back to its savepoint and marked
+    :attr:`_State.ALONE` (its caller runs it again by itself, and sees why it
+    fails). When SQLite ended the whole transaction on that failure,
+    :class:`_GroupLost` is raised: nothing of it is written.
+    """
+    done: list[tuple[_Grouped[C, Any], Any]] = []
+    for item in batch:
+        send(_SAVEPOINT)
+        try:
+            result = item.work(conn)
+        except Exception:  # noqa: BLE001 - its caller runs it again, and sees why
+            send(_ROLL_BACK_TO)
+            send(_RELEASE)
+            if not in_transaction():
+                raise _GroupLost from None
+            item.state = _State.ALONE
+        else:
+            send(_RELEASE)
+            done.append((item, result))
+    return done
+
+
+def _alone(batch: Sequence[_Grouped[Any, Any]]) -> None:
+    """Give every unit of a group whose transaction failed back to its caller."""
+    for item in batch:
+        item.state = _State.ALONE
+
+
+def _committed(done: list[tuple[_Grouped[Any, Any], Any]]) -> None:
+    """Mark the units of a committed group as committed, with their results."""
+    for item, result in done:
+        item.result = result
+        item.state = _State.COMMITTED
 
 
 class _GroupLost(Exception):
@@ -449,9 +525,9 @@ def _no_op() -> None:
     """Nothing to note when a group's ``COMMIT`` is sent (a group is not retried as a whole)."""
 
 
-_SAVEPOINT: Final = DirectSQL("SAVEPOINT ct_alias_unit", "SAVEPOINT", ())
-_RELEASE: Final = DirectSQL("RELEASE SAVEPOINT ct_alias_unit", "RELEASE", ())
-_ROLL_BACK_TO: Final = DirectSQL("ROLLBACK TO SAVEPOINT ct_alias_unit", "ROLLBACK", ())
+_SAVEPOINT: Final = "SAVEPOINT ct_alias_unit"
+_RELEASE: Final = "RELEASE SAVEPOINT ct_alias_unit"
+_ROLL_BACK_TO: Final = "ROLLBACK TO SAVEPOINT ct_alias_unit"
 
 
 _DEFAULT_PORTS: Final = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}
