@@ -555,6 +555,17 @@ def test_record_context_escapes_what_json_escapes() -> None:
     )
 
 
+@pytest.mark.parametrize("char", [chr(c) for c in range(0x20)] + ["\\", '"', "\x7f", "~"])
+def test_record_context_of_ascii_parts_with_each_special_character(char: str) -> None:
+    """ASCII parts take the one-pass check: each character JSON escapes sends them to the
+    encoder, and the rest (DEL, ``~``) are written as they are, either way JSON's text."""
+    from ct_alias.crypto import context_from_parts
+
+    parts = ("s", f"order{char}1", "customer", "k", "real", "x@ct.example.com")
+    expected = json.dumps(["ct_alias.record.v2", *parts], ensure_ascii=False, separators=(",", ":"))
+    assert context_from_parts(parts) == expected
+
+
 def test_record_context_of_a_part_that_is_not_text_is_what_json_makes_of_it() -> None:
     """An untyped caller's non-text part goes to the encoder, as before, not to str.join."""
     from ct_alias.crypto import context_from_parts

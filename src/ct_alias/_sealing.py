@@ -129,10 +129,14 @@ class RecordSealer:
                 legacy_context=record.key + ":alias",
                 record=record.key + ":alias",
             )
-        name = record.key + ":real"  # format 1's context, and how errors name the field
+        key = record.key
+        name = key + ":real"  # format 1's context, and how errors name the field
         real = self._sealer.open(
             record.real_address,
-            context=_context(record, "real", address),
+            # _context(record, "real", address), inline: this runs for every record opened
+            context=context_from_parts(
+                (record.store, record.conversation, record.role._value_, key, "real", address)
+            ),
             allow_plaintext=plaintext,
             legacy_context=name,
             record=name,
