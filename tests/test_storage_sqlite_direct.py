@@ -141,7 +141,8 @@ def test_threads_read_directly_while_others_write(store: SQLStorage) -> None:
     assert len(store.aliases("order-1", store="shop")) == len(made)
 
 
-def test_direct_reads_return_their_connection_without_a_rollback(store: SQLStorage) -> None:
+def reads_returned_as_reset(store: SQLStorage) -> list[bool]:
+    """Two direct reads; for each connection returned, whether the pool was told it was reset."""
     states: list[bool] = []
 
     def reset(dbapi_connection: object, record: object, state: Any) -> None:
@@ -156,8 +157,12 @@ def test_direct_reads_return_their_connection_without_a_rollback(store: SQLStora
         assert store.aliases(alias.conversation, store=alias.store) == [alias]
     finally:
         event.remove(store.engine.pool, "reset", reset)
+    return states
+
+
+def test_direct_reads_return_their_connection_without_a_rollback(store: SQLStorage) -> None:
     # no transaction open after a read: nothing for the pool to roll back
-    assert states == [True, True]
+    assert reads_returned_as_reset(store) == [True, True]
 
 
 def test_without_sqlalchemys_reset_return_connections_are_rolled_back_as_usual(
@@ -166,21 +171,7 @@ def test_without_sqlalchemys_reset_return_connections_are_rolled_back_as_usual(
     # the return without a rollback uses a private SQLAlchemy method: when a release
     # lacks it, connections go back the ordinary way (rolled back), and nothing else changes
     monkeypatch.setattr(direct, "_CHECKIN_RESET", None)
-    states: list[bool] = []
-
-    def reset(dbapi_connection: object, record: object, state: Any) -> None:
-        del dbapi_connection, record
-        states.append(state.transaction_was_reset)
-
-    alias = make_alias()
-    store.get_or_create(alias, now=T0)
-    event.listen(store.engine.pool, "reset", reset)
-    try:
-        assert store.get(alias.key) == alias
-        assert store.aliases(alias.conversation, store=alias.store) == [alias]
-    finally:
-        event.remove(store.engine.pool, "reset", reset)
-    assert states == [False, False]
+    assert reads_returned_as_reset(store) == [False, False]
 
 
 def test_the_return_without_a_rollback_is_sqlalchemys_own() -> None:
