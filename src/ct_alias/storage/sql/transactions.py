@@ -181,14 +181,10 @@ class Transactions:
         if sql is None or not direct.usable() or (write and not direct.writes):
             return self.run(operation, work, write=write, retry_lost=True, single=write)
         guard = self._write_guard if write else self._read_guard
-        attempts = 0
 
         def once(progress: _Progress) -> Sequence[Any] | None:
-            del progress
-            nonlocal attempts
-            attempts += 1
             with guard:  # run again on a lost connection: the first attempt is not checked
-                return direct.fetch_one(sql, params, checked=attempts > 1)
+                return direct.fetch_one(sql, params, checked=progress.attempt > 1)
 
         return self._retrying(operation, once, retry_lost=True, transaction=False)
 
@@ -289,14 +285,10 @@ class Transactions:
         if sql is None or not direct.usable():
             return self.run(operation, work, write=False, retry_lost=True)
         guard = self._read_guard
-        attempts = 0
 
         def once(progress: _Progress) -> list[T]:
-            del progress
-            nonlocal attempts
-            attempts += 1
             with guard:  # as fetch_one: the first attempt is not checked
-                rows = direct.fetch_all(sql, params, checked=attempts > 1)
+                rows = direct.fetch_all(sql, params, checked=progress.attempt > 1)
             return [make(row) for row in rows]
 
         return self._retrying(operation, once, retry_lost=True, transaction=False)
@@ -312,7 +304,7 @@ class Transactions:
         """Run attempts of ``once`` under the retry rules of :meth:`run`."""
         attempt = 1
         while True:
-            progress = _Progress()
+            progress = _Progress(attempt)
             try:
                 return once(progress)
             except Contention:
@@ -393,9 +385,15 @@ def _roll_back(conn: Connection) -> None:
 
 
 class _Progress:
-    """How far an attempt got: whether its ``COMMIT`` may have reached the server."""
+    """How far an attempt got: whether its ``COMMIT`` may have reached the server.
+
+    Also which attempt it is (``attempt``, from 1).
+    """
 
     committing = False
+
+    def __init__(self, attempt: int) -> None:
+        self.attempt = attempt
 
 
 class _State(enum.Enum):
