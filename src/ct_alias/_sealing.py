@@ -16,16 +16,7 @@ from typing import Any
 from attrs import evolve, frozen
 
 from .aliases import Alias
-from .crypto import (
-    PREFIX,
-    PREFIX_V2,
-    AddressCipher,
-    Cleartext,
-    Sealer,
-    context_from_parts,
-    is_sealed,
-    record_context,
-)
+from .crypto import AddressCipher, Cleartext, Sealer, context_from_parts, is_sealed, record_context
 from .errors import ConfigurationError, CorruptRecord, UnknownAddressKey
 from .storage.base import Sealed, Storage
 from .timeline import EntryKind, TimelineEntry
@@ -33,9 +24,6 @@ from .timeline import EntryKind, TimelineEntry
 __all__ = ["RecordSealer", "Rotation"]
 
 logger = logging.getLogger(__name__)
-
-#: What every sealed value starts with (see :func:`~ct_alias.crypto.is_sealed`).
-_SEALED_PREFIXES = (PREFIX, PREFIX_V2)
 
 
 @frozen
@@ -115,10 +103,8 @@ class RecordSealer:
                 address = record.address
                 if is_sealed(address):
                     self._sealer.open(address, context="")  # raises: keys are missing
-            real = record.real_address
-            # is_sealed(real), its first half inline: no frame for a plaintext address
-            if real.startswith(_SEALED_PREFIXES) and is_sealed(real):
-                self._sealer.open(real, context="")  # raises: keys are missing
+            if is_sealed(record.real_address):
+                self._sealer.open(record.real_address, context="")  # raises: keys are missing
             return record if address == record.address else evolve(record, address=address)
         plaintext = migrating or self._allow_plaintext
         if address is None:
@@ -129,14 +115,10 @@ class RecordSealer:
                 legacy_context=record.key + ":alias",
                 record=record.key + ":alias",
             )
-        key = record.key
-        name = key + ":real"  # format 1's context, and how errors name the field
+        name = record.key + ":real"  # format 1's context, and how errors name the field
         real = self._sealer.open(
             record.real_address,
-            # _context(record, "real", address), inline: this runs for every record opened
-            context=context_from_parts(
-                (record.store, record.conversation, record.role._value_, key, "real", address)
-            ),
+            context=_context(record, "real", address),
             allow_plaintext=plaintext,
             legacy_context=name,
             record=name,

@@ -7,7 +7,6 @@ import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn
 
 from attrs import evolve
 
@@ -389,11 +388,7 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods, LifecycleMethods):
         canonical, expires_at = self._policies_at(now).expiry(alias)
         if now >= expires_at:
             raise ExpiredAlias(canonical, expires_at, ExpiryReason.TTL)
-        # _stored_alias, inline: this is the hottest read of all
-        record = self._storage.get(self._index.alias_key(canonical))
-        if record is None or isinstance(record, Tombstone):
-            self._refuse_missing(canonical, record)
-        record = self._records.present(record, canonical)
+        record = self._stored_alias(canonical)
         record.check_usable(now)
         if reason is not None:
             self._storage.append(alias_event(record, AliasEvent.UNMASKED, now, reason=reason))
@@ -495,23 +490,13 @@ class Tracker(RulesMethods, TimelineMethods, ErasureMethods, LifecycleMethods):
             RevokedAlias, ExpiredAlias: purged.
         """
         record = self._storage.get(self._index.alias_key(canonical))
-        if record is None or isinstance(record, Tombstone):
-            self._refuse_missing(canonical, record)
-        return self._records.present(record, canonical)
-
-    @staticmethod
-    def _refuse_missing(canonical: str, record: Tombstone | None) -> NoReturn:
-        """Raise what a verified alias without a stored record is.
-
-        Raises:
-            UnknownAlias: not in storage.
-            RevokedAlias, ExpiredAlias: purged (``record`` is its tombstone).
-        """
         if record is None:
             raise UnknownAlias(canonical)
-        if record.reason is ExpiryReason.REVOKED:
-            raise RevokedAlias(canonical, record.expired_at)
-        raise ExpiredAlias(canonical, record.expired_at, record.reason)
+        if isinstance(record, Tombstone):
+            if record.reason is ExpiryReason.REVOKED:
+                raise RevokedAlias(canonical, record.expired_at)
+            raise ExpiredAlias(canonical, record.expired_at, record.reason)
+        return self._records.present(record, canonical)
 
     def aliases(self, conversation: str, *, store: str = DEFAULT_STORE) -> list[Alias]:
         """Every alias of ``store``'s ``conversation`` in storage (not purged), oldest first."""
