@@ -148,9 +148,7 @@ class DirectSQL:
             for name, convert in self.conversions:
                 params[name] = convert(params[name])
         except (ValueError, TypeError) as exc:
-            raise sa_exc.StatementError(
-                str(exc), self.text, params, exc, hide_parameters=True
-            ) from exc
+            raise self._refused(exc, params) from exc
         return params
 
     def parameters(self, values: Mapping[str, Any]) -> dict[str, Any] | list[Any]:
@@ -167,9 +165,11 @@ class DirectSQL:
                 for name, convert in self._plan
             ]
         except (ValueError, TypeError) as exc:
-            raise sa_exc.StatementError(
-                str(exc), self.text, dict(values), exc, hide_parameters=True
-            ) from exc
+            raise self._refused(exc, values) from exc
+
+    def _refused(self, exc: Exception, values: Mapping[str, Any]) -> sa_exc.StatementError:
+        """A value its column type refused, as SQLAlchemy raises it (parameters hidden)."""
+        return sa_exc.StatementError(str(exc), self.text, dict(values), exc, hide_parameters=True)
 
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
         """A row as SQLAlchemy would return it: converted by column type, datetimes in UTC."""
