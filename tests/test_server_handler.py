@@ -196,11 +196,41 @@ def test_the_server_reads_an_smtp_address_as_aiosmtpd_does(arg: str, limit: int)
     assert _read(server._getaddr, arg) == _read(partial(SMTP._getaddr, server), arg)  # noqa: SLF001
 
 
+_ATOMS = st.lists(
+    st.text(alphabet="abcXYZ09-_+!#$%&'*/=?^`{|}~", min_size=1, max_size=6), min_size=1, max_size=3
+)
+_TAILS = st.lists(
+    st.sampled_from(
+        [" ", "\t", "\n", "\x0b", "\xa0", "(", ")", "(c)", "x", "SIZE=1", ">", "<", "é"]
+    ),
+    max_size=6,
+).map("".join)
+
+
+@given(_ATOMS, _ATOMS, _TAILS, st.sampled_from([0, 3, 64]))
+def test_the_server_reads_a_plain_angle_address_as_aiosmtpd_does(
+    local: list[str], domain: list[str], tail: str, limit: int
+) -> None:
+    # the shape its shortcut reads (``<dot-atom@dot-atom>``), with what may follow it
+    arg = f"<{'.'.join(local)}@{'.'.join(domain)}>{tail}"
+    server = _smtp_class()(RelayHandler.__new__(RelayHandler))
+    server.local_part_limit = limit
+    assert _read(server._getaddr, arg) == _read(partial(SMTP._getaddr, server), arg)  # noqa: SLF001
+
+
 @pytest.mark.parametrize(
     "arg",
     [
         "",
         "<>",
+        "<maria@example.com.br> (a comment) SIZE=1000",
+        "<maria@example.com.br>(a comment)",
+        "<maria@example.com.br>\t \tSIZE=1000",
+        "<maria@example.com.br>\nSIZE=1000",
+        "<Maria.Silva+pedido@Example.COM.br>",
+        "<maria..silva@example.com.br>",
+        "<.maria@example.com.br>",
+        "<maria@example..com.br>",
         "<maria@example.com.br>",
         "<maria@example.com.br> SIZE=1000 BODY=8BITMIME",
         "maria@example.com.br SMTPUTF8",

@@ -625,6 +625,15 @@ def _close(protocol: Any) -> None:
         transport.close()
 
 
+_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+#: ``<local@domain>``, both dot-atoms of ASCII atext, then anything: the address and the tail.
+_PLAIN_ANGLE_ADDR: Final = re.compile(
+    rf"<({_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*)>(.*)\Z", re.DOTALL
+)
+#: What starts folding white space for :mod:`email`'s parser (``CFWS_LEADER`` less ``(``).
+_WSP: Final = frozenset(" \t")
+
+
 def _smtp_address(arg: str, local_part_limit: int = 0) -> tuple[str | None, str | None]:
     """The address of a ``MAIL FROM:`` or ``RCPT TO:`` argument, and what follows it.
 
@@ -638,19 +647,37 @@ def _smtp_address(arg: str, local_part_limit: int = 0) -> tuple[str | None, str 
     """
     if not arg:
         return "", ""
-    address: Any
-    try:
-        if arg.lstrip().startswith("<"):
-            address, rest = get_angle_addr(arg)
-        else:
-            address, rest = get_addr_spec(arg)
-    except HeaderParseError:
-        return None, None
-    addr: str = address.addr_spec
+    found = _plain_address(arg)
+    if found is None:
+        address: Any
+        try:
+            if arg.lstrip().startswith("<"):
+                address, rest = get_angle_addr(arg)
+            else:
+                address, rest = get_addr_spec(arg)
+        except HeaderParseError:
+            return None, None
+        found = (address.addr_spec, rest)
+    addr, rest = found
     local, _, _ = addr.rpartition("@")
     if local_part_limit and len(local) > local_part_limit:
         return None, None
     return addr, rest
+
+
+def _plain_address(arg: str) -> tuple[str, str] | None:
+    """``_smtp_address`` of ``<dot-atom@dot-atom>`` in ASCII, what nearly every client sends.
+
+    :mod:`email`'s parser gives such an address back unchanged, and what
+    follows it with its leading white space removed; ``None`` for any other
+    argument, and when a comment follows the address (the parser reads it).
+    """
+    plain = _PLAIN_ANGLE_ADDR.match(arg)
+    if plain is None:
+        return None
+    addr, tail = plain.group(1, 2)
+    rest = tail.lstrip() if tail[:1] in _WSP else tail
+    return None if rest.startswith("(") else (addr, rest)
 
 
 def _smtp_class() -> Any:
