@@ -32,6 +32,7 @@ from ct_alias.mail import parse_headers, split_message
 from ct_alias.policy import Window
 from ct_alias.relay import Outcome, Relay
 from ct_alias.rules import Rule
+from ct_alias.storage import EntryCount
 from ct_alias.storage.sql import SQLStorage
 from ct_alias.timeline import Direction, TimelineEntry
 from ct_alias.vocabulary import ConversationState, RuleEvent
@@ -133,6 +134,10 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Counting
 
 @pytest.fixture
 def tracker(clock: FrozenClock, storage: Counting) -> Tracker:
+    return _tracker(clock, storage)
+
+
+def _tracker(clock: FrozenClock, storage: Counting) -> Tracker:
     sealed = isinstance(storage, CountingSQLStorage) and storage.sealed
     t = Tracker(
         storage=storage,
@@ -193,6 +198,61 @@ def test_rules_read_only_what_was_recorded_since(
     ((conversation, after),) = storage.reads
     assert conversation == ORDER
     assert after is not None  # after the fold's position: only the newest entries
+
+
+def test_after_six_hours_an_unchanged_timeline_is_counted_not_read_again(
+    tracker: Tracker, relay: Relay, storage: Counting, customer: Alias, clock: FrozenClock
+) -> None:
+    for _ in range(3):
+        assert send(relay, CARRIER, customer).accepted
+        clock.advance(timedelta(minutes=1))
+    clock.advance(timedelta(hours=6))
+    storage.reads.clear()
+    assert send(relay, CARRIER, customer).accepted
+    # read on from the fold's position; the count matched the entries folded: no whole read
+    assert [after is not None for _, after in storage.reads] == [True]
+
+
+class _UncountedMemory(CountingStorage):
+    """A storage without :class:`EntryCount` (``None`` hides the method from ``isinstance``)."""
+
+    entry_count = None  # type: ignore[assignment]
+
+
+class _UncountedSQL(CountingSQLStorage):
+    """A SQL storage without :class:`EntryCount`."""
+
+    entry_count = None  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("cls", [_UncountedMemory, _UncountedSQL])
+def test_a_storage_that_cannot_count_is_read_again_whole_after_six_hours(
+    cls: type[Counting], clock: FrozenClock, tmp_path: Path
+) -> None:
+    storage: Counting
+    if cls is _UncountedSQL:
+        storage = _UncountedSQL(f"sqlite:///{tmp_path / 'rules.db'}", sealed=False)
+        storage.upgrade()
+    else:
+        storage = _UncountedMemory()
+    probe: object = storage
+    assert not isinstance(probe, EntryCount)
+    tracker = _tracker(clock, storage)
+    relay = Relay(tracker, authenticator=AuthenticationResults(MTA))
+    with_policy(tracker, to_customer_window=Window("delivered", timedelta(days=1)))
+    customer = tracker.mask(CUSTOMER, conversation=ORDER, store="shop")
+    tracker.mask(STORE, conversation=ORDER, store="shop", role=Role.STORE)
+    clock.advance(timedelta(days=3))
+    assert send(relay, STORE, customer).accepted
+    tracker.record_event(ORDER, "canceled", store="shop")
+    clock.advance(timedelta(hours=2))
+    assert send(relay, STORE, customer).accepted
+    tracker.record_event(ORDER, "delivered", store="shop", at=clock.now() - timedelta(days=2))
+    assert send(relay, STORE, customer).accepted  # two days back: not read on
+    clock.advance(timedelta(hours=6))
+    storage.reads.clear()
+    assert send(relay, STORE, customer).code == 550  # read again whole
+    assert [after for _, after in storage.reads] == [None]
 
 
 # -- state ------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ used first out) and reads only the entries since its newest one (less
 :data:`~ct_alias.rules.OVERLAP`, a quarter of an hour, so that an order event recorded a
 little back-dated is seen), so a relayed message costs one small read, and
 nothing at all for a store whose policy sets no rule. An entry back-dated
-further is seen when the fold is read again whole, at most
-:data:`FOLD_REREAD` (six hours) later.
+further is seen at most :data:`FOLD_REREAD` (six hours) later: the fold then
+counts the timeline's entries (when the storage can,
+:class:`~ct_alias.storage.EntryCount`) and reads it again whole only when the
+count is not the number of entries it folded.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from .errors import (
 )
 from .policy import Policy
 from .rules import ConversationRules, RuleFold, RuleRefusal, decide
-from .storage.base import RuleScan, Storage, Tombstone
+from .storage.base import EntryCount, RuleScan, Storage, Tombstone
 from .timeline import EntryKind, TimelineEntry
 from .vocabulary import DEFAULT_STORE, ConversationState, RuleEvent
 
@@ -403,37 +405,59 @@ class RulesMethods:
 
     @contextlib.contextmanager
     def _fold(self, store: str, conversation: str) -> Iterator[RuleFold]:
-        """The conversation's fold, up to date with what was recorded since, held locked."""
+        """The conversation's fold, up to date with what was recorded since, held locked.
+
+        Every :data:`FOLD_REREAD` the fold makes sure no entry recorded with an
+        older time slipped past its reads: it counts the timeline's entries
+        (:class:`~ct_alias.storage.EntryCount`) and folds the whole timeline
+        again only when the count is not the number it folded, or always when
+        the storage cannot count.
+        """
         folds = self._folds
         key = (store, conversation)
         now = self._clock.now()
         with folds.lock:
             cached = folds.folds.get(key)
-            if (
-                cached is None
-                or cached.read_at is None
-                or not timedelta(0) <= now - cached.read_at < FOLD_REREAD
-            ):
+            if cached is None:
                 cached = RuleFold(lambda mid: self._index.message_key(conversation, mid))
-                cached.read_at = now
                 folds.folds[key] = cached
             folds.folds.move_to_end(key)
             while len(folds.folds) > MAX_FOLDS:
                 folds.folds.popitem(last=False)
-        read = folds.reader(self._storage)
+        storage = self._storage
+        counter = storage if isinstance(storage, EntryCount) else None
         with cached.lock:
-            after = cached.read_from()
-            while True:
-                page = read(conversation, store=store, after=after, limit=_PAGE)
-                cached.add(
-                    self._records.open_entry(e) if e.kind is EntryKind.MESSAGE else e
-                    for e in page
-                    if e.seq not in cached.seen
-                )
-                if len(page) < _PAGE:
-                    break
-                after = (page[-1].at, page[-1].seq or 0)
+            due = cached.read_at is not None and not (
+                timedelta(0) <= now - cached.read_at < FOLD_REREAD
+            )
+            if due and counter is None:
+                cached.clear()
+            self._read_on(cached, store, conversation)
+            if (
+                due
+                and counter is not None
+                and counter.entry_count(conversation, store=store) != cached.count
+            ):
+                cached.clear()
+                self._read_on(cached, store, conversation)
+            if due or cached.read_at is None:
+                cached.read_at = now
             yield cached
+
+    def _read_on(self, fold: RuleFold, store: str, conversation: str) -> None:
+        """Fold in what the timeline holds after the fold's position (less the overlap)."""
+        read = self._folds.reader(self._storage)
+        after = fold.read_from()
+        while True:
+            page = read(conversation, store=store, after=after, limit=_PAGE)
+            fold.add(
+                self._records.open_entry(e) if e.kind is EntryKind.MESSAGE else e
+                for e in page
+                if e.seq not in fold.seen
+            )
+            if len(page) < _PAGE:
+                break
+            after = (page[-1].at, page[-1].seq or 0)
 
 
 _PAGE: Final = 500

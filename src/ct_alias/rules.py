@@ -128,8 +128,14 @@ class RuleFold:
     def __init__(self, message_key: Callable[[str], str]) -> None:
         self._message_key = message_key
         self.lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything folded, to fold the whole timeline again (the lock is kept)."""
         self.read_at: datetime | None = None
         self.position: tuple[datetime, int] | None = None
+        #: How many stored entries were folded (each once).
+        self.count = 0
         # the entries folded within OVERLAP of the newest (read again, never folded twice)
         self.seen: dict[int, datetime] = {}
         self.state = ConversationState.OPEN
@@ -148,6 +154,7 @@ class RuleFold:
                 if entry.seq in self.seen:
                     continue
                 self.seen[entry.seq] = entry.at
+                self.count += 1
                 if self.position is None or (entry.at, entry.seq) > self.position:
                     self.position = (entry.at, entry.seq)
             if entry.kind is EntryKind.MESSAGE:

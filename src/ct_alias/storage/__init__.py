@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .._deprecated import renamed
 from .base import (
     AliasChange,
+    EntryCount,
     Erasure,
     ErasureStorage,
     MessageScan,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AliasChange",
+    "EntryCount",
     "Erasure",
     "ErasureStorage",
     "MemoryStorage",

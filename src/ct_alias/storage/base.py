@@ -282,6 +282,23 @@ class RuleScan(Protocol):
 
 
 @runtime_checkable
+class EntryCount(Protocol):
+    """A storage that counts a conversation's timeline entries (optional).
+
+    The conversation rules keep what they folded of a timeline and read only
+    what was recorded since (see :mod:`ct_alias.rules`). Every six hours they
+    make sure no entry recorded with an older time slipped past them: without
+    this protocol by reading the whole timeline again, with it by counting the
+    entries, reading the whole timeline again only when the count differs from
+    the number of entries they folded.
+    """
+
+    def entry_count(self, conversation: str, *, store: str) -> int:
+        """How many entries the conversation's timeline holds (all that ``entries`` reads)."""
+        ...
+
+
+@runtime_checkable
 class PolicyStorage(Protocol):
     """A storage that also keeps the stores' policies (optional; checked with ``isinstance``).
 

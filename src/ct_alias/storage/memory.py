@@ -291,6 +291,11 @@ class MemoryStorage:
             stop = None if limit is None else start + limit
             return timeline[start:stop]
 
+    def entry_count(self, conversation: str, *, store: str) -> int:
+        """See :meth:`EntryCount.entry_count <ct_alias.storage.EntryCount.entry_count>`."""
+        with self._lock:
+            return len(self._timelines.get((store, conversation), ()))
+
     def store_messages(
         self,
         store: str,

@@ -16,6 +16,7 @@ from ..aliases import Alias, AliasStatus, Role
 from ..errors import AliasCollision, ExpiryReason
 from ..storage.base import (
     AliasChange,
+    EntryCount,
     Erasure,
     ErasureStorage,
     RuleScan,
@@ -422,6 +423,23 @@ class StorageContract:
         assert [len(p) for p in pages] == [3, 3, 1]
         assert [e for p in pages for e in p] == stored
         assert storage.entries("order-1", store="shop", limit=2) == stored[:2]
+
+    def test_entry_count_counts_what_entries_reads(self, storage: Storage) -> None:
+        """``entry_count`` (EntryCount, optional): the number of entries ``entries`` returns."""
+        if not isinstance(storage, EntryCount):
+            pytest.skip("the storage does not implement EntryCount (optional)")
+        assert storage.entry_count("order-1", store="shop") == 0
+        for i in range(3):
+            storage.append(make_entry(at=T0 - timedelta(days=i), data={"i": i}))
+        storage.append(make_entry(dedup_key="once", data={"i": 9}))
+        storage.append(make_entry(dedup_key="once", data={"i": 10}))  # the same entry: one
+        storage.append(make_entry("order-2", data={"i": 0}))
+        storage.append(make_entry(store="other", data={"i": 0}))
+        for conversation, store in (("order-1", "shop"), ("order-2", "shop"), ("order-1", "other")):
+            count = storage.entry_count(conversation, store=store)
+            assert count == len(storage.entries(conversation, store=store))
+        assert storage.entry_count("order-1", store="shop") == 4
+        assert storage.entry_count("order-3", store="shop") == 0
 
     def test_rule_entries_reduce_only_messages_data(self, storage: Storage) -> None:
         """``rule_entries`` (RuleScan, optional): ``entries`` with a message's data reduced."""

@@ -178,6 +178,14 @@ class Statements:
         # an OFFSET given at each run (always 0): SQLite's LIMIT needs one, and a statement
         # sent directly (see .direct) has only parameters given at each run
         paged = rule_timeline.limit(limit).offset(sa.bindparam("offset", type_=sa.Integer))
+        #: How many entries a conversation's timeline holds.
+        self.entry_count = (
+            sa.select(sa.func.count())
+            .select_from(t)
+            .where(
+                t.c.store == sa.bindparam("store"), t.c.conversation == sa.bindparam("conversation")
+            )
+        )
         #: The statements of :meth:`rule_entries`, by whether they read after a position.
         self.rule_pages: Mapping[bool, sa.Select[Any]] = {False: paged, True: paged.where(later)}
         self.store_messages = (

@@ -631,6 +631,16 @@ class SQLStorage:
         direct = self._rule_pages.get(after is not None)
         return self._transactions.fetch_all(operation, direct, params, work, rule_entry_from_row)
 
+    def entry_count(self, conversation: str, *, store: str) -> int:
+        """See :meth:`EntryCount.entry_count <ct_alias.storage.EntryCount.entry_count>`."""
+        statement = self._sql.entry_count
+        params = {"store": store, "conversation": conversation}
+
+        def work(conn: Connection) -> int:
+            return int(conn.execute(statement, params).scalar_one())
+
+        return self._run("counting a timeline", work, write=False, retry_lost=True)
+
     def store_messages(
         self,
         store: str,
