@@ -425,17 +425,17 @@ class RulesMethods:
             while len(folds.folds) > MAX_FOLDS:
                 folds.folds.popitem(last=False)
         storage = self._storage
-        counter = storage if isinstance(storage, EntryCount) else None
         with cached.lock:
             due = cached.read_at is not None and not (
                 timedelta(0) <= now - cached.read_at < FOLD_REREAD
             )
+            # a protocol isinstance inspects the storage: only when due, not every message
+            counter = storage if due and isinstance(storage, EntryCount) else None
             if due and counter is None:
                 cached.clear()
             self._read_on(cached, store, conversation)
             if (
-                due
-                and counter is not None
+                counter is not None
                 and counter.entry_count(conversation, store=store) != cached.count
             ):
                 cached.clear()
