@@ -147,7 +147,7 @@ class Config:
     """Sizes and rounds; ``--quick`` shrinks them.
 
     Rows that only compute in this process (no database server, no socket)
-    are timed in process CPU time (``cpu_pass``): on a shared machine the
+    are timed in process CPU time (:attr:`timer`): on a shared machine the
     wall time of a pass also counts the time other processes held the CPU.
     ``--wall`` times them by the wall clock too.
     """
@@ -164,9 +164,14 @@ class Config:
         """:func:`compare` for a row timed by :meth:`cpu_pass`."""
         return compare(*args, clock=self.clock, **kwargs)
 
-    def cpu_pass(self, fn: Callable[[T], object], inputs: Sequence[T]) -> float:
-        """Mean µs per call of ``fn`` over ``inputs``, once, in CPU time (unless ``--wall``)."""
-        return one_pass(fn, inputs, timer=time.perf_counter if self.wall else time.process_time)
+    @property
+    def timer(self) -> Callable[[], float]:
+        """The clock of in-process rows: process CPU time, unless ``--wall``."""
+        return time.perf_counter if self.wall else time.process_time
+
+    def cpu_pass(self, fn: Callable[[T], object], inputs: Sequence[T]) -> Sliced:
+        """A pass of ``fn`` over ``inputs`` for :func:`interleaved`, in :attr:`timer`."""
+        return Sliced.over(fn, inputs, self.timer)
 
     @property
     def rounds(self) -> int:
@@ -242,13 +247,50 @@ def one_pass(
     return (timer() - start) / len(inputs) * 1e6
 
 
+#: How many slices :func:`interleaved` cuts each pass into. A shared virtual CPU's
+#: speed can halve for a second at a time (another tenant on the same core), so a
+#: figure and its floor take turns every few milliseconds, not every pass.
+SLICES = 64
+
+
+@dataclass(frozen=True)
+class Sliced:
+    """A timed pass of a call over inputs, which :func:`interleaved` runs in slices.
+
+    ``start`` is called at the start of every round and returns that round's
+    call and inputs (a new tracker, fresh messages): only the calls are timed.
+    Called whole, it is one pass: mean µs per call.
+    """
+
+    start: Callable[[], tuple[Callable[[Any], object], Sequence[Any]]]
+    timer: Callable[[], float] = time.perf_counter
+
+    @classmethod
+    def over(
+        cls,
+        fn: Callable[[T], object],
+        inputs: Sequence[T],
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> Sliced:
+        """The same call over the same inputs every round."""
+        return cls(lambda: (fn, inputs), timer)
+
+    def __call__(self) -> float:
+        fn, inputs = self.start()
+        return one_pass(fn, inputs, timer=self.timer)
+
+
 def interleaved(rounds: int, *passes: Callable[[], float]) -> list[list[float]]:
     """Run the passes in rounds, one sample of each per round; every pass's samples.
 
-    A warm-up round is not counted. Within a round the passes run one after
-    the other, in reverse order every other round, so a figure and its floor
-    see the same conditions on a noisy (shared, virtual) machine.
+    A warm-up round is not counted. When every pass is :class:`Sliced`, each
+    round runs them slice by slice (:data:`SLICES`), taking turns, so a
+    figure and its floor see the same conditions on a noisy (shared, virtual)
+    machine; a pass's sample is its time over all its slices. Other passes
+    run whole, one after the other, in reverse order every other round.
     """
+    if passes and all(isinstance(run, Sliced) for run in passes):
+        return _in_slices(rounds, [run for run in passes if isinstance(run, Sliced)])
     for run in passes:  # warm up
         run()
     samples: list[list[float]] = [[] for _ in passes]
@@ -256,6 +298,27 @@ def interleaved(rounds: int, *passes: Callable[[], float]) -> list[list[float]]:
     for r in range(rounds):
         for i in order if r % 2 == 0 else reversed(order):
             samples[i].append(passes[i]())
+    return samples
+
+
+def _in_slices(rounds: int, passes: Sequence[Sliced]) -> list[list[float]]:
+    samples: list[list[float]] = [[] for _ in passes]
+    order = list(range(len(passes)))
+    for r in range(-1, rounds):  # round -1 warms up
+        started = [run.start() for run in passes]
+        spent = [0.0] * len(passes)
+        for s in range(SLICES):
+            for i in order if (r + s) % 2 == 0 else reversed(order):
+                fn, inputs = started[i]
+                part = inputs[len(inputs) * s // SLICES : len(inputs) * (s + 1) // SLICES]
+                timer = passes[i].timer
+                begin = timer()
+                for item in part:
+                    fn(item)
+                spent[i] += timer() - begin
+        if r >= 0:
+            for i, (_, inputs) in enumerate(started):
+                samples[i].append(spent[i] / len(inputs) * 1e6)
     return samples
 
 
@@ -310,15 +373,15 @@ def bench_codec(cfg: Config) -> Iterable[Row]:
 
     encode, srs_fwd, sign = interleaved(
         cfg.rounds,
-        lambda: cfg.cpu_pass(lambda _: codec.encode(COMPLEX_V1, expires, bind=bind), tokens),
-        lambda: cfg.cpu_pass(lambda s: srs.forward(s, DOMAIN), senders),
-        lambda: cfg.cpu_pass(signer.sign, senders),
+        cfg.cpu_pass(lambda _: codec.encode(COMPLEX_V1, expires, bind=bind), tokens),
+        cfg.cpu_pass(lambda s: srs.forward(s, DOMAIN), senders),
+        cfg.cpu_pass(signer.sign, senders),
     )
     decode, srs_rev, unsign = interleaved(
         cfg.rounds,
-        lambda: cfg.cpu_pass(lambda t: codec.decode(COMPLEX_V1, t, bind=bind), tokens),
-        lambda: cfg.cpu_pass(srs.reverse, forwarded),
-        lambda: cfg.cpu_pass(lambda s: signer.unsign(s, max_age=86400 * 60), signed),
+        cfg.cpu_pass(lambda t: codec.decode(COMPLEX_V1, t, bind=bind), tokens),
+        cfg.cpu_pass(srs.reverse, forwarded),
+        cfg.cpu_pass(lambda s: signer.unsign(s, max_age=86400 * 60), signed),
     )
     yield cfg.row("codec encode", encode, "srslib SRS forward", srs_fwd, 1.0)
     yield cfg.row("codec decode+verify", decode, "srslib SRS reverse", srs_rev, 1.0)
@@ -332,22 +395,18 @@ def bench_mask(cfg: Config) -> Iterable[Row]:
     n = cfg.n(10_000)
     inputs = addresses(n)
 
-    def new_addresses() -> float:
-        tracker = make_tracker()
-        return cfg.cpu_pass(lambda a: tracker.mask(a, conversation="order-1"), inputs)
-
-    def essential_steps() -> float:
-        return cfg.cpu_pass(essential_mask(), inputs)
+    def new_addresses() -> tuple[Callable[[str], object], list[str]]:
+        return partial(make_tracker().mask, conversation="order-1"), inputs
 
     tracker = make_tracker()
     for a in inputs:
         tracker.mask(a, conversation="order-1")
     project, again, floor, essential = interleaved(
         cfg.rounds,
-        new_addresses,
-        lambda: cfg.cpu_pass(lambda a: tracker.mask(a, conversation="order-1"), inputs),
-        lambda: cfg.cpu_pass(lambda a: validate_email(a, check_deliverability=False), inputs),
-        essential_steps,
+        Sliced(new_addresses, cfg.timer),
+        cfg.cpu_pass(lambda a: tracker.mask(a, conversation="order-1"), inputs),
+        cfg.cpu_pass(lambda a: validate_email(a, check_deliverability=False), inputs),
+        Sliced(lambda: (essential_mask(), inputs), cfg.timer),
     )
     yield cfg.row(
         "mask, new address (memory)", project, "email_validator.validate_email", floor, 1.5
@@ -445,8 +504,8 @@ def bench_unmask(cfg: Config) -> Iterable[Row]:
     floor_name = "HMAC-SHA256 verify + dict lookup"
     project, floor = interleaved(
         cfg.rounds,
-        lambda: cfg.cpu_pass(plain.unmask, plain_aliases),
-        lambda: cfg.cpu_pass(floor_fn, messages),
+        cfg.cpu_pass(plain.unmask, plain_aliases),
+        cfg.cpu_pass(floor_fn, messages),
     )
     yield cfg.row("unmask (memory)", project, floor_name, floor, 2.5)
 
@@ -461,12 +520,12 @@ def bench_unmask(cfg: Config) -> Iterable[Row]:
 
     store.calls.clear()
     forged_us, forged_floor = interleaved(
-        cfg.rounds, lambda: cfg.cpu_pass(reject, forged), lambda: cfg.cpu_pass(floor_fn, messages)
+        cfg.rounds, cfg.cpu_pass(reject, forged), cfg.cpu_pass(floor_fn, messages)
     )
     forged_lookups = store.calls["get"]
     clock.advance(timedelta(days=61))
     expired_us, expired_floor = interleaved(
-        cfg.rounds, lambda: cfg.cpu_pass(reject, aliases), lambda: cfg.cpu_pass(floor_fn, messages)
+        cfg.rounds, cfg.cpu_pass(reject, aliases), cfg.cpu_pass(floor_fn, messages)
     )
     expired_lookups = store.calls["get"] - forged_lookups
     yield cfg.row(
@@ -911,10 +970,10 @@ def bench_messages(cfg: Config) -> Iterable[Row]:
     parse = BytesParser(policy=email.policy.SMTP).parsebytes
     small_us, large_us, std_small, std_large = interleaved(
         cfg.rounds,
-        lambda: cfg.cpu_pass(record, [small] * n_small),
-        lambda: cfg.cpu_pass(record, [large] * n_large),
-        lambda: cfg.cpu_pass(parse, [small] * n_small),
-        lambda: cfg.cpu_pass(parse, [large] * n_large),
+        cfg.cpu_pass(record, [small] * n_small),
+        cfg.cpu_pass(record, [large] * n_large),
+        cfg.cpu_pass(parse, [small] * n_small),
+        cfg.cpu_pass(parse, [large] * n_large),
     )
     yield cfg.row(
         f"record_message {kb(large)}",
@@ -958,10 +1017,10 @@ def bench_relay(cfg: Config) -> Iterable[Row]:
     n_small, n_large = cfg.n(400), cfg.n(60)
     small_us, large_us, std_small, std_large = interleaved(
         cfg.rounds,
-        lambda: cfg.cpu_pass(handle, [small] * n_small),
-        lambda: cfg.cpu_pass(handle, [large] * n_large),
-        lambda: cfg.cpu_pass(stdlib_parse_and_serialise, [small] * n_small),
-        lambda: cfg.cpu_pass(stdlib_parse_and_serialise, [large] * n_large),
+        cfg.cpu_pass(handle, [small] * n_small),
+        cfg.cpu_pass(handle, [large] * n_large),
+        cfg.cpu_pass(stdlib_parse_and_serialise, [small] * n_small),
+        cfg.cpu_pass(stdlib_parse_and_serialise, [large] * n_large),
     )
     yield cfg.row(
         f"relay.handle {kb(large)}",
@@ -1055,8 +1114,8 @@ def bench_rules(cfg: Config) -> Iterable[Row]:
             n = cfg.n(200)
             plain, ruled = interleaved(
                 cfg.rounds,
-                lambda: one_pass(handle, [message("plain") for _ in range(n)]),
-                lambda: one_pass(handle, [message("rules") for _ in range(n)]),
+                Sliced(lambda: (handle, [message("plain") for _ in range(n)])),
+                Sliced(lambda: (handle, [message("rules") for _ in range(n)])),
             )
         finally:
             storage.close()
@@ -1108,10 +1167,10 @@ def bench_moderation(cfg: Config) -> Iterable[Row]:
     n_usual, n_text = cfg.n(400), cfg.n(100)
     usual_plain, usual_moderated, text_plain, text_moderated = interleaved(
         cfg.rounds,
-        lambda: cfg.cpu_pass(handler(plain), [usual] * n_usual),
-        lambda: cfg.cpu_pass(handler(moderated), [usual] * n_usual),
-        lambda: cfg.cpu_pass(handler(plain), [text] * n_text),
-        lambda: cfg.cpu_pass(handler(moderated), [text] * n_text),
+        cfg.cpu_pass(handler(plain), [usual] * n_usual),
+        cfg.cpu_pass(handler(moderated), [usual] * n_usual),
+        cfg.cpu_pass(handler(plain), [text] * n_text),
+        cfg.cpu_pass(handler(moderated), [text] * n_text),
     )
     yield cfg.row(
         f"relay.handle + delivered, 3 moderators, {kb(usual)}",
@@ -1166,8 +1225,8 @@ def bench_relay_cc(cfg: Config) -> Iterable[Row]:
             n = cfg.n(100)
             one_cc, thousand_cc = interleaved(
                 cfg.rounds,
-                lambda: one_pass(handle, [message("vendas@loja.example.com") for _ in range(n)]),
-                lambda: one_pass(handle, [message(many()) for _ in range(n)]),
+                Sliced(lambda: (handle, [message("vendas@loja.example.com") for _ in range(n)])),
+                Sliced(lambda: (handle, [message(many()) for _ in range(n)])),
             )
         finally:
             storage.close()
@@ -1407,7 +1466,7 @@ def bench_scale(cfg: Config) -> Iterable[Row]:
         aliases = [tracker.mask(a, conversation="o").address for a in addresses(min(n, size))]
         filler = next(iter(store._aliases.values()))  # noqa: SLF001 - pads storage with filler records
         store._aliases.update((os.urandom(16).hex(), filler) for _ in range(size - len(store)))  # noqa: SLF001 - pads storage with filler records
-        unmasks.append(partial(cfg.cpu_pass, tracker.unmask, cycle(aliases, n)))
+        unmasks.append(cfg.cpu_pass(tracker.unmask, cycle(aliases, n)))
     results = dict(zip(sizes, interleaved(cfg.rounds, *unmasks), strict=True))
     del unmasks
     for size in sizes[1:]:
@@ -1449,7 +1508,7 @@ def _sql_scale(cfg: Config, sizes: list[int], n: int) -> Iterable[Row]:
                             for i in range(batch)
                         ],
                     )
-            unmasks.append(partial(one_pass, tracker.unmask, cycle(aliases, n)))
+            unmasks.append(Sliced.over(tracker.unmask, cycle(aliases, n)))
             stores.append(store)
         results = dict(zip(sizes, interleaved(cfg.rounds, *unmasks), strict=True))
         for store in stores:
@@ -1505,8 +1564,8 @@ def bench_crypto(cfg: Config) -> Iterable[Row]:
                 (sealed_mask if encrypted else plain_mask).append(masks(encrypted, chunk))
         plain_us, sealed_us = interleaved(
             cfg.rounds,
-            lambda: one_pass(trackers[False].unmask, aliases[False]),
-            lambda: one_pass(trackers[True].unmask, aliases[True]),
+            Sliced.over(trackers[False].unmask, aliases[False]),
+            Sliced.over(trackers[True].unmask, aliases[True]),
         )
         for store in stores:
             store.close()
