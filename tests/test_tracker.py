@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from attrs import evolve
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ct_alias import (
     Alias,
@@ -27,6 +29,7 @@ from ct_alias import (
 )
 from ct_alias.errors import AliasCollision
 from ct_alias.testing import CountingStorage, race
+from ct_alias.tracker import _whole_seconds
 
 from .conftest import DOMAIN
 
@@ -386,3 +389,10 @@ def test_an_expired_alias_in_the_slot_is_replaced(clock: FrozenClock) -> None:
     second = tracker.mask("maria@example.com", conversation="o1")
     assert second.address != first.address
     assert storage.calls["get_or_create"] == 2
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_expiry_is_cut_to_whole_seconds_as_replace_would(moment: datetime) -> None:
+    cut = _whole_seconds(moment)
+    assert cut == moment.replace(microsecond=0)
+    assert cut.tzinfo is UTC

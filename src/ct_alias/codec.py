@@ -34,13 +34,13 @@ import functools
 import hashlib
 import hmac
 import importlib
-import os
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from attrs import field, frozen
 from itsdangerous import Signer
 
+from ._entropy import random_bytes
 from ._keys import check_key_strength
 from .errors import ConfigurationError, ForgedAlias, MalformedAlias
 
@@ -278,7 +278,7 @@ class AliasCodec:
         if not 0 < expires <= _MAX_EXPIRES:
             raise ConfigurationError(f"expiry {expires_at.isoformat()} cannot be encoded")
         if token_id is None:
-            token_id = os.urandom(fmt.id_size)
+            token_id = random_bytes(fmt.id_size)
         elif len(token_id) != fmt.id_size:
             raise ConfigurationError(f"{fmt.name} token ids are {fmt.id_size} bytes")
         body = fmt.header + token_id + expires.to_bytes(_EXPIRES_SIZE, "big")
