@@ -653,17 +653,14 @@ def bench_sql_unmask(cfg: Config) -> Iterable[Row]:
                     with bare.connect() as conn:
                         return conn.execute(query, {"key": key}).first()  # type: ignore[call-overload]
 
-                passes = [
-                    lambda t=tracker, a=aliases: one_pass(t.unmask, a),
-                    lambda f=floor_fn, k=keys: one_pass(f, k),
-                ]
+                passes = [Sliced.over(tracker.unmask, aliases), Sliced.over(floor_fn, keys)]
                 if raw is not None:
                     sql = f"SELECT * FROM {table.name} WHERE key = %s"
 
                     def raw_fn(key: object, raw: Any = raw, sql: str = sql) -> object:
                         return raw.execute(sql, (key,)).fetchone()
 
-                    passes.append(lambda f=raw_fn, k=keys: one_pass(f, k))
+                    passes.append(Sliced.over(raw_fn, keys))
                 samples = interleaved(cfg.rounds, *passes)
                 bare.dispose()
                 yield compare(
@@ -684,66 +681,108 @@ def bench_sql_unmask(cfg: Config) -> Iterable[Row]:
                 sql_drop(store)
 
 
+#: A threaded pass cut into batches: each does its share of the round's work in
+#: threads and returns (items done, seconds taken).
+Batches = list[Callable[[], tuple[int, float]]]
+
+#: How many batches a threaded pass is cut into (see :func:`rates_in_turns`).
+BATCHES = 16
+
+
+def rates_in_turns(rounds: int, *passes: Callable[[], Batches]) -> list[list[float]]:
+    """Items per second of threaded passes that take turns batch by batch; every pass's rates.
+
+    Each pass is called at the start of a round for that round's batches;
+    the passes then run one batch each in turn (the order reversed every
+    other turn), so a figure and its floor meet the same machine, as the
+    slices of :func:`interleaved` do. A warm-up round is not counted.
+    """
+    samples: list[list[float]] = [[] for _ in passes]
+    order = list(range(len(passes)))
+    for r in range(-1, rounds):
+        started = [run() for run in passes]
+        done = [0] * len(passes)
+        spent = [0.0] * len(passes)
+        for b in range(max(len(batches) for batches in started)):
+            for i in order if (r + b) % 2 == 0 else reversed(order):
+                if b < len(started[i]):
+                    items, seconds = started[i][b]()
+                    done[i] += items
+                    spent[i] += seconds
+        if r >= 0:
+            for i in order:
+                samples[i].append(done[i] / spent[i])
+    return samples
+
+
+def threaded_batches(
+    items: Sequence[T], threads: int, work: Callable[[int, Sequence[T]], object]
+) -> Batches:
+    """:data:`BATCHES` batches of ``items``; each runs ``work(i, share)`` in ``threads`` threads."""
+
+    def batch(part: Sequence[T]) -> Callable[[], tuple[int, float]]:
+        per_thread = len(part) // threads
+        return lambda: (
+            per_thread * threads,
+            in_threads(threads, lambda i: work(i, part[i * per_thread : (i + 1) * per_thread])),
+        )
+
+    size = len(items)
+    return [batch(items[size * b // BATCHES : size * (b + 1) // BATCHES]) for b in range(BATCHES)]
+
+
 def insert_floor(
     bare: sa.Engine, table: sa.Table, n: int, threads: int, turns: threading.Lock | None
-) -> Callable[[], float]:
+) -> Callable[[], Batches]:
     """A pass inserting ``n`` new alias rows in ``threads`` threads, one statement each.
 
     With ``turns``, each insert is a transaction taken in turns (SQLite).
     """
     insert = table.insert()
-    per_thread = n // threads
 
-    def inserts() -> float:
-        rows = [alias_values(bench_alias(f"bare-{i}")) for i in range(n)]
-
-        def work(i: int) -> None:
-            for row in rows[i * per_thread : (i + 1) * per_thread]:
-                if turns is None:
-                    with bare.connect() as conn:
-                        conn.execute(insert, row)
-                    continue
-                with turns, bare.begin() as conn:
+    def work(_: int, rows: Sequence[dict[str, Any]]) -> None:
+        for row in rows:
+            if turns is None:
+                with bare.connect() as conn:
                     conn.execute(insert, row)
+                continue
+            with turns, bare.begin() as conn:
+                conn.execute(insert, row)
 
-        return n / in_threads(threads, work)
+    def inserts() -> Batches:
+        rows = [alias_values(bench_alias(f"bare-{i}")) for i in range(n)]
+        return threaded_batches(rows, threads, work)
 
     return inserts
 
 
-def raw_insert_floor(raws: list[Any], table: sa.Table, n: int) -> Callable[[], float]:
+def raw_insert_floor(raws: list[Any], table: sa.Table, n: int) -> Callable[[], Batches]:
     """Like :func:`insert_floor`, on raw psycopg connections in autocommit mode."""
-    threads = len(raws)
-    per_thread = n // threads
     columns = list(alias_values(bench_alias("x")))
     marks = ", ".join(["%s"] * len(columns))
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
 
-    def inserts() -> float:
+    def work(i: int, rows: Sequence[list[Any]]) -> None:
+        for row in rows:
+            raws[i].execute(sql, row)
+
+    def inserts() -> Batches:
         rows = [list(alias_values(bench_alias(f"raw-{i}")).values()) for i in range(n)]
-
-        def work(i: int) -> None:
-            for row in rows[i * per_thread : (i + 1) * per_thread]:
-                raws[i].execute(sql, row)
-
-        return n / in_threads(threads, work)
+        return threaded_batches(rows, len(raws), work)
 
     return inserts
 
 
-def mask_pass(tracker: Tracker, n: int, threads: int) -> Callable[[], float]:
-    """A pass masking ``n`` new addresses in ``threads`` threads: masks per second."""
-    per_thread = n // threads
+def mask_pass(tracker: Tracker, n: int, threads: int) -> Callable[[], Batches]:
+    """A pass masking ``n`` new addresses in ``threads`` threads."""
     batches = iter(range(10**9))
 
-    def masks() -> float:
-        inputs = addresses(n, prefix=f"customer{next(batches)}")
+    def work(i: int, share: Sequence[str]) -> None:
+        for address in share:
+            tracker.mask(address, conversation=f"order-{i}")
 
-        def work(i: int) -> None:
-            for address in inputs[i * per_thread : (i + 1) * per_thread]:
-                tracker.mask(address, conversation=f"order-{i}")
-
-        return n / in_threads(threads, work)
+    def masks() -> Batches:
+        return threaded_batches(addresses(n, prefix=f"customer{next(batches)}"), threads, work)
 
     return masks
 
@@ -789,7 +828,7 @@ def bench_sql_mask(cfg: Config) -> Iterable[Row]:
                 ]
                 if raws:
                     passes.append(raw_insert_floor(raws, table, n))
-                samples = interleaved(cfg.rounds, *passes)
+                samples = rates_in_turns(cfg.rounds, *passes)
                 rate = {"unit": "/s", "higher_is_better": True}
                 yield compare(
                     name,
